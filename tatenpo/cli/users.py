@@ -1,0 +1,26 @@
+"""`flask create-user EMAIL --password PW [--role staff|support]`."""
+from __future__ import annotations
+
+import click
+from flask import current_app
+
+from .. import auth
+from ..extensions import db
+from . import fail
+
+
+def register(app) -> None:
+    @app.cli.command("create-user")
+    @click.argument("email")
+    @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+    @click.option("--role", type=click.Choice(["staff", "support"]), default="staff", show_default=True)
+    @click.option("--locale", type=click.Choice(["ja", "en"]), default="ja", show_default=True)
+    def create_user(email: str, password: str, role: str, locale: str) -> None:
+        """Create a user who can log in."""
+        try:
+            user = auth.create_user(email, password, role=role, locale=locale)
+        except ValueError as exc:
+            fail(exc)
+        db.session.commit()
+        current_app.extensions.pop("tatenpo.has_users", None)
+        click.echo(f"created user {user.id} {user.email} ({user.role})")

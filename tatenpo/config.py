@@ -1,0 +1,73 @@
+"""Configuration: defaults, then the environment, then instance/config.py (loaded by the factory).
+
+Only `DATABASE_URL` and `REDIS_URL` are needed to move from the embedded default (SQLite and an
+embedded Redis under instance/) to PostgreSQL and a shared Redis server.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _int_env(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def _bool_env(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.lower() in ("1", "true", "yes", "on")
+
+
+def database_url(instance_path: str) -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url:
+        return "sqlite:///" + str(Path(instance_path) / "tatenpo.db")
+    # Heroku-style and plain postgres URLs select psycopg 3, the driver we pin.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def embedded_redis_socket(instance_path: str) -> str:
+    return str(Path(instance_path) / "redis.sock")
+
+
+def redis_url(instance_path: str) -> str:
+    return os.environ.get("REDIS_URL") or "unix://" + embedded_redis_socket(instance_path)
+
+
+def defaults(instance_path: str) -> dict:
+    """The configuration before instance/config.py and test overrides are applied."""
+    https = _bool_env("HTTPS")
+    return {
+        "SQLALCHEMY_DATABASE_URI": database_url(instance_path),
+        "REDIS_URL": redis_url(instance_path),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Session cookies: never readable by scripts; Secure when served over HTTPS.
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": https,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SECURE": https,
+        "HTTPS": https,
+        "TRUST_PROXY": _bool_env("TRUST_PROXY"),
+        "WTF_CSRF_TIME_LIMIT": None,
+        "BABEL_DEFAULT_LOCALE": "ja",
+        "BABEL_DEFAULT_TIMEZONE": os.environ.get("TIMEZONE", "Asia/Tokyo"),
+        "LANGUAGES": ["ja", "en"],
+        "MAX_CONTENT_LENGTH": _int_env("MAX_UPLOAD_MB", 100) * 1024 * 1024,
+        "SYNC_INTERVAL_SECONDS": _int_env("SYNC_INTERVAL_SECONDS", 300),
+        "MALL_TIMEOUT_SECONDS": _int_env("MALL_TIMEOUT_SECONDS", 20),
+        "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
+        "MAIL_PORT": _int_env("MAIL_PORT", 25),
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "tatenpo@localhost"),
+        "ORDER_MAIL_DOMAIN": os.environ.get("ORDER_MAIL_DOMAIN", "orders.tatenpo.local"),
+        "SANDBOX_URL": os.environ.get(
+            "SANDBOX_URL", "http://127.0.0.1:%s" % os.environ.get("SANDBOX_HTTP_PORT", "5001")
+        ),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+    }

@@ -1,0 +1,208 @@
+"""The stock rules. Every change of a product's stock goes through `set_stock` or `adjust_stock`, which, in
+the caller's transaction: validate, change the quantity, append a StockHistory row, and create or refresh
+the SyncEntry of every listing of the product that is to be pushed. The caller commits (a bulk import
+commits once, so a failed file changes nothing); nothing here commits or knows about HTTP.
+
+What is pushed: max(0, 販売可能数 − the store's 保留在庫), capped by the listing's maximum. A listing of a
+product that is 在庫管理しない, of a store that is 停止中, unlinked, or with sync off is not pushed.
+"""
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+from typing import Optional
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import joinedload
+
+from .extensions import db
+from .models import Listing, Product, StockChangeKind, StockHistory, Store, SyncEntry, User, utcnow
+
+# The largest stock the database column (a 32-bit integer) and every mall can take.
+MAX_QUANTITY = 99_999_999
+
+# Session.info key: stores whose schedule changed in this transaction (sync.py acts on it after commit).
+STORES_CHANGED = "tatenpo.stores_changed"
+
+
+class StockError(ValueError):
+    """Invalid stock input; the message is for the user, in their language."""
+
+    def __init__(self, message) -> None:
+        super().__init__(str(message))
+        self.message = message
+
+
+def parse_quantity(value, *, allow_sign: bool = False) -> int:
+    """A quantity typed by a person or read from a CSV: full-width digits and thousands separators allowed
+    (１，０００ → 1000); decimals, words and empty input are refused with a message saying why."""
+    if isinstance(value, bool):
+        raise StockError(_l("Enter a whole number."))
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise StockError(_l("Enter a whole number (no decimals)."))
+    text = unicodedata.normalize("NFKC", str(value)).strip().replace(",", "")
+    if text == "":
+        raise StockError(_l("Enter a quantity."))
+    sign = ""
+    if text[0] in "+-":
+        sign, text = text[0], text[1:]
+        if not allow_sign and sign == "+":
+            sign = ""
+    if not text.isdigit():
+        raise StockError(_l("“%(value)s” is not a whole number.", value=str(value)))
+    return int(sign + text)
+
+
+def _validate_result(quantity: int) -> None:
+    if quantity < 0:
+        raise StockError(_l("Stock cannot go below zero (the result would be %(q)s).", q=quantity))
+    if quantity > MAX_QUANTITY:
+        raise StockError(_l("Stock cannot exceed %(max)s.", max=f"{MAX_QUANTITY:,}"))
+
+
+def lock_product(product_id: int) -> Product:
+    """Take the product's row lock and return its current state.
+
+    The first statement is a write on purpose: on PostgreSQL it holds the row lock until commit; on SQLite
+    it takes the database's write lock before anything is read, so the value read below cannot be stale.
+    Both backends then serialise concurrent changes to one product instead of losing one of them.
+    """
+    result = db.session.execute(
+        update(Product)
+        .where(Product.id == product_id)
+        .values(version=Product.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 0:
+        raise StockError(_l("The product no longer exists."))
+    return db.session.execute(
+        select(Product).where(Product.id == product_id).execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def set_stock(
+    product: Product | int,
+    quantity,
+    *,
+    kind: StockChangeKind = StockChangeKind.MANUAL,
+    user: Optional[User] = None,
+    note: Optional[str] = None,
+) -> StockHistory:
+    """Set 在庫数 to `quantity` (absolute)."""
+    target = parse_quantity(quantity)
+    _validate_result(target)
+    locked = lock_product(product if isinstance(product, int) else product.id)
+    return _record(locked, target - locked.on_hand, kind=kind, user=user, note=note)
+
+
+def adjust_stock(
+    product: Product | int,
+    delta,
+    *,
+    kind: StockChangeKind = StockChangeKind.MANUAL,
+    user: Optional[User] = None,
+    note: Optional[str] = None,
+) -> StockHistory:
+    """Change 在庫数 by `delta` (±N)."""
+    change = parse_quantity(delta, allow_sign=True)
+    locked = lock_product(product if isinstance(product, int) else product.id)
+    _validate_result(locked.on_hand + change)
+    return _record(locked, change, kind=kind, user=user, note=note)
+
+
+def _record(product: Product, change: int, *, kind, user, note) -> StockHistory:
+    product.on_hand += change
+    entry = StockHistory(
+        product_id=product.id,
+        product_code=product.code,
+        change=change,
+        quantity_after=product.on_hand,
+        kind=int(StockChangeKind(kind)),
+        user_id=user.id if user is not None else None,
+        note=note,
+    )
+    db.session.add(entry)
+    db.session.flush()
+    listings = db.session.scalars(
+        select(Listing).options(joinedload(Listing.store)).where(Listing.product_id == product.id)
+    ).all()
+    schedule(listings)
+    return entry
+
+
+def pushed_quantity(listing: Listing, product: Optional[Product] = None, store: Optional[Store] = None) -> Optional[int]:
+    """The quantity the mall should show for this listing, or None when the listing is not pushed."""
+    product = product or listing.product
+    store = store or listing.store
+    if product is None or not listing.sync_enabled or not product.stock_managed or not store.auto_sync:
+        return None
+    quantity = max(0, product.sellable - (store.safety_stock or 0))
+    if listing.max_quantity is not None:
+        quantity = min(quantity, listing.max_quantity)
+    return quantity
+
+
+def schedule(listings: Iterable[Listing]) -> int:
+    """Create or refresh the open SyncEntry of each listing that is to be pushed; returns how many.
+
+    One upsert per call (INSERT … ON CONFLICT on the listing): a push closing the entry at the same moment
+    can never make this change disappear, since whichever commits second leaves an entry with the newest
+    target (a push closes an entry only when its version is still the one it pushed).
+    """
+    now = utcnow()
+    rows = []
+    stores: set[int] = set()
+    for listing in listings:
+        quantity = pushed_quantity(listing)
+        if quantity is None:
+            continue
+        rows.append(
+            {
+                "listing_id": listing.id,
+                "store_id": listing.store_id,
+                "target_quantity": quantity,
+                "version": 1,
+                "due_at": now,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        stores.add(listing.store_id)
+    if not rows:
+        return 0
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = SyncEntry.__table__
+    for start in range(0, len(rows), 500):
+        statement = insert(table).values(rows[start : start + 500])
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.listing_id],
+            set_={
+                "target_quantity": statement.excluded.target_quantity,
+                "version": table.c.version + 1,
+                "due_at": now,
+                "attempts": 0,
+                "last_error": None,
+                "updated_at": now,
+            },
+        )
+        db.session.execute(statement)
+    db.session.info.setdefault(STORES_CHANGED, set()).update(stores)
+    return len(rows)
+
+
+def schedule_store(store: Store) -> int:
+    """Re-schedule every linked listing of a store (after its 保留在庫 or 自動在庫同期区分 changed)."""
+    listings = db.session.scalars(
+        select(Listing)
+        .options(joinedload(Listing.product), joinedload(Listing.store))
+        .where(Listing.store_id == store.id, Listing.product_id.is_not(None))
+    ).all()
+    return schedule(listings)

@@ -1,0 +1,127 @@
+"""`make run`: start everything in the foreground — the embedded Redis (unless REDIS_URL is set), the
+database migrations, the web server, one RQ worker, the `rq cron` scheduler and the sandbox malls — and
+stop every one of them on Ctrl-C. Each child runs in its own process group, so nothing is left behind."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import create_app, embedded_redis
+from .config import embedded_redis_socket
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+
+def _wait_for_port(host: str, port: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def _stop(children: list[Child], redis_process) -> None:
+    running = [c for c in children if c.process and c.process.poll() is None]
+    for child in running:
+        try:
+            os.killpg(child.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 15
+    for child in running:
+        try:
+            child.process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for child in running:
+        # Whatever is still alive (a worker's job horse, say) goes now, with its whole group.
+        try:
+            os.killpg(child.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        child.process.wait()
+    if redis_process is not None:
+        embedded_redis.stop(redis_process)
+
+
+def main() -> int:
+    env = dict(os.environ)
+    env.setdefault("TATENPO_INSTANCE", str(ROOT / "instance"))
+    host = env.get("HOST", "127.0.0.1")
+    port = int(env.get("PORT", "5000"))
+
+    redis_process = None
+    if not env.get("REDIS_URL"):
+        instance = env["TATENPO_INSTANCE"]
+        redis_process = embedded_redis.start(Path(instance) / "redis", embedded_redis_socket(instance))
+        env["REDIS_URL"] = "unix://" + embedded_redis_socket(instance)
+    os.environ.update(env)
+
+    app = create_app()
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+        from . import demo
+
+        demo.prepare(app)
+
+    python = str(BIN / "python")
+    children = [
+        Child("web", [str(BIN / "gunicorn"), "--bind", f"{host}:{port}", "--workers", env.get("WEB_WORKERS", "2"),
+                      "--threads", env.get("WEB_THREADS", "4"), "--timeout", "120", "app:app"]),
+        Child("worker", [python, "worker.py"]),
+        Child("scheduler", [str(BIN / "rq"), "cron", "tatenpo.schedule", "--url", env["REDIS_URL"], "--path", str(ROOT)]),
+    ]
+    children += demo.extra_processes(python)
+
+    stopping = False
+
+    def request_stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    exit_code = 0
+    try:
+        for child in children:
+            child.process = subprocess.Popen(child.args, cwd=ROOT, env=env, start_new_session=True)
+        if _wait_for_port(host, port, 60):
+            shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+            print(f"\n  Tatenpo is running: http://{shown}:{port}/   (Ctrl-C stops everything)\n", flush=True)
+            for line in demo.banner_lines():
+                print("  " + line, flush=True)
+        while not stopping:
+            for child in children:
+                if child.process.poll() is not None:
+                    print(f"tatenpo: {child.name} exited with {child.process.returncode}; stopping everything", file=sys.stderr)
+                    exit_code = 1
+                    stopping = True
+                    break
+            time.sleep(0.3)
+    finally:
+        _stop(children, redis_process)
+    print("tatenpo: stopped", flush=True)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""EC sites (stores): creating and changing them. Changing what decides the pushed quantity (保留在庫,
+自動在庫同期区分) re-schedules the store's listings in the same transaction."""
+from __future__ import annotations
+
+from typing import Optional
+
+from flask_babel import lazy_gettext as _l
+
+from . import credentials, inventory
+from .extensions import db
+from .models import Mall, Store
+
+
+class StoreError(ValueError):
+    def __init__(self, message) -> None:
+        super().__init__(str(message))
+        self.message = message
+
+
+def parse_mall(value: str) -> Mall:
+    try:
+        return Mall(value)
+    except ValueError:
+        raise StoreError(
+            _l("Unknown mall “%(mall)s”. Choose one of: %(choices)s.", mall=value, choices=", ".join(m.value for m in Mall))
+        ) from None
+
+
+def create_store(
+    mall: str,
+    name: str,
+    *,
+    endpoint: Optional[str] = None,
+    credential_values: Optional[dict[str, str]] = None,
+    auto_sync: bool = False,
+    immediate_sync: bool = False,
+    safety_stock: int = 0,
+) -> Store:
+    kind = parse_mall(mall)
+    if not name or not name.strip():
+        raise StoreError(_l("Enter the store name."))
+    if safety_stock < 0:
+        raise StoreError(_l("Safety stock cannot be negative."))
+    store = Store(
+        mall=kind.value,
+        name=name.strip(),
+        endpoint=(endpoint or None),
+        auto_sync=auto_sync,
+        immediate_sync=immediate_sync,
+        safety_stock=safety_stock,
+        settings={},
+    )
+    db.session.add(store)
+    if credential_values:
+        credentials.write(store, credential_values)
+    db.session.flush()
+    return store
+
+
+def update_store(store: Store, **changes) -> Store:
+    """Apply changes; re-schedule the store's listings when the pushed quantity may have changed."""
+    reschedule = False
+    for key in ("auto_sync", "safety_stock"):
+        if key in changes and changes[key] != getattr(store, key):
+            reschedule = True
+    if "safety_stock" in changes and changes["safety_stock"] is not None and changes["safety_stock"] < 0:
+        raise StoreError(_l("Safety stock cannot be negative."))
+    for key, value in changes.items():
+        if key == "credentials":
+            credentials.write(store, value or {})
+        else:
+            setattr(store, key, value)
+    db.session.flush()
+    if reschedule:
+        inventory.schedule_store(store)
+    return store

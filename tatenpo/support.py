@@ -1,0 +1,116 @@
+"""The サポートセンター's applications: 申請中 → 設定完了 (or 差し戻し with a comment).
+
+Automatic sync to a mall starts only once an application covering that mall is 設定完了.
+"""
+from __future__ import annotations
+
+import secrets
+from typing import Optional
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from .extensions import db
+from .models import ApplicationStatus, Mall, Store, SupportApplication, User, utcnow
+
+APPLICATION_TYPE_START = "自動受注メール取込・自動在庫同期を開始する"
+APPLICATION_TYPES = [
+    APPLICATION_TYPE_START,
+    "自動受注メール取込・自動在庫同期の設定を変更する",
+    "自動受注メール取込・自動在庫同期を停止する",
+]
+DEFAULT_INQUIRY = "自動受注メール取込みアドレスの申請"
+# The malls one applies for (a mall, not a protocol: 楽天市場 covers the API and the FTP route).
+APPLICATION_MALLS = ["rakuten", "yahoo", "amazon", "shopify"]
+
+
+class ApplicationError(ValueError):
+    def __init__(self, message) -> None:
+        super().__init__(str(message))
+        self.message = message
+
+
+def apply(
+    *,
+    company: str,
+    contact_name: str,
+    malls: list[str],
+    application_type: str = APPLICATION_TYPE_START,
+    contact_email: Optional[str] = None,
+    inquiry: Optional[str] = DEFAULT_INQUIRY,
+    note: Optional[str] = None,
+    applicant: Optional[User] = None,
+) -> SupportApplication:
+    if not (company or "").strip():
+        raise ApplicationError(_l("Enter the company name."))
+    if not (contact_name or "").strip():
+        raise ApplicationError(_l("Enter the contact person's name."))
+    chosen = [m for m in malls if m]
+    unknown = [m for m in chosen if m not in APPLICATION_MALLS]
+    if unknown:
+        raise ApplicationError(_l("Unknown mall: %(malls)s", malls=", ".join(unknown)))
+    if not chosen:
+        raise ApplicationError(_l("Choose at least one mall."))
+    if application_type not in APPLICATION_TYPES:
+        raise ApplicationError(_l("Choose the application type."))
+    application = SupportApplication(
+        company=company.strip(),
+        contact_name=contact_name.strip(),
+        contact_email=(contact_email or "").strip() or None,
+        malls=chosen,
+        application_type=application_type,
+        inquiry=inquiry,
+        note=note,
+        applicant_id=applicant.id if applicant else None,
+        status=ApplicationStatus.PENDING.value,
+    )
+    db.session.add(application)
+    db.session.flush()
+    return application
+
+
+def complete(application: SupportApplication, handled_by: Optional[User] = None) -> list[Store]:
+    """設定完了: marks the application done and issues an order-mail address to each store of its malls
+    that has none yet. Returns the stores that got an address."""
+    if application.status == ApplicationStatus.COMPLETED.value:
+        raise ApplicationError(_l("This application is already completed."))
+    application.status = ApplicationStatus.COMPLETED.value
+    application.completed_at = utcnow()
+    application.handled_by_id = handled_by.id if handled_by else None
+    application.comment = None
+    issued = []
+    for store in db.session.scalars(select(Store).order_by(Store.id)):
+        if Mall(store.mall).family in application.malls and not store.order_mail_address:
+            store.order_mail_address = _order_mail_address(store)
+            issued.append(store)
+    db.session.flush()
+    return issued
+
+
+def return_application(application: SupportApplication, comment: str, handled_by: Optional[User] = None) -> None:
+    """差し戻し: back to the applicant with the reason."""
+    if not (comment or "").strip():
+        raise ApplicationError(_l("Enter the reason for returning the application."))
+    if application.status == ApplicationStatus.COMPLETED.value:
+        raise ApplicationError(_l("This application is already completed."))
+    application.status = ApplicationStatus.RETURNED.value
+    application.comment = comment.strip()
+    application.handled_by_id = handled_by.id if handled_by else None
+    db.session.flush()
+
+
+def covers(mall: str) -> bool:
+    """Is automatic sync to this mall allowed: has an application covering it been 設定完了?"""
+    family = Mall(mall).family
+    for malls in db.session.scalars(
+        select(SupportApplication.malls).where(SupportApplication.status == ApplicationStatus.COMPLETED.value)
+    ):
+        if family in (malls or []):
+            return True
+    return False
+
+
+def _order_mail_address(store: Store) -> str:
+    domain = current_app.config["ORDER_MAIL_DOMAIN"]
+    return f"order-{store.id}-{secrets.token_hex(4)}@{domain}"

@@ -1,0 +1,12 @@
+"""Setup guide. This screen is filled by its own issue; until then it says plainly that it is not ready."""
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+from flask_babel import lazy_gettext as _l
+
+bp = Blueprint("onboarding", __name__)
+
+
+@bp.route("/guide")
+def index():
+    return render_template("not_ready.html", title=_l("Setup guide"))

@@ -1,0 +1,12 @@
+"""Products & stock. This screen is filled by its own issue; until then it says plainly that it is not ready."""
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+from flask_babel import lazy_gettext as _l
+
+bp = Blueprint("stock", __name__)
+
+
+@bp.route("/products")
+def index():
+    return render_template("not_ready.html", title=_l("Products & stock"))

@@ -1,0 +1,87 @@
+"""What every page shares: security headers, template helpers, friendly error pages."""
+from __future__ import annotations
+
+import logging
+
+from flask import jsonify, render_template, request
+from flask_babel import format_datetime, format_decimal, get_locale
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+
+
+def _security_headers(response):
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    from flask import current_app
+
+    if current_app.config.get("HTTPS"):
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if request.headers.get("HX-Request"):
+        response.vary.add("HX-Request")
+    return response
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def _error_page(code: int, message: str):
+    if wants_json():
+        return jsonify(error=message), code
+    return render_template("error.html", code=code, message=message), code
+
+
+def number(value) -> str:
+    """1234567 → 1,234,567 (thousands separators in every locale we offer)."""
+    if value is None:
+        return "—"
+    return format_decimal(value, format="#,##0")
+
+
+def datetime_local(value, fmt: str = "yyyy/MM/dd HH:mm") -> str:
+    """A naive-UTC time from the database, shown in the configured zone (Asia/Tokyo)."""
+    if value is None:
+        return "—"
+    return format_datetime(value, fmt)
+
+
+def init_app(app) -> None:
+    app.after_request(_security_headers)
+    app.jinja_env.filters["number"] = number
+    app.jinja_env.filters["localtime"] = datetime_local
+
+    @app.context_processor
+    def _globals():
+        return {"current_locale": str(get_locale() or "ja")}
+
+    @app.errorhandler(CSRFError)
+    def _csrf(error):
+        return _error_page(400, _("The form expired or was sent from elsewhere. Reload the page and try again."))
+
+    @app.errorhandler(403)
+    def _forbidden(error):
+        return _error_page(403, _("You do not have permission to see this page."))
+
+    @app.errorhandler(404)
+    def _not_found(error):
+        return _error_page(404, _("This page does not exist."))
+
+    @app.errorhandler(413)
+    def _too_large(error):
+        limit = app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+        return _error_page(413, _("The file is too large (the limit is %(mb)s MB).", mb=limit))
+
+    @app.errorhandler(500)
+    def _server_error(error):
+        log.error("server error", exc_info=getattr(error, "original_exception", None))
+        return _error_page(500, _("Something went wrong on our side. Nothing was changed; try again."))
