@@ -6,7 +6,10 @@ import importlib.util
 
 
 def sandbox_available() -> bool:
-    return importlib.util.find_spec("sandbox") is not None
+    try:
+        return importlib.util.find_spec("sandbox.__main__") is not None
+    except ImportError:
+        return False
 
 
 def prepare(app) -> None:

@@ -59,7 +59,7 @@ def report() -> tuple[bool, dict]:
             checks["worker"] = {"ok": False, "error": type(exc).__name__}
         try:
             schedulers = CronScheduler.all(connection)
-            beats = [s.last_heartbeat() for s in schedulers]
+            beats = [s.last_heartbeat for s in schedulers]
             beats = [b for b in beats if b]
             checks["scheduler"] = {"ok": bool(schedulers), "count": len(schedulers), "last_seen": _iso(max(beats) if beats else None)}
         except Exception as exc:
@@ -71,13 +71,13 @@ def report() -> tuple[bool, dict]:
     if checks["database"]["ok"]:
         tick = last_beat(SCHEDULE_HEARTBEAT)
         fresh = tick is not None and utcnow() - tick <= scheduler_stale_after()
-        checks["schedule_tick"] = {"ok": fresh, "last_tick": _iso(tick, naive_utc=True)}
+        checks["schedule_tick"] = {"ok": fresh, "last_tick": _iso(tick)}
     else:
         checks["schedule_tick"] = {"ok": False, "error": "database down"}
     return all(c["ok"] for c in checks.values()), checks
 
 
-def _iso(value: datetime | None, naive_utc: bool = False) -> str | None:
+def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None:

@@ -86,7 +86,9 @@ def main() -> int:
     python = str(BIN / "python")
     children = [
         Child("web", [str(BIN / "gunicorn"), "--bind", f"{host}:{port}", "--workers", env.get("WEB_WORKERS", "2"),
-                      "--threads", env.get("WEB_THREADS", "4"), "--timeout", "120", "app:app"]),
+                      "--threads", env.get("WEB_THREADS", "4"), "--timeout", "120",
+                      # One shared control socket in $HOME would collide between several instances.
+                      "--no-control-socket", "app:app"]),
         Child("worker", [python, "worker.py"]),
         Child("scheduler", [str(BIN / "rq"), "cron", "tatenpo.schedule", "--url", env["REDIS_URL"], "--path", str(ROOT)]),
     ]

@@ -1,0 +1,91 @@
+"""`make run`'s launcher: everything comes up (healthz green) and Ctrl-C leaves no process behind."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def test_everything_starts_healthy_and_ctrl_c_stops_every_process(tmp_path):
+    port = _free_port()
+    env = dict(os.environ)
+    for name in ("REDIS_URL", "DATABASE_URL", "TEST_DATABASE_URL"):
+        env.pop(name, None)  # the zero-setup default: SQLite and the embedded Redis
+    env.update(
+        TATENPO_INSTANCE=str(tmp_path / "instance"),
+        PORT=str(port),
+        SANDBOX_HTTP_PORT=str(_free_port()),
+        SANDBOX_FTP_PORT=str(_free_port()),
+        SYNC_INTERVAL_SECONDS="60",
+        WEB_WORKERS="1",
+    )
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "tatenpo.launcher"], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    children: dict[int, psutil.Process] = {}
+    try:
+        deadline = time.monotonic() + 90
+        health = None
+        while time.monotonic() < deadline:
+            for child in _descendants(launcher.pid):
+                children[child.pid] = child
+            try:
+                health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                if health.status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert launcher.poll() is None, launcher.stdout.read()
+            time.sleep(0.5)
+        assert health is not None and health.status_code == 200, health.text if health is not None else "no answer"
+        checks = health.json()["checks"]
+        assert checks["worker"]["ok"] and checks["scheduler"]["ok"] and checks["schedule_tick"]["ok"]
+        # The first visit is the setup page.
+        page = requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+        assert page.url.endswith("/setup") and "初期設定" in page.text
+        for child in _descendants(launcher.pid):
+            children[child.pid] = child
+        assert len(children) >= 4  # redis, web, worker, scheduler (and the sandbox once it exists)
+
+        launcher.send_signal(signal.SIGINT)
+        output, _ = launcher.communicate(timeout=60)
+        assert launcher.returncode == 0, output
+        assert f"http://127.0.0.1:{port}/" in output
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    gone, alive = psutil.wait_procs(list(children.values()), timeout=10)
+    assert alive == [], [p.cmdline() for p in alive]
+    assert not (tmp_path / "instance" / "redis.sock").exists() or not _socket_answers(tmp_path / "instance" / "redis.sock")
+
+
+def _socket_answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as s:
+        try:
+            s.connect(str(path))
+            return True
+        except OSError:
+            return False
