@@ -114,3 +114,67 @@ def covers(mall: str) -> bool:
 def _order_mail_address(store: Store) -> str:
     domain = current_app.config["ORDER_MAIL_DOMAIN"]
     return f"order-{store.id}-{secrets.token_hex(4)}@{domain}"
+
+
+# The malls' own names: shown as they are in every language (the shop knows them by these names).
+MALL_NAMES = {"rakuten": "楽天市場", "yahoo": "Yahoo!ショッピング", "amazon": "Amazon", "shopify": "Shopify"}
+
+STATUS_LABELS = {
+    ApplicationStatus.PENDING.value: _l("Applied"),
+    ApplicationStatus.COMPLETED.value: _l("Setup complete"),
+    ApplicationStatus.RETURNED.value: _l("Returned"),
+}
+
+# The stored value stays the seed's Japanese wording; this is only how it reads in the chosen language.
+APPLICATION_TYPE_LABELS = {
+    APPLICATION_TYPES[0]: _l("Start automatic order-mail intake and automatic stock sync"),
+    APPLICATION_TYPES[1]: _l("Change the automatic order-mail intake and stock sync settings"),
+    APPLICATION_TYPES[2]: _l("Stop automatic order-mail intake and automatic stock sync"),
+}
+
+# How long setup takes (the seed): about 2 business days, allow 5 when support is busy.
+USUAL_BUSINESS_DAYS = 2
+ALLOW_BUSINESS_DAYS = 5
+
+
+def stores_covered(application: SupportApplication) -> list[Store]:
+    """The stores on the application's malls, with the order-mail address each was issued (if any)."""
+    return [
+        store
+        for store in db.session.scalars(select(Store).order_by(Store.id))
+        if Mall(store.mall).family in (application.malls or [])
+    ]
+
+
+def recipient(application: SupportApplication) -> Optional[str]:
+    """Where to tell the applicant: the contact email on the form, else the applicant's login email."""
+    if application.contact_email:
+        return application.contact_email
+    if application.applicant is not None:
+        return application.applicant.email
+    return None
+
+
+def notify_applicant(application: SupportApplication) -> Optional[str]:
+    """Tell the applicant the application's new status (設定完了 or 差し戻し) in their language.
+    Returns where the message went, or None when there is no address to write to."""
+    from flask import render_template
+    from flask_babel import force_locale
+    from flask_babel import gettext as _
+
+    from . import mail
+
+    to = recipient(application)
+    if not to:
+        return None
+    locale = application.applicant.locale if application.applicant is not None else "ja"
+    with force_locale(locale or "ja"):
+        if application.status == ApplicationStatus.COMPLETED.value:
+            subject = _("Your application is complete: automatic stock sync can start")
+        else:
+            subject = _("Your application was returned: please check the comment")
+        body = render_template(
+            "support/mail_status.html", application=application, stores=stores_covered(application),
+            mall_names=MALL_NAMES,
+        )
+    return mail.send(to, subject, body)

@@ -12,3 +12,43 @@ document.addEventListener("htmx:responseError", function (event) {
     ? "The request failed (" + event.detail.xhr.status + "). Nothing was changed; please try again."
     : "処理に失敗しました（" + event.detail.xhr.status + "）。変更は保存されていません。もう一度お試しください。";
 });
+
+// Inline stock editing (商品・在庫, 販売データ): Esc cancels the edit row; after a save or cancel the focus
+// goes back to the row's stock, so a keyboard user can go on with the next row.
+(function () {
+  var returnTo = null;
+  document.addEventListener("keydown", function (event) {
+    var input = event.target;
+    if (event.key === "Escape" && input.classList && input.classList.contains("stock-input")) {
+      var cancel = input.closest("tr").querySelector(".stock-cancel");
+      if (cancel) { event.preventDefault(); cancel.click(); }
+    }
+  });
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var row = event.detail.elt.closest && event.detail.elt.closest("tr.editing");
+    if (row) { returnTo = row.id; }
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var input = document.querySelector("tr.editing .stock-input");
+    if (input && event.detail.elt.contains(input)) {
+      input.focus();
+      input.select();
+      return;
+    }
+    if (returnTo) {
+      var row = document.getElementById(returnTo);
+      if (row && !row.classList.contains("editing")) {
+        var link = row.querySelector(".stock-edit");
+        if (link) { link.focus(); }
+        returnTo = null;
+      }
+    }
+  });
+  // “Select all on this page” for bulk edit.
+  document.addEventListener("change", function (event) {
+    if (event.target.classList && event.target.classList.contains("select-all")) {
+      var table = event.target.closest("table");
+      table.querySelectorAll("input.row-select").forEach(function (box) { box.checked = event.target.checked; });
+    }
+  });
+})();

@@ -1,0 +1,39 @@
+"""`flask support apply|complete|return`: the support staff's scripts."""
+from __future__ import annotations
+
+import json
+
+from tatenpo.extensions import db
+from tatenpo.models import Store, SupportApplication
+
+
+def test_apply_then_complete_prints_json_and_issues_addresses(app, runner, make):
+    store = make.store(mall="yahoo")
+    result = runner.invoke(args=["support", "apply", "--company", "株式会社A", "--contact", "佐藤", "--malls", "yahoo,rakuten", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["status"] == "pending" and data["malls"] == ["yahoo", "rakuten"]
+    done = runner.invoke(args=["support", "complete", str(data["id"]), "--json"])
+    assert done.exit_code == 0, done.output
+    issued = json.loads(done.output)["order_mail_addresses"]
+    with app.app_context():
+        assert issued == {str(store.id): db.session.get(Store, store.id).order_mail_address}
+
+
+def test_unknown_mall_and_missing_application_fail_clearly_and_write_nothing(app, runner):
+    bad = runner.invoke(args=["support", "apply", "--company", "A", "--contact", "B", "--malls", "rakuten,mercari"])
+    assert bad.exit_code != 0 and "mercari" in bad.output
+    missing = runner.invoke(args=["support", "complete", "99"])
+    assert missing.exit_code != 0 and "no application 99" in missing.output
+    with app.app_context():
+        assert db.session.query(SupportApplication).count() == 0
+
+
+def test_return_needs_a_comment(app, runner, make):
+    application = make.application(status="pending")
+    result = runner.invoke(args=["support", "return", str(application.id), "--comment", "  "])
+    assert result.exit_code != 0
+    ok = runner.invoke(args=["support", "return", str(application.id), "--comment", "モール名が不明です"])
+    assert ok.exit_code == 0, ok.output
+    with app.app_context():
+        assert db.session.get(SupportApplication, application.id).status == "returned"
