@@ -43,10 +43,75 @@ def with_app(job):
 
 
 @with_app
-def sweep() -> None:
-    """The scheduler's round (every SYNC_INTERVAL_SECONDS): note the tick, then push what is due."""
+def sweep() -> dict:
+    """The scheduler's round: note the tick, then queue the pushes, read-backs and drift checks now due."""
     from . import health
     from .extensions import db
 
     health.beat(health.SCHEDULE_HEARTBEAT)
     db.session.commit()
+    from .sync import queueing
+
+    return queueing.sweep()
+
+
+@with_app
+def push_store(store_id: int, trigger: str = "schedule") -> dict:
+    """Push one store's due entries (one push per store at a time), then read the quantities back."""
+    from .sync import push, queueing, readback
+
+    queueing.take_pending(store_id)
+    lock = queueing.store_lock(store_id)
+    if not lock.acquire(blocking=True, blocking_timeout=30):
+        # Another push of this store is still running: come back when it has finished.
+        queueing.request_push(store_id, trigger, delay=1)
+        return {"store": store_id, "deferred": True}
+    try:
+        outcome = push.push_store(store_id, trigger, keepalive=queueing.keepalive(lock))
+    finally:
+        queueing.release_lock(lock)
+    run = outcome.run
+    summary = {"store": store_id, "run": run.id if run else None, "status": run.status if run else None}
+    if run is not None and run.succeeded:
+        result = readback.read_back(store_id)
+        summary["reflected"] = result.reflected
+    return summary
+
+
+@with_app
+def read_back(store_id: int) -> dict:
+    """Step 8: read recently pushed quantities back (反映済み / 未反映)."""
+    from .sync import queueing, readback
+
+    queueing.clear_once(queueing.READ_BACK_KEY, store_id)
+    result = readback.read_back(store_id)
+    return {"store": store_id, "checked": result.checked, "reflected": result.reflected, "waiting": result.waiting}
+
+
+@with_app
+def check_drift(store_id: int) -> dict:
+    """The hourly drift check of one store: flag listings whose stock was changed on the mall."""
+    from .sync import queueing, readback
+
+    try:
+        result = readback.check_drift(store_id)
+    finally:
+        queueing.clear_once(queueing.DRIFT_KEY, store_id)
+    return {"store": store_id, "checked": result.checked, "drifted": len(result.drifted), "error": result.error}
+
+
+@with_app
+def run_listing_import(job_id: int) -> None:
+    """販売取込 of one uploaded file (ImportJob), all rows in one transaction; failures mark the job failed
+    and propagate to RQ."""
+    from .listings import importer
+
+    importer.run_job(job_id)
+
+
+@with_app
+def run_stock_import(job_id: int) -> None:
+    """在庫取込 of one uploaded stock CSV (ImportJob kind 'stock'), all-or-nothing through the inventory rules."""
+    from . import stock_csv
+
+    stock_csv.run_job(job_id)

@@ -2,17 +2,25 @@
 
 RQ's own `rq cron` replaces the separate rq-scheduler package, which is no longer developed and whose
 repeating jobs were seen to vanish after TTLs expired or restarts. Run exactly one cron process.
+
+One job, the sweep, ticks more often than the 5-minute push interval (SYNC_INTERVAL_SECONDS): each tick
+queues only the stores whose own interval has passed (a store may override it, down to 10 s), the
+read-backs waiting for their next check, and the hourly drift checks. What is due lives in the database,
+so a lost tick only delays work.
 """
 from rq import cron
 
 from . import create_app, jobs
 
 _config = create_app().config
+_interval = _config["SYNC_INTERVAL_SECONDS"]
+_tick = max(1, min(_interval, int(_config.get("SYNC_TICK_SECONDS", 30))))
 
 cron.register(
     jobs.sweep,
     queue_name="sync",
-    interval=_config["SYNC_INTERVAL_SECONDS"],
-    job_timeout=_config["SYNC_INTERVAL_SECONDS"],
+    interval=_tick,
+    job_timeout=max(60, _interval),
+    result_ttl=600,
     name="sweep",
 )

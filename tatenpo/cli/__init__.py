@@ -20,7 +20,7 @@ def fail(message) -> None:
 
 
 def register_commands(app) -> None:
-    from . import stock, stores, support, users
+    from . import stock, stores, support, sync, users
 
-    for module in (users, stores, stock, support):
+    for module in (users, stores, stock, support, sync):
         module.register(app)

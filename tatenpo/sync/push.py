@@ -1,0 +1,552 @@
+"""One push of one store: claim its due schedule entries with a lease, send them through the store's mall
+connector in the mall's batches, and write down what happened.
+
+Guarantees (PRODUCT.md "Sync guarantees"):
+- An entry closes only if its version is still the one pushed (DELETE … WHERE id AND version), so a stock
+  change that arrives during a push stays due with its newer target.
+- Every batch first renews the lease of its entries; an entry whose lease was lost (this process stalled
+  longer than the lease, and another push claimed it) is not sent, so no stale value can overwrite a newer
+  one at the mall. Targets are re-read at that moment, so a batch always carries the newest value.
+- Transient failures keep the entry due with backoff; permanent ones park it (✗ with the reason and the
+  troubleshooting hint) until a newer change, 今すぐ同期 or the long backoff brings it back.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Optional
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import delete, insert, or_, select, tuple_, update
+from sqlalchemy import bindparam
+
+from .. import support
+from ..extensions import db
+from ..malls.base import HINT_APPLICATION, HINT_LOGIN, ItemResult, MallError, PushItem
+from ..models import Listing, Product, Store, SyncAttempt, SyncEntry, SyncRun, utcnow
+
+log = logging.getLogger(__name__)
+
+# Our own reasons, stored as error codes so every page can show them in the reader's language.
+CODE_NOT_APPLIED = "tatenpo:not-applied"
+CODE_SYNC_OFF = "tatenpo:sync-off"
+CODE_NO_CONNECTOR = "tatenpo:no-connector"
+CODE_LEASE_LOST = "tatenpo:lease-lost"
+
+MESSAGES = {
+    # The seed's own words for the third troubleshooting check.
+    CODE_NOT_APPLIED: _l("The application for automatic stock sync is not completed."),
+    CODE_SYNC_OFF: _l("Automatic stock sync of this EC site is off (停止中)."),
+    CODE_NO_CONNECTOR: _l("This EC site cannot be reached: %(detail)s"),
+}
+
+# How many entries one claim takes; a bigger backlog is worked through claim after claim in the same run.
+CLAIM_SIZE = 2000
+# A run stops re-claiming after this many rounds, so edits arriving non-stop cannot keep one job forever
+# (what is left stays due and the next push takes it).
+MAX_ROUNDS = 20
+RETRY_FIRST_SECONDS = 30
+RETRY_MAX_SECONDS = 30 * 60
+PARK_SECONDS = 60 * 60  # a permanent failure is tried again after an hour (or at once with 今すぐ同期)
+
+
+@dataclass
+class PushOutcome:
+    run: Optional[SyncRun]
+    blocked: Optional[str] = None  # the gate's reason code when nothing could be pushed
+
+
+def lease_seconds() -> int:
+    return int(current_app.config.get("SYNC_LEASE_SECONDS", 120))
+
+
+def retry_delay(attempts: int, retry_after: Optional[float] = None) -> timedelta:
+    """Backoff after a transient failure: 30 s, 60 s, 2 min … capped at 30 min; the mall's Retry-After wins
+    when it asks for longer."""
+    seconds = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** max(0, attempts - 1))
+    if retry_after:
+        seconds = max(seconds, min(float(retry_after), RETRY_MAX_SECONDS))
+    return timedelta(seconds=seconds)
+
+
+def gate(store: Store) -> Optional[str]:
+    """Why this store may not be pushed now (a reason code), or None when it may."""
+    if not store.auto_sync:
+        return CODE_SYNC_OFF
+    if not support.covers(store.mall):
+        return CODE_NOT_APPLIED
+    return None
+
+
+def message_for(code: str, **values) -> str:
+    return str(MESSAGES[code]) % values if values else str(MESSAGES[code])
+
+
+def open_connector(store: Store):
+    """The store's mall connector (the factory lives with the connectors; they never see the database)."""
+    from .. import credentials
+    from ..malls import connector_for
+    from ..redis_conn import redis
+
+    return connector_for(store.mall, store.endpoint, credentials.read(store), redis(),
+                         current_app.config["MALL_TIMEOUT_SECONDS"])
+
+
+def connector_lease_seconds(connector) -> int:
+    """A deferred connector (Rakuten FTP) waits for the mall's result log inside one call: the lease must
+    outlast that wait, or another push could take the entries while the log is still coming."""
+    if getattr(connector, "deferred", False):
+        return max(lease_seconds(), int(current_app.config.get("SYNC_DEFERRED_LEASE_SECONDS", 900)))
+    return lease_seconds()
+
+
+def _worker_token(run_id: int) -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{run_id}:{uuid.uuid4().hex[:8]}"
+
+
+def push_store(
+    store_id: int,
+    trigger: str = "schedule",
+    *,
+    keepalive: Optional[Callable[[int], None]] = None,
+    connector=None,
+) -> PushOutcome:
+    """Push the store's due entries (all open ones for 今すぐ同期 / the shell). Commits as it goes.
+
+    `keepalive(seconds)` is called before each batch (the job renews its per-store lock with it).
+    """
+    store = db.session.get(Store, store_id)
+    if store is None:
+        return PushOutcome(run=None)
+    every_open = trigger in ("manual", "cli")
+    reason = gate(store)
+    if reason is not None:
+        return PushOutcome(run=_record_blocked(store, trigger, reason), blocked=reason)
+
+    run: Optional[SyncRun] = None
+    if every_open:
+        run = _start_run(store, trigger)
+    started = time.monotonic()
+    call_error: Optional[MallError] = None
+    counts = {"total": 0, "succeeded": 0, "failed": 0, "retried": 0}
+    if connector is None:
+        try:
+            connector = open_connector(store)
+        except MallError as exc:
+            call_error = exc
+        except (KeyError, ValueError) as exc:  # no or incomplete credentials/endpoint: say so on the run
+            call_error = MallError(message_for(CODE_NO_CONNECTOR, detail=str(exc)), transient=False,
+                                   hint=HINT_LOGIN, code=CODE_NO_CONNECTOR)
+
+    rounds = 0
+    while call_error is None and rounds < MAX_ROUNDS:
+        rounds += 1
+        token_run = run
+        if token_run is None:
+            if not _has_claimable(store.id, every_open):
+                break
+            run = token_run = _start_run(store, trigger)
+        token = _worker_token(token_run.id)
+        lease = connector_lease_seconds(connector)
+        claimed = claim(store.id, token, CLAIM_SIZE, every_open=every_open, lease=lease)
+        if not claimed:
+            break
+        for start in range(0, len(claimed), connector.max_batch):
+            batch_ids = claimed[start : start + connector.max_batch]
+            if keepalive is not None:
+                keepalive(lease)
+            items = _renew_and_load(batch_ids, token, lease)
+            if not items:
+                continue
+            try:
+                results = connector.push([item for item, _entry in items])
+            except MallError as exc:
+                call_error = exc
+                _record_call_failure(run, store, items, token, exc, counts)
+                release(claimed[start + connector.max_batch :], token, exc)
+                break
+            _record_results(run, store, items, results, token, counts,
+                            verified=not getattr(connector, "can_read", True))
+        if every_open and call_error is None:
+            every_open = False  # later rounds take only what became due meanwhile
+            if not _has_claimable(store.id, False):
+                break
+
+    if run is None and call_error is not None:
+        # No connector at all: one run says why, even when the schedule trigger found the store due.
+        if not _has_claimable(store.id, True):
+            return PushOutcome(run=None)
+        run = _start_run(store, trigger)
+    if run is None:
+        return PushOutcome(run=None)
+    _finish_run(run, store, counts, call_error, started)
+    return PushOutcome(run=run)
+
+
+def _has_claimable(store_id: int, every_open: bool) -> bool:
+    now = utcnow()
+    query = select(SyncEntry.id).where(
+        SyncEntry.store_id == store_id, or_(SyncEntry.lease_until.is_(None), SyncEntry.lease_until < now)
+    )
+    if not every_open:
+        query = query.where(SyncEntry.due_at <= now)
+    return db.session.scalar(query.limit(1)) is not None
+
+
+def claim(store_id: int, token: str, limit: int, *, every_open: bool = False, lease: Optional[int] = None) -> list[int]:
+    """Lease up to `limit` of the store's due entries to `token`; returns their ids (oldest due first).
+
+    PostgreSQL: the inner SELECT … FOR UPDATE SKIP LOCKED lets concurrent pushes take disjoint sets
+    without waiting. SQLite: the single UPDATE runs under the database's write lock, so two claimers are
+    serialised and the second sees the first one's lease. Committed at once, so the lease is visible.
+    """
+    now = utcnow()
+    candidates = (
+        select(SyncEntry.id)
+        .where(
+            SyncEntry.store_id == store_id,
+            or_(SyncEntry.lease_until.is_(None), SyncEntry.lease_until < now),
+        )
+        .order_by(SyncEntry.due_at, SyncEntry.id)
+        .limit(limit)
+    )
+    if not every_open:
+        candidates = candidates.where(SyncEntry.due_at <= now)
+    if db.session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    statement = (
+        update(SyncEntry)
+        .where(SyncEntry.id.in_(candidates.scalar_subquery()))
+        .where(or_(SyncEntry.lease_until.is_(None), SyncEntry.lease_until < now))
+        .values(lease_until=now + timedelta(seconds=lease or lease_seconds()), leased_by=token)
+        .returning(SyncEntry.id)
+        .execution_options(synchronize_session=False)
+    )
+    ids = list(db.session.scalars(statement))
+    db.session.commit()
+    return sorted(ids)
+
+
+def _renew_and_load(ids: list[int], token: str, lease: int) -> list[tuple[PushItem, "_EntrySnapshot"]]:
+    """Renew the lease of the batch and read each entry's newest target. Entries no longer ours are left
+    out: another push owns them now and will send a value at least as new."""
+    now = utcnow()
+    renewed = db.session.scalars(
+        update(SyncEntry)
+        .where(SyncEntry.id.in_(ids), SyncEntry.leased_by == token, SyncEntry.lease_until > now)
+        .values(lease_until=now + timedelta(seconds=lease))
+        .returning(SyncEntry.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if not renewed:
+        db.session.commit()
+        return []
+    rows = db.session.execute(
+        select(SyncEntry, Listing)
+        .join(Listing, Listing.id == SyncEntry.listing_id)
+        .where(SyncEntry.id.in_(renewed))
+        .order_by(SyncEntry.id)
+        .execution_options(populate_existing=True)
+    ).all()
+    # Commit before the network call: no row stays locked while the mall answers.
+    db.session.commit()
+    items = []
+    for entry, listing in rows:
+        item = PushItem(
+            key=listing.id,
+            item_code=listing.item_code,
+            variant_code=listing.variant_code or "",
+            attributes=dict(listing.attributes or {}),
+            quantity=entry.target_quantity,
+            # Absolute pushes, as everywhere: Shopify's changeFromQuantity check is opted out of (None).
+            expected=None,
+        )
+        items.append((item, _EntrySnapshot(entry.id, entry.version, entry.attempts, listing.id, listing.code,
+                                           listing.product_id, entry.target_quantity)))
+    return items
+
+
+@dataclass(frozen=True)
+class _EntrySnapshot:
+    """What was sent for one entry (plain values: the ORM rows are expired by the commits around the call)."""
+
+    id: int
+    version: int
+    attempts: int
+    listing_id: int
+    listing_code: str
+    product_id: Optional[int]
+    quantity: int
+
+
+def _product_codes(snapshots) -> dict[int, str]:
+    ids = {s.product_id for s in snapshots if s.product_id is not None}
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(Product.id, Product.code).where(Product.id.in_(ids))).all())
+
+
+def _record_results(run: SyncRun, store: Store, items, results: list[ItemResult], token: str, counts: dict,
+                    *, verified: bool = False) -> None:
+    """`verified`: the results already say what the mall applied (Rakuten FTP's result log), so a ✓ is
+    反映済み at once and there is nothing to read back."""
+    now = utcnow()
+    by_key = {r.key: r for r in results}
+    snapshots = [snapshot for _item, snapshot in items]
+    codes = _product_codes(snapshots)
+    attempts, closed_ok, retry, park = [], [], [], []
+    for snapshot in snapshots:
+        result = by_key.get(snapshot.listing_id)
+        if result is None:  # a connector that forgot an item: treat it as a transient failure, never as ✓
+            result = ItemResult(key=snapshot.listing_id, ok=False, transient=True,
+                                message=str(_l("The mall did not answer for this item.")))
+        will_retry = (not result.ok) and result.transient
+        row = _attempt_row(run, store, snapshot, codes, ok=result.ok, will_retry=will_retry,
+                           message=result.message, error_code=result.error_code,
+                           hint=None if result.ok else result.hint, now=now)
+        if verified and result.ok:
+            row.update(reflected=True, read_back_quantity=snapshot.quantity, read_back_at=now)
+        attempts.append(row)
+        if result.ok:
+            closed_ok.append(snapshot)
+        elif will_retry:
+            retry.append((snapshot, result.message, None))
+        else:
+            park.append((snapshot, result.message))
+    if attempts:
+        db.session.execute(insert(SyncAttempt), attempts)
+    _close(closed_ok, token, now, verified=verified)
+    _reschedule(retry, token, now, transient=True)
+    _reschedule([(s, m, None) for s, m in park], token, now, transient=False)
+    counts["total"] += len(snapshots)
+    counts["succeeded"] += len(closed_ok)
+    counts["failed"] += len(retry) + len(park)
+    counts["retried"] += len(retry)
+    _save_counts(run, counts)
+    db.session.commit()
+
+
+def _record_call_failure(run: SyncRun, store: Store, items, token: str, error: MallError, counts: dict) -> None:
+    """The whole call failed: each entry of the batch gets its ✗ (or retry) line; the rest of the run is
+    released without lines, so a long outage does not write a line per item per run."""
+    now = utcnow()
+    snapshots = [snapshot for _item, snapshot in items]
+    codes = _product_codes(snapshots)
+    rows = [
+        _attempt_row(run, store, s, codes, ok=False, will_retry=error.transient, message=error.message,
+                     error_code=error.code, hint=error.hint, now=now)
+        for s in snapshots
+    ]
+    db.session.execute(insert(SyncAttempt), rows)
+    _reschedule([(s, error.message, error.retry_after) for s in snapshots], token, now, transient=error.transient)
+    counts["total"] += len(snapshots)
+    counts["failed"] += len(snapshots)
+    if error.transient:
+        counts["retried"] += len(snapshots)
+    _save_counts(run, counts)
+    db.session.commit()
+
+
+def _attempt_row(run, store, snapshot: _EntrySnapshot, codes, *, ok, will_retry, message, error_code, hint, now) -> dict:
+    return {
+        "run_id": run.id,
+        "store_id": store.id,
+        "listing_id": snapshot.listing_id,
+        "listing_code": snapshot.listing_code,
+        "product_code": codes.get(snapshot.product_id),
+        "quantity": snapshot.quantity,
+        "entry_version": snapshot.version,
+        "ok": ok,
+        "will_retry": will_retry,
+        "message": message,
+        "error_code": error_code,
+        "hint": hint,
+        "created_at": now,
+    }
+
+
+def _close(snapshots: list[_EntrySnapshot], token: str, now, *, verified: bool = False) -> None:
+    """Delete the entries still at the pushed version; an entry with a newer version stays due (released)."""
+    if not snapshots:
+        return
+    pairs = [(s.id, s.version) for s in snapshots]
+    closed = set()
+    for start in range(0, len(pairs), 500):
+        closed.update(
+            db.session.scalars(
+                delete(SyncEntry)
+                .where(tuple_(SyncEntry.id, SyncEntry.version).in_(pairs[start : start + 500]))
+                .returning(SyncEntry.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+    moved_on = [s.id for s in snapshots if s.id not in closed]
+    if moved_on:
+        db.session.execute(
+            update(SyncEntry)
+            .where(SyncEntry.id.in_(moved_on), SyncEntry.leased_by == token)
+            .values(lease_until=None, leased_by=None)
+            .execution_options(synchronize_session=False)
+        )
+    deadline = now + timedelta(seconds=int(current_app.config.get("SYNC_REFLECTION_WINDOW_SECONDS", 3600)))
+    table = Listing.__table__
+    db.session.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            last_pushed_quantity=bindparam("b_quantity"),
+            last_pushed_at=now,
+            reflected=True if verified else None,
+            reflection_checked_at=now if verified else None,
+            reflection_deadline=None if verified else deadline,
+            reflection_error=None,
+            drifted=False,
+            updated_at=now,
+        ),
+        [{"b_id": s.listing_id, "b_quantity": s.quantity} for s in snapshots],
+    )
+
+
+def _reschedule(failed: list[tuple[_EntrySnapshot, Optional[str], Optional[float]]], token: str, now, *, transient: bool) -> None:
+    """Keep failed entries open: due again after the backoff, unless a newer change already made them due."""
+    if not failed:
+        return
+    table = SyncEntry.__table__
+    rows = []
+    for snapshot, message, retry_after in failed:
+        delay = retry_delay(snapshot.attempts + 1, retry_after) if transient else timedelta(seconds=PARK_SECONDS)
+        rows.append({"b_id": snapshot.id, "b_version": snapshot.version, "b_due": now + delay, "b_error": message})
+    # Same version: our failure is the latest news, apply the backoff. A newer version keeps its due_at (now).
+    db.session.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
+        .values(due_at=bindparam("b_due"), attempts=table.c.attempts + 1, last_error=bindparam("b_error"),
+                lease_until=None, leased_by=None, updated_at=now),
+        rows,
+    )
+    db.session.execute(
+        update(SyncEntry)
+        .where(SyncEntry.id.in_([s.id for s, _m, _r in failed]), SyncEntry.leased_by == token)
+        .values(lease_until=None, leased_by=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def release(ids: list[int], token: str, error: Optional[MallError] = None) -> None:
+    """Give claimed entries back untouched (after the whole call failed, they wait with the batch's backoff)."""
+    if not ids:
+        return
+    values = {"lease_until": None, "leased_by": None}
+    if error is not None:
+        values["due_at"] = utcnow() + (retry_delay(1, error.retry_after) if error.transient else timedelta(seconds=PARK_SECONDS))
+    for start in range(0, len(ids), 1000):
+        db.session.execute(
+            update(SyncEntry)
+            .where(SyncEntry.id.in_(ids[start : start + 1000]), SyncEntry.leased_by == token)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
+
+
+def _start_run(store: Store, trigger: str) -> SyncRun:
+    run = SyncRun(store_id=store.id, trigger=trigger, status="running", started_at=utcnow())
+    db.session.add(run)
+    db.session.commit()
+    return run
+
+
+def _save_counts(run: SyncRun, counts: dict) -> None:
+    db.session.execute(
+        update(SyncRun).where(SyncRun.id == run.id).values(**counts).execution_options(synchronize_session=False)
+    )
+
+
+def _finish_run(run: SyncRun, store: Store, counts: dict, error: Optional[MallError], started: float) -> None:
+    now = utcnow()
+    run = db.session.get(SyncRun, run.id, populate_existing=True)
+    for key, value in counts.items():
+        setattr(run, key, value)
+    run.finished_at = now
+    run.duration_ms = int((time.monotonic() - started) * 1000)
+    if error is not None:
+        run.status = "failed"
+        run.message = error.message
+    elif counts["failed"] and counts["succeeded"]:
+        run.status = "partial"
+    elif counts["failed"]:
+        run.status = "failed"
+        run.message = _first_failure(run.id)
+    else:
+        run.status = "success"
+    health = {}
+    if error is not None or (counts["failed"] and not counts["succeeded"]):
+        health = {
+            "consecutive_failures": Store.consecutive_failures + 1,
+            "last_error": run.message,
+            "last_error_at": now,
+        }
+    elif counts["succeeded"]:
+        health = {"consecutive_failures": 0, "last_success_at": now}
+    if health:
+        db.session.execute(
+            update(Store).where(Store.id == store.id).values(**health).execution_options(synchronize_session=False)
+        )
+    db.session.commit()
+
+
+def _first_failure(run_id: int) -> Optional[str]:
+    return db.session.scalar(
+        select(SyncAttempt.message).where(SyncAttempt.run_id == run_id, SyncAttempt.ok.is_(False)).limit(1)
+    )
+
+
+def _record_blocked(store: Store, trigger: str, reason: str) -> Optional[SyncRun]:
+    """The gate is closed: one ✗ line for the run (never one per item), and none again while nothing changed.
+
+    The run's message is the reason code (pages show it in the reader's language with describe()); a
+    blocked store's last run is refreshed instead of adding a new one every sweep.
+    """
+    now = utcnow()
+    pending = db.session.scalar(select(db.func.count()).select_from(SyncEntry).where(SyncEntry.store_id == store.id))
+    if not pending and trigger == "schedule":
+        return None
+    last = db.session.scalar(select(SyncRun).where(SyncRun.store_id == store.id).order_by(SyncRun.id.desc()).limit(1))
+    if last is not None and last.status == "blocked" and last.message == reason:
+        last.finished_at = now
+        last.total = last.failed = pending
+        db.session.commit()
+        return last
+    run = SyncRun(
+        store_id=store.id, trigger=trigger, status="blocked", total=pending, failed=pending,
+        message=reason, started_at=now, finished_at=now, duration_ms=0,
+    )
+    db.session.add(run)
+    db.session.execute(
+        update(Store).where(Store.id == store.id)
+        .values(last_error=message_for(reason), last_error_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return run
+
+
+def describe(message: Optional[str]) -> Optional[str]:
+    """A stored message for display: our reason codes in the reader's language, the mall's words as they are."""
+    if message in MESSAGES:
+        return str(MESSAGES[message])
+    return message
+
+
+def hint_for_run(run: SyncRun) -> Optional[str]:
+    """Which of the seed's checks a run-level ✗ points to."""
+    if run.message == CODE_NOT_APPLIED:
+        return HINT_APPLICATION
+    return None

@@ -1,0 +1,273 @@
+"""What the screens and the shell show about sync: 在庫同期履歴 rows, the top page's summary, counts.
+
+Plain queries and plain values; nothing here knows about HTTP or Redis.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Optional
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import func, or_, select
+
+from .. import health
+from ..extensions import db
+from ..malls.base import HINT_APPLICATION, HINT_ITEM, HINT_LOGIN
+from ..models import Listing, Product, Store, SyncAttempt, SyncEntry, SyncRun, utcnow
+from .push import CODE_NOT_APPLIED, describe, hint_for_run
+
+RESULTS = ("ok", "ng", "retry")
+# The seed's three troubleshooting checks, in its order.
+CHECKS = (HINT_LOGIN, HINT_ITEM, HINT_APPLICATION)
+
+
+@dataclass
+class HistoryRow:
+    kind: str  # "attempt" (one listing) or "run" (a store-level ✗: gate closed, store unreachable)
+    id: int
+    at: datetime
+    store_id: Optional[int]
+    store_name: str
+    listing_code: Optional[str]
+    product_code: Optional[str]
+    quantity: Optional[int]
+    ok: bool
+    will_retry: bool
+    message: Optional[str]
+    error_code: Optional[str]
+    hint: Optional[str]
+    reflected: Optional[bool]
+    read_back_quantity: Optional[int]
+    trigger: Optional[str] = None
+    total: Optional[int] = None
+
+    @property
+    def result(self) -> str:
+        return "ok" if self.ok else ("retry" if self.will_retry else "ng")
+
+    def as_dict(self) -> dict:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data["result"] = self.result
+        return data
+
+
+def local_day_bounds(day: date) -> tuple[datetime, datetime]:
+    """A calendar day in the shop's zone as a naive-UTC range."""
+    zone = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+    start = datetime.combine(day, time.min, tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)
+    return start, start + timedelta(days=1)
+
+
+def history(
+    *,
+    store_id: Optional[int] = None,
+    result: Optional[str] = None,
+    day: Optional[date] = None,
+    before: Optional[datetime] = None,
+    limit: int = 100,
+) -> list[HistoryRow]:
+    """Newest first: every attempt, plus the store-level ✗ of runs that pushed nothing (one per run)."""
+    names = dict(db.session.execute(select(Store.id, Store.name)).all())
+    attempts = select(SyncAttempt, SyncRun.trigger).join(SyncRun, SyncRun.id == SyncAttempt.run_id)
+    runs = select(SyncRun).where(
+        or_(SyncRun.status == "blocked", (SyncRun.status == "failed") & (SyncRun.total == 0))
+    )
+    if store_id:
+        attempts = attempts.where(SyncAttempt.store_id == store_id)
+        runs = runs.where(SyncRun.store_id == store_id)
+    if day:
+        start, end = local_day_bounds(day)
+        attempts = attempts.where(SyncAttempt.created_at >= start, SyncAttempt.created_at < end)
+        runs = runs.where(SyncRun.started_at >= start, SyncRun.started_at < end)
+    if before:
+        attempts = attempts.where(SyncAttempt.created_at < before)
+        runs = runs.where(SyncRun.started_at < before)
+    if result == "ok":
+        attempts = attempts.where(SyncAttempt.ok.is_(True))
+        runs = None
+    elif result == "ng":
+        attempts = attempts.where(SyncAttempt.ok.is_(False), SyncAttempt.will_retry.is_(False))
+    elif result == "retry":
+        attempts = attempts.where(SyncAttempt.will_retry.is_(True))
+        runs = None
+    rows: list[HistoryRow] = []
+    for attempt, trigger in db.session.execute(
+        attempts.order_by(SyncAttempt.created_at.desc(), SyncAttempt.id.desc()).limit(limit)
+    ):
+        rows.append(HistoryRow(
+            kind="attempt", id=attempt.id, at=attempt.created_at, store_id=attempt.store_id,
+            store_name=names.get(attempt.store_id, "—"), listing_code=attempt.listing_code,
+            product_code=attempt.product_code, quantity=attempt.quantity, ok=attempt.ok,
+            will_retry=attempt.will_retry, message=describe(attempt.message), error_code=attempt.error_code,
+            hint=attempt.hint, reflected=attempt.reflected, read_back_quantity=attempt.read_back_quantity,
+            trigger=trigger,
+        ))
+    if runs is not None:
+        for run in db.session.scalars(runs.order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(limit)):
+            rows.append(HistoryRow(
+                kind="run", id=run.id, at=run.started_at, store_id=run.store_id,
+                store_name=names.get(run.store_id, "—"), listing_code=None, product_code=None, quantity=None,
+                ok=False, will_retry=False, message=describe(run.message), error_code=run.message if run.message == CODE_NOT_APPLIED else None,
+                hint=hint_for_run(run), reflected=None, read_back_quantity=None, trigger=run.trigger, total=run.total,
+            ))
+    rows.sort(key=lambda r: (r.at, r.kind == "attempt", r.id), reverse=True)
+    return rows[:limit]
+
+
+def in_flight() -> bool:
+    """Is anything moving right now (a push running or about to, a read-back just started)? The history
+    page polls only while this is true."""
+    now = utcnow()
+    if db.session.scalar(select(SyncRun.id).where(SyncRun.status == "running", SyncRun.started_at > now - timedelta(hours=1)).limit(1)):
+        return True
+    if db.session.scalar(select(SyncEntry.id).where(SyncEntry.lease_until > now).limit(1)):
+        return True
+    immediate_due = (
+        select(SyncEntry.id)
+        .join(Store, Store.id == SyncEntry.store_id)
+        .where(SyncEntry.due_at <= now, Store.auto_sync.is_(True), Store.immediate_sync.is_(True), SyncEntry.attempts == 0)
+        .limit(1)
+    )
+    if db.session.scalar(immediate_due):
+        return True
+    recent_unread = (
+        select(SyncAttempt.id)
+        .where(SyncAttempt.created_at > now - timedelta(minutes=2), SyncAttempt.ok.is_(True), SyncAttempt.reflected.is_(None))
+        .limit(1)
+    )
+    return db.session.scalar(recent_unread) is not None
+
+
+def scheduler_state() -> dict:
+    last = health.last_beat(health.SCHEDULE_HEARTBEAT)
+    stale_after = health.scheduler_stale_after()
+    stale = last is None or utcnow() - last > stale_after
+    return {
+        "last_tick": last,
+        "stale": stale,
+        "interval_seconds": int(current_app.config["SYNC_INTERVAL_SECONDS"]),
+        "stale_after_seconds": int(stale_after.total_seconds()),
+    }
+
+
+def store_states() -> list[dict]:
+    """Each store's health, its open entries and its last run."""
+    pending = dict(db.session.execute(select(SyncEntry.store_id, func.count()).group_by(SyncEntry.store_id)).all())
+    now = utcnow()
+    leased = dict(db.session.execute(
+        select(SyncEntry.store_id, func.count()).where(SyncEntry.lease_until > now).group_by(SyncEntry.store_id)
+    ).all())
+    states = []
+    for store in db.session.scalars(select(Store).order_by(Store.id)):
+        last = db.session.scalar(
+            select(SyncRun).where(SyncRun.store_id == store.id).order_by(SyncRun.id.desc()).limit(1)
+        )
+        states.append({
+            "id": store.id,
+            "name": store.name,
+            "mall": store.mall,
+            "auto_sync": store.auto_sync,
+            "immediate_sync": store.immediate_sync,
+            "pending": pending.get(store.id, 0),
+            "in_flight": leased.get(store.id, 0),
+            "consecutive_failures": store.consecutive_failures,
+            "last_success_at": store.last_success_at,
+            "last_error_at": store.last_error_at,
+            "last_error": store.last_error,
+            "last_run": run_data(last) if last else None,
+        })
+    return states
+
+
+def run_data(run: SyncRun) -> dict:
+    return {
+        "id": run.id,
+        "store_id": run.store_id,
+        "trigger": run.trigger,
+        "status": run.status,
+        "total": run.total,
+        "succeeded": run.succeeded,
+        "failed": run.failed,
+        "retried": run.retried,
+        "message": describe(run.message),
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "duration_ms": run.duration_ms,
+    }
+
+
+def counts() -> dict:
+    now = utcnow()
+    return {
+        "pending": db.session.scalar(select(func.count()).select_from(SyncEntry)),
+        "due": db.session.scalar(select(func.count()).select_from(SyncEntry).where(SyncEntry.due_at <= now)),
+        "in_flight": db.session.scalar(select(func.count()).select_from(SyncEntry).where(SyncEntry.lease_until > now)),
+    }
+
+
+def failing_stores() -> list[dict]:
+    """Stores whose pushes fail now: consecutive failures, or the gate closed with something waiting."""
+    return [s for s in store_states() if s["consecutive_failures"] > 0 or (
+        s["last_run"] and s["last_run"]["status"] == "blocked" and s["pending"] > 0)]
+
+
+def failing_items(limit: int = 20) -> tuple[int, list[dict]]:
+    """Open entries whose last push failed, with the mall's reason."""
+    query = (
+        select(SyncEntry, Listing, Store.name)
+        .join(Listing, Listing.id == SyncEntry.listing_id)
+        .join(Store, Store.id == SyncEntry.store_id)
+        .where(SyncEntry.attempts > 0, SyncEntry.last_error.is_not(None))
+    )
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = [
+        {"listing_id": l.id, "code": l.code, "store": name, "error": e.last_error, "attempts": e.attempts,
+         "due_at": e.due_at, "target": e.target_quantity}
+        for e, l, name in db.session.execute(query.order_by(SyncEntry.updated_at.desc()).limit(limit))
+    ]
+    return total, rows
+
+
+def listings_needing_attention(limit: int = 20) -> dict:
+    """Listings 未反映 (the mall does not show what was pushed) and listings drifted (changed on the mall)."""
+    base = select(Listing, Store.name, Product.code).join(Store, Store.id == Listing.store_id).outerjoin(
+        Product, Product.id == Listing.product_id)
+    result = {}
+    for name, condition in (("unreflected", Listing.reflected.is_(False)), ("drifted", Listing.drifted.is_(True))):
+        total = db.session.scalar(select(func.count()).select_from(Listing).where(condition))
+        rows = [
+            {"id": l.id, "code": l.code, "store": store_name, "product_code": product_code,
+             "pushed": l.last_pushed_quantity, "mall": l.mall_quantity, "error": l.reflection_error,
+             "checking": l.reflection_deadline is not None, "checked_at": l.reflection_checked_at}
+            for l, store_name, product_code in db.session.execute(
+                base.where(condition).order_by(Listing.updated_at.desc()).limit(limit))
+        ]
+        result[name] = {"total": total, "rows": rows}
+    return result
+
+
+def hourly_results(hours: int = 24) -> list[dict]:
+    """✓ and ✗ attempts per hour over the last `hours` hours (oldest first), hours in the shop's zone."""
+    now = utcnow()
+    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    if db.session.get_bind().dialect.name == "postgresql":
+        bucket = func.date_trunc("hour", SyncAttempt.created_at)
+    else:
+        bucket = func.strftime("%Y-%m-%d %H:00:00", SyncAttempt.created_at)
+    rows = db.session.execute(
+        select(bucket.label("hour"), SyncAttempt.ok, func.count())
+        .where(SyncAttempt.created_at >= start)
+        .group_by(bucket, SyncAttempt.ok)
+    ).all()
+    counts: dict[datetime, dict] = {}
+    for hour, ok, count in rows:
+        if isinstance(hour, str):
+            hour = datetime.strptime(hour, "%Y-%m-%d %H:%M:%S")
+        slot = counts.setdefault(hour.replace(tzinfo=None), {"ok": 0, "ng": 0})
+        slot["ok" if ok else "ng"] += count
+    return [
+        {"hour": start + timedelta(hours=i), **counts.get(start + timedelta(hours=i), {"ok": 0, "ng": 0})}
+        for i in range(hours)
+    ]

@@ -1,0 +1,218 @@
+"""在庫同期履歴, the top page and `flask sync …`: what the shop sees about sync, with a real database and Redis.
+
+These need no mall: the gate (no completed application) stops a push before any connector is opened, and
+history rows are what the engine writes. Pushes to the sandbox malls are in test_sync_engine.py.
+"""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from rq import Queue
+
+from tatenpo import health, inventory
+from tatenpo.extensions import db
+from tatenpo.models import Heartbeat, SyncAttempt, SyncEntry, SyncRun, utcnow
+from tatenpo.sync import push_store
+
+
+def _changed_listing(app, make, *, mall="rakuten", quantity=7, **store_fields):
+    store = make.store(mall=mall, **store_fields)
+    product = make.product(on_hand=0)
+    listing = make.listing(store, product)
+    with app.app_context():
+        inventory.set_stock(product.id, quantity)
+        db.session.commit()
+    return store, product, listing
+
+
+def _run_row(app, store, **fields):
+    """A finished push with one attempt, as the engine writes it."""
+    with app.app_context():
+        run = SyncRun(store_id=store.id, trigger="schedule", status=fields.pop("status", "success"), total=1,
+                      started_at=utcnow(), finished_at=utcnow())
+        db.session.add(run)
+        db.session.flush()
+        attempt = SyncAttempt(run_id=run.id, store_id=store.id, listing_code=fields.pop("code", "item-a"),
+                              product_code="P-A", quantity=fields.pop("quantity", 5), **fields)
+        db.session.add(attempt)
+        db.session.commit()
+        return run.id
+
+
+def test_a_store_without_a_completed_application_shows_one_cross_with_the_seed_reason(app, make, client, auth):
+    store, product, listing = _changed_listing(app, make)
+    with app.app_context():
+        first = push_store(store.id, "schedule")
+        second = push_store(store.id, "schedule")
+        assert first.blocked == second.blocked == "tatenpo:not-applied"
+        runs = db.session.query(SyncRun).filter_by(store_id=store.id).all()
+        # Once per run, and the same blocked state is not written again on every sweep.
+        assert len(runs) == 1 and runs[0].status == "blocked" and runs[0].total == 1
+        assert db.session.query(SyncAttempt).count() == 0
+        assert db.session.query(SyncEntry).filter_by(listing_id=listing.id).one().target_quantity == 7
+
+    auth.login()
+    page = client.get("/sync").get_data(as_text=True)
+    assert "自動在庫同期申請が完了していません" in page
+    assert "自動在庫同期申請が完了しているか" in page  # the seed's third check, marked as the cause
+    assert "自動確認: 原因です" in page
+    top = client.get("/").get_data(as_text=True)
+    assert store.name in top and "自動在庫同期申請が完了していません" in top
+
+
+def test_a_stopped_store_is_not_pushed_and_says_why_when_asked(app, make):
+    store, product, listing = _changed_listing(app, make)
+    with app.app_context():
+        from tatenpo.models import Store
+
+        db.session.get(Store, store.id).auto_sync = False
+        db.session.commit()
+        outcome = push_store(store.id, "manual")
+        assert outcome.blocked == "tatenpo:sync-off"
+        assert db.session.query(SyncEntry).count() == 1
+
+
+def test_the_history_lists_attempts_with_check_cross_and_reflection(app, make, client, auth):
+    store = make.store(name="楽天テスト店")
+    _run_row(app, store, code="shirt-red", ok=True, reflected=True, read_back_quantity=5)
+    _run_row(app, store, code="shirt-blue", ok=False, message="商品が見つかりません", hint="item", error_code="GE0014")
+    _run_row(app, store, code="shirt-green", ok=False, will_retry=True, message="メンテナンス中です")
+    auth.login()
+    page = client.get("/sync").get_data(as_text=True)
+    for text in ("shirt-red", "反映済み", "shirt-blue", "商品が見つかりません", "GE0014", "shirt-green", "再試行"):
+        assert text in page
+    # The ✗ line names the item check as the cause.
+    assert "商品情報が実際のECサイトとタテンポ上で相違が無いか" in page
+
+    only_failed = client.get("/sync?result=ng").get_data(as_text=True)
+    assert "shirt-blue" in only_failed and "shirt-red" not in only_failed and "shirt-green" not in only_failed
+    retry = client.get("/sync?result=retry").get_data(as_text=True)
+    assert "shirt-green" in retry and "shirt-blue" not in retry
+
+
+def test_bad_filters_show_a_message_and_every_row_instead_of_an_error(app, make, client, auth):
+    store = make.store()
+    _run_row(app, store, code="kept-row", ok=True)
+    auth.login()
+    response = client.get("/sync?date=きのう&store=abc&result=maybe")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "kept-row" in page
+    assert "日付ではありません" in page and "不明なECサイト" in page
+
+
+def test_the_date_filter_uses_japan_days(app, make, client, auth):
+    store = make.store()
+    _run_row(app, store, code="today-row", ok=True)
+    auth.login()
+    from zoneinfo import ZoneInfo
+    from datetime import datetime
+
+    today = datetime.now(ZoneInfo("Asia/Tokyo")).date()
+    assert "today-row" in client.get(f"/sync?date={today.isoformat()}").get_data(as_text=True)
+    assert "today-row" not in client.get(f"/sync?date={(today - timedelta(days=1)).isoformat()}").get_data(as_text=True)
+
+
+def test_the_csv_export_has_the_filtered_rows_for_excel(app, make, client, auth):
+    store = make.store(name="ヤフー店", mall="yahoo")
+    _run_row(app, store, code="mug-01", ok=True, quantity=12)
+    _run_row(app, store, code="mug-02", ok=False, message="在庫数が不正です")
+    auth.login()
+    response = client.get("/sync/export.csv?result=ng")
+    assert response.mimetype == "text/csv"
+    body = response.data.decode("utf-8")
+    assert body.startswith("\ufeff")
+    assert "mug-02" in body and "在庫数が不正です" in body and "mug-01" not in body
+    assert "\r\n" in body
+
+
+def test_the_history_polls_only_while_a_push_is_in_flight(app, make, client, auth):
+    store = make.store()
+    auth.login()
+    idle_page = client.get("/sync").get_data(as_text=True)
+    assert 'hx-trigger="every 5s"' not in idle_page
+    assert client.get("/sync", headers={"HX-Request": "true"}).status_code == 286
+
+    with app.app_context():
+        db.session.add(SyncRun(store_id=store.id, trigger="manual", status="running", started_at=utcnow()))
+        db.session.commit()
+    busy_page = client.get("/sync").get_data(as_text=True)
+    assert 'hx-trigger="every 5s"' in busy_page
+    partial = client.get("/sync", headers={"HX-Request": "true"})
+    assert partial.status_code == 200 and "<html" not in partial.get_data(as_text=True)
+
+    with app.app_context():
+        db.session.query(SyncRun).update({"status": "success", "finished_at": utcnow()})
+        db.session.commit()
+    assert client.get("/sync", headers={"HX-Request": "true"}).status_code == 286
+
+
+def test_sync_now_queues_one_push_per_store(app, make, client, auth, redis_url):
+    store, product, listing = _changed_listing(app, make)
+    auth.login()
+    first = client.post(f"/sync/stores/{store.id}/push", follow_redirects=True).get_data(as_text=True)
+    second = client.post(f"/sync/stores/{store.id}/push", follow_redirects=True).get_data(as_text=True)
+    assert "同期を開始しました" in first
+    assert "すでに同期待ちです" in second
+    with app.app_context():
+        from tatenpo.redis_conn import redis
+
+        jobs = Queue("sync", connection=redis()).jobs
+    assert [(j.func_name, j.args) for j in jobs] == [("tatenpo.jobs.push_store", (store.id, "manual"))]
+
+
+def test_sync_now_for_an_unknown_store_is_not_found(client, auth):
+    auth.login()
+    assert client.post("/sync/stores/999/push").status_code == 404
+
+
+def test_the_top_page_alerts_when_the_scheduler_missed_two_intervals(app, client, auth):
+    auth.login()
+    assert "自動同期が停止しています" in client.get("/").get_data(as_text=True)  # never ran
+    with app.app_context():
+        health.beat(health.SCHEDULE_HEARTBEAT)
+        db.session.commit()
+    assert "自動同期が停止しています" not in client.get("/").get_data(as_text=True)
+    with app.app_context():
+        stale = utcnow() - timedelta(seconds=2 * app.config["SYNC_INTERVAL_SECONDS"] + 5)
+        db.session.get(Heartbeat, health.SCHEDULE_HEARTBEAT).seen_at = stale
+        db.session.commit()
+    assert "自動同期が停止しています" in client.get("/").get_data(as_text=True)
+
+
+def test_the_top_page_draws_checks_and_crosses_per_hour(app, make, client, auth):
+    store = make.store()
+    _run_row(app, store, code="a", ok=True)
+    _run_row(app, store, code="b", ok=True)
+    _run_row(app, store, code="c", ok=False, message="x")
+    auth.login()
+    page = client.get("/").get_data(as_text=True)
+    assert page.count('class="bar-ok"') == 1 and page.count('class="bar-ng"') == 1
+    assert "✓ 2" in page and "✗ 1" in page
+    assert "style=" not in page and "<script>" not in page  # the CSP allows neither
+
+
+def test_sync_status_and_history_in_the_shell(app, make, runner):
+    store, product, listing = _changed_listing(app, make)
+    with app.app_context():
+        push_store(store.id, "schedule")
+    result = runner.invoke(args=["sync", "status", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["counts"]["pending"] == 1
+    assert data["scheduler"]["stale"] is True
+    assert data["stores"][0]["last_run"]["status"] == "blocked"
+    history = json.loads(runner.invoke(args=["sync", "history", "--store", str(store.id), "--json"]).output)
+    assert history[0]["kind"] == "run" and history[0]["hint"] == "application"
+    text = runner.invoke(args=["sync", "status"]).output
+    assert "NO RUN FOR TWO INTERVALS" in text
+
+
+def test_sync_run_in_the_shell_prints_the_run_and_refuses_an_unknown_store(app, make, runner):
+    store, product, listing = _changed_listing(app, make)
+    result = runner.invoke(args=["sync", "run", "--store", str(store.id), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["status"] == "blocked"
+    missing = runner.invoke(args=["sync", "run", "--store", "999"])
+    assert missing.exit_code != 0 and "no store 999" in missing.output
