@@ -1,0 +1,327 @@
+"""販売取込: read the uploaded file(s), preview what would change, and import it all in one transaction.
+
+Preview and import run the same code (`analyse`), so what the shop confirmed is what happens. The import
+writes nothing unless every row is valid; re-importing the same file changes nothing. New products get the
+file's stock as their starting stock, with a 在庫履歴 row of kind LISTING_IMPORT; newly linked listings of a
+store with 自動在庫同期 on are put on the sync schedule through tatenpo.inventory.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import joinedload
+
+from .. import inventory
+from ..extensions import db
+from ..models import ImportJob, Listing, Product, StockChangeKind, StockHistory, Store, search_key, utcnow
+from . import detect, progress, uploads
+from .base import Format
+from .linking import Plan, build_plan, select_subset
+from .reading import ENCODING_LABELS, FileProblem, Table, open_table
+from .records import Problems
+
+log = logging.getLogger(__name__)
+
+Progress = Optional[Callable[[str, int, int], None]]
+_WRITE_CHUNK = 2000
+SHOWN_ERRORS = 1000  # kept on the ImportJob; the error report lists them
+
+
+class ImportRefused(Exception):
+    """The file has row errors: nothing was written. The message says how many and where to look."""
+
+
+@dataclass
+class Analysis:
+    format: Format
+    encoding: str
+    plan: Plan
+    problems: Problems
+    tables: list[Table] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        counts = self.plan.counts()
+        counts["errors"] = self.problems.error_count
+        counts["skipped"] = self.problems.skipped
+        return counts
+
+
+def open_tables(files: list[tuple[Any, str]]) -> list[Table]:
+    if not files:
+        raise FileProblem(_l("Choose a CSV file to upload."))
+    return [open_table(path, name) for path, name in files]
+
+
+def analyse(
+    store: Store,
+    files: list[tuple[Any, str]],
+    *,
+    forced_format: Optional[str] = None,
+    create_products: bool = True,
+    items: Optional[list[str]] = None,
+    first_items: Optional[int] = None,
+    report: Progress = None,
+    total: int = 0,
+) -> Analysis:
+    """Everything the import would do, without writing. Raises FileProblem for a file that cannot be used."""
+    tables = open_tables(files)
+    settings = store.settings or {}
+    chosen = detect.detect(tables, settings, forced_format)
+    if store.mall not in chosen.malls:
+        raise FileProblem(
+            _l("This is a %(format)s file, but the store “%(store)s” is on another mall.",
+               format=chosen.label, store=store.name)
+        )
+    problems = Problems()
+    records = select_subset(chosen.read(tables, problems, settings), items, first_items)
+    plan = build_plan(store.id, records, problems, create_products=create_products, progress=report, total=total)
+    if plan.rows == 0 and problems.error_count == 0 and problems.skipped == 0:
+        raise FileProblem(_l("The file has a header row but no listings."), row=2)
+    encoding = ENCODING_LABELS.get(tables[0].encoding, tables[0].encoding)
+    return Analysis(chosen, encoding, plan, problems, tables)
+
+
+def write(store: Store, plan: Plan, *, note: str, user_id: Optional[int], report: Progress = None) -> dict[str, int]:
+    """Apply a plan in the caller's transaction (bulk statements, no ORM object per row); returns counts."""
+    now = utcnow()
+    total = len(plan.create) + len(plan.new) + len(plan.changed)
+    done = 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        if report is not None:
+            report("write", done, total)
+
+    created: dict[str, int] = {}
+    products = Product.__table__
+    items = list(plan.create.items())
+    for start in range(0, len(items), _WRITE_CHUNK):
+        chunk = items[start : start + _WRITE_CHUNK]
+        rows = [
+            {
+                "code": code,
+                "name": data["name"],
+                "on_hand": data["quantity"],
+                "allocated": 0,
+                "stock_managed": True,
+                "version": 0,
+                "search_text": search_key(code, data["name"])[:800],
+                "created_at": now,
+                "updated_at": now,
+            }
+            for code, data in chunk
+        ]
+        result = db.session.execute(products.insert().returning(products.c.id, products.c.code), rows)
+        created.update((code, id_) for id_, code in result)
+        history = [
+            {
+                "product_id": created[code],
+                "product_code": code,
+                "change": data["quantity"],
+                "quantity_after": data["quantity"],
+                "kind": int(StockChangeKind.LISTING_IMPORT),
+                "user_id": user_id,
+                "note": note,
+                "created_at": now,
+            }
+            for code, data in chunk
+            if data["quantity"] > 0
+        ]
+        if history:
+            db.session.execute(StockHistory.__table__.insert(), history)
+        step(len(chunk))
+
+    to_schedule: list[int] = list(plan.relinked_ids) if store.auto_sync else []
+    listings = Listing.__table__
+    for start in range(0, len(plan.new), _WRITE_CHUNK):
+        chunk = plan.new[start : start + _WRITE_CHUNK]
+        rows = []
+        for row in chunk:
+            product_code = row.pop("_product", None)
+            if product_code is not None:
+                row["product_id"] = created[product_code]
+            row["search_text"] = search_key(row["code"], row["item_code"], row["variant_code"], row["title"])[:1100]
+            row["mall_quantity_at"] = now if row["mall_quantity"] is not None else None
+            row["drifted"] = False
+            row["created_at"] = now
+            row["updated_at"] = now
+            rows.append(row)
+        if store.auto_sync:
+            result = db.session.execute(listings.insert().returning(listings.c.id, listings.c.product_id), rows)
+            to_schedule.extend(id_ for id_, product_id in result if product_id is not None)
+        else:
+            db.session.execute(listings.insert(), rows)
+        step(len(chunk))
+
+    for start in range(0, len(plan.changed), _WRITE_CHUNK):
+        chunk = plan.changed[start : start + _WRITE_CHUNK]
+        with_quantity, without_quantity = [], []
+        for row in chunk:
+            product_code = row.pop("_product", None)
+            values = {
+                "b_id": row["id"],
+                "b_product_id": created[product_code] if product_code is not None else row["product_id"],
+                "b_code": row["code"],
+                "b_title": row["title"],
+                "b_attributes": row["attributes"],
+                "b_mall_quantity": row["mall_quantity"],
+                "b_search_text": search_key(row["code"], row["item_code"], row["variant_code"], row["title"])[:1100],
+            }
+            (with_quantity if row["_quantity_changed"] else without_quantity).append(values)
+        base = dict(
+            product_id=bindparam("b_product_id"),
+            code=bindparam("b_code"),
+            title=bindparam("b_title"),
+            attributes=bindparam("b_attributes", type_=listings.c.attributes.type),
+            mall_quantity=bindparam("b_mall_quantity"),
+            search_text=bindparam("b_search_text"),
+            updated_at=now,
+        )
+        statement = update(listings).where(listings.c.id == bindparam("b_id"))
+        if with_quantity:
+            db.session.execute(statement.values(**base, mall_quantity_at=now), with_quantity)
+        if without_quantity:
+            db.session.execute(statement.values(**base), without_quantity)
+        step(len(chunk))
+
+    scheduled = 0
+    for start in range(0, len(to_schedule), 500):
+        chunk = to_schedule[start : start + 500]
+        loaded = db.session.scalars(
+            select(Listing).options(joinedload(Listing.product), joinedload(Listing.store)).where(Listing.id.in_(chunk))
+        ).all()
+        scheduled += inventory.schedule(loaded)
+    if report is not None:
+        report("write", total, total)
+    return {
+        "new": len(plan.new),
+        "updated": len(plan.changed),
+        "unchanged": plan.unchanged,
+        "products_created": len(created),
+        "linked_existing": plan.linked_existing,
+        "unlinked": plan.unlinked,
+        "not_pushed": plan.not_pushed,
+        "scheduled": scheduled,
+    }
+
+
+def job_options(job: ImportJob) -> dict[str, Any]:
+    options = job.options or {}
+    return {
+        "forced_format": options.get("format") or None,
+        "create_products": bool(options.get("create_products", True)),
+        "items": options.get("items") or None,
+        "first_items": options.get("first_items") or None,
+    }
+
+
+def preview_job(job: ImportJob) -> Optional[Analysis]:
+    """Fill the job's preview (format, encoding, counts, first errors) and mark it previewed. The caller
+    commits. A file that cannot be used at all leaves the job `failed` with the reason; returns None."""
+    store = db.session.get(Store, job.store_id) if job.store_id else None
+    if store is None:
+        job.status = "failed"
+        job.message = str(_l("The store no longer exists."))
+        return None
+    try:
+        analysis = analyse(store, uploads.job_files(job), **job_options(job))
+    except FileProblem as problem:
+        job.status = "failed"
+        job.message = str(problem.message)
+        job.errors = [{"row": problem.row, "column": problem.column or "", "message": str(problem.message), "file": ""}]
+        job.error_count = 1
+        job.preview = {}
+        return None
+    job.format = analysis.format.name
+    job.encoding = analysis.encoding
+    job.preview = {
+        "counts": analysis.counts,
+        "samples": analysis.plan.samples,
+        "skipped": analysis.problems.skipped_reasons,
+        "format_label": str(analysis.format.label),
+    }
+    job.errors = [e.as_dict() for e in analysis.problems.errors[:SHOWN_ERRORS]]
+    job.error_count = analysis.problems.error_count
+    job.total_rows = analysis.plan.rows
+    job.done_rows = 0
+    job.status = "previewed"
+    job.message = None
+    return analysis
+
+
+def import_note(job: ImportJob) -> str:
+    return f"販売取込 #{job.id} {job.filename}"[:500]
+
+
+def run_job(job_id: int) -> ImportJob:
+    """The background import: all rows in one transaction, or nothing. On any failure the job is marked
+    failed with the reason (committed separately) and the exception propagates to RQ."""
+    job = db.session.get(ImportJob, job_id)
+    if job is None:
+        raise LookupError(f"import job {job_id} does not exist")
+    if job.status == "done":
+        return job  # a retried RQ job must not import twice
+    locale = job.user.locale if job.user is not None else None
+    job.status = "running"
+    job.started_at = utcnow()
+    job.done_rows = 0
+    db.session.commit()
+    reporter = progress.Reporter(job.id)
+    try:
+        with force_locale(locale or "ja"):
+            store = db.session.get(Store, job.store_id) if job.store_id else None
+            if store is None:
+                raise FileProblem(_l("The store no longer exists."))
+            total = job.total_rows or 0
+            analysis = analyse(store, uploads.job_files(job), report=reporter, total=total, **job_options(job))
+            if analysis.problems.error_count:
+                job.errors = [e.as_dict() for e in analysis.problems.errors[:SHOWN_ERRORS]]
+                job.error_count = analysis.problems.error_count
+                raise ImportRefused(
+                    str(_l("%(count)s rows have errors; nothing was imported.", count=analysis.problems.error_count))
+                )
+            result = write(store, analysis.plan, note=import_note(job), user_id=job.user_id, report=reporter)
+            job.result = result
+            job.total_rows = analysis.plan.rows
+            job.done_rows = analysis.plan.rows
+            job.status = "done"
+            job.finished_at = utcnow()
+            job.message = str(_l("Imported: %(new)s new, %(updated)s updated, %(unchanged)s unchanged listings; "
+                                 "%(created)s products created.", new=result["new"], updated=result["updated"],
+                                 unchanged=result["unchanged"], created=result["products_created"]))
+        db.session.commit()
+    except BaseException as exc:
+        errors = list(job.errors or []) if isinstance(exc, ImportRefused) else None
+        error_count = job.error_count if isinstance(exc, ImportRefused) else None
+        db.session.rollback()
+        _mark_failed(job_id, exc, errors, error_count, locale)
+        raise
+    uploads.discard(job)
+    progress.clear(job.id)
+    return job
+
+
+def _mark_failed(job_id: int, exc: BaseException, errors, error_count, locale) -> None:
+    job = db.session.get(ImportJob, job_id)
+    if job is None:
+        return
+    with force_locale(locale or "ja"):
+        if isinstance(exc, (FileProblem, ImportRefused)):
+            message = str(exc)
+        else:
+            log.exception("listing import %s failed", job_id)
+            message = str(_l("The import failed and nothing was changed: %(reason)s", reason=str(exc) or type(exc).__name__))
+    job.status = "failed"
+    job.message = message
+    job.finished_at = utcnow()
+    if errors is not None:
+        job.errors = errors
+        job.error_count = error_count or len(errors)
+    db.session.commit()

@@ -1,0 +1,92 @@
+"""Shopify products export (UTF-8, one row per variant grouped by `Handle`).
+
+Only a product's first row carries Title and the option names; the other variant rows leave them empty. Rows
+with no variant fields are extra images. A listing is Handle + the option values (`Default Title` means no
+options); its code is `Variant SKU`, or, when that is empty (often), Handle + option values. The export has
+no inventory item ids: the connector looks them up by SKU/handle (attributes keep both).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+
+from .base import Format, Overrides
+from .reading import Columns, Table, cell
+from .records import Problems, Record, read_quantity
+
+DEFAULT_OPTION = "Default Title"
+
+
+def matches(columns: Columns, settings: dict[str, Any]) -> bool:
+    return columns.has("Handle") and columns.has("Variant SKU", "Variant Price", "Variant Inventory Qty")
+
+
+def variant_key(values: list[str]) -> str:
+    values = [v.strip() for v in values if v.strip() and v.strip() != DEFAULT_OPTION]
+    return " / ".join(values)
+
+
+def fallback_code(handle: str, values: list[str]) -> str:
+    values = [v.strip() for v in values if v.strip() and v.strip() != DEFAULT_OPTION]
+    return "-".join([handle, *values])
+
+
+def read(tables: list[Table], problems: Problems, settings: dict[str, Any]) -> Iterator[Record]:
+    for table in tables:
+        c = table.columns
+        i_handle = c.require("Handle")
+        i_title = c.find("Title")
+        i_options = [c.find(f"Option{n} Value") for n in (1, 2, 3)]
+        i_sku = c.find("Variant SKU")
+        i_quantity = c.find("Variant Inventory Qty")
+        i_price = c.find("Variant Price")
+        i_tracker = c.find("Variant Inventory Tracker")
+        i_item_id = c.find("Variant Inventory Item ID", "Inventory Item ID")
+        overrides = Overrides(c)
+        titles: dict[str, str] = {}
+        for row_no, row in table.rows():
+            handle = cell(row, i_handle).strip()
+            if not handle:
+                problems.add(row_no, "Handle", _l("Handle is empty."), table.filename)
+                continue
+            title = cell(row, i_title)
+            if title:
+                titles.setdefault(handle, title)
+            values = [cell(row, i) for i in i_options]
+            sku = cell(row, i_sku).strip()
+            if not sku and not any(v.strip() for v in values) and not cell(row, i_price).strip():
+                problems.skip(_l("Image rows of the Shopify export"))
+                continue
+            key = variant_key(values)
+            attributes: dict[str, Any] = {"handle": handle}
+            if sku:
+                attributes["sku"] = sku
+            if key:
+                attributes["options"] = key
+            if cell(row, i_item_id).strip():
+                attributes["inventory_item_id"] = cell(row, i_item_id).strip()
+            if i_tracker is not None and not cell(row, i_tracker).strip():
+                attributes["untracked"] = True
+            name = titles.get(handle, handle)
+            record = Record(
+                row=row_no,
+                item_code=handle,
+                variant_code=key,
+                code=sku or fallback_code(handle, values),
+                title=f"{name} {key}".strip() if key else name,
+                quantity=read_quantity(cell(row, i_quantity), row_no, "Variant Inventory Qty", problems, table.filename),
+                attributes=attributes,
+                filename=table.filename,
+            )
+            yield overrides.apply(record, row)
+
+
+FORMAT = Format(
+    name="shopify-products",
+    label=_l("Shopify products CSV"),
+    malls=("shopify",),
+    matches=matches,
+    read=read,
+)

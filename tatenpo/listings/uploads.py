@@ -1,0 +1,98 @@
+"""Uploaded files waiting to be imported: kept under instance/uploads/<random id>/ until the import is done,
+with their size and SHA-256 recorded on the ImportJob. Shared by 販売取込 and 在庫取込."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+import shutil
+from pathlib import Path
+from typing import BinaryIO, Optional
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+
+from ..extensions import db
+from ..models import ImportJob
+from .reading import FileProblem
+
+_BLOCK = 1 << 20
+
+
+def upload_root() -> Path:
+    return Path(current_app.instance_path) / "uploads"
+
+
+def size_limit() -> int:
+    return int(current_app.config.get("MAX_CONTENT_LENGTH") or 100 * 1024 * 1024)
+
+
+def _safe_name(filename: str) -> str:
+    name = Path(filename or "upload.csv").name.strip() or "upload.csv"
+    return name[:200]
+
+
+def save_upload(
+    files: list[tuple[str, BinaryIO]],
+    *,
+    kind: str,
+    store_id: Optional[int],
+    user_id: Optional[int],
+    options: Optional[dict] = None,
+) -> ImportJob:
+    """Copy the uploaded streams to disk and add an ImportJob (status `uploaded`); the caller commits."""
+    files = [(name, stream) for name, stream in files if name]
+    if not files:
+        raise FileProblem(_l("Choose a CSV file to upload."))
+    folder = upload_root() / secrets.token_hex(12)
+    folder.mkdir(parents=True, exist_ok=True)
+    limit = size_limit()
+    saved = []
+    total = 0
+    digest = hashlib.sha256()
+    try:
+        for number, (filename, stream) in enumerate(files, start=1):
+            path = folder / f"{number}.csv"
+            with path.open("wb") as out:
+                while block := stream.read(_BLOCK):
+                    total += len(block)
+                    if total > limit:
+                        raise FileProblem(
+                            _l("The file is too large (the limit is %(mb)s MB).", mb=limit // (1024 * 1024))
+                        )
+                    digest.update(block)
+                    out.write(block)
+            saved.append({"path": str(path), "name": _safe_name(filename)})
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    job = ImportJob(
+        kind=kind,
+        store_id=store_id,
+        user_id=user_id,
+        filename=" + ".join(f["name"] for f in saved)[:255],
+        stored_path=saved[0]["path"],
+        file_size=total,
+        file_sha256=digest.hexdigest(),
+        status="uploaded",
+        options={**(options or {}), "files": saved},
+    )
+    db.session.add(job)
+    return job
+
+
+def job_files(job: ImportJob) -> list[tuple[Path, str]]:
+    files = (job.options or {}).get("files") or (
+        [{"path": job.stored_path, "name": job.filename}] if job.stored_path else []
+    )
+    result = [(Path(f["path"]), f["name"]) for f in files]
+    if not result or any(not path.exists() for path, _ in result):
+        raise FileProblem(_l("The uploaded file is no longer available. Upload it again."))
+    return result
+
+
+def discard(job: ImportJob) -> None:
+    """Remove the stored upload (after a successful import)."""
+    for path, _ in ((Path(f["path"]), f["name"]) for f in (job.options or {}).get("files") or []):
+        folder = path.parent
+        if folder.parent == upload_root():
+            shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,232 @@
+"""在庫出力 / 在庫取込: the products' stock as a CSV for Excel, and a CSV of (商品コード, 在庫数) to set stock in bulk.
+
+Export: 商品コード, 商品名, 在庫数, 引当数, 販売可能数 in CP932 (what Excel opens in Japan) or UTF-8 with BOM.
+Cells starting with = + - @ are prefixed with ' so Excel shows them as text instead of running a formula;
+the import removes that prefix again, so export → import changes nothing.
+
+Import: preview, then every changed product in one transaction through inventory.set_stock (kind STOCK_CSV),
+so history and the sync schedule follow; any bad row, unknown code or duplicate writes nothing.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from dataclasses import dataclass, field
+from typing import Optional
+
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from . import inventory
+from .extensions import db
+from .listings import progress, uploads
+from .listings.reading import ENCODING_LABELS, FileProblem, cell, open_table
+from .listings.records import MAX_KEPT_ERRORS, Problems, read_quantity
+from .models import ImportJob, Product, StockChangeKind, utcnow
+
+log = logging.getLogger(__name__)
+
+HEADERS = ["商品コード", "商品名", "在庫数", "引当数", "販売可能数"]
+CODE_COLUMN = ("商品コード", "product code", "code")
+QUANTITY_COLUMN = ("在庫数", "on hand", "stock")
+ENCODINGS = ("cp932", "utf-8-sig")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_CHUNK = 900
+
+
+class StockImportRefused(Exception):
+    """Row errors: nothing was written."""
+
+
+def neutralise(text: str) -> str:
+    """A cell Excel would run as a formula (=, +, -, @) is shown as text instead."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def restore(text: str) -> str:
+    """Undo `neutralise` on import."""
+    return text[1:] if text.startswith("'") and text[1:2] in _FORMULA_START and len(text) > 1 else text
+
+
+def export_csv(encoding: str = "cp932") -> bytes:
+    """Every product's stock, ordered by 商品コード. Characters CP932 cannot hold in a name become '?';
+    a 商品コード that CP932 cannot hold stops the export (the import could not find the product again)."""
+    if encoding not in ENCODINGS:
+        raise FileProblem(_l("Unknown encoding “%(encoding)s”.", encoding=encoding))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(HEADERS)
+    rows = db.session.execute(
+        select(Product.code, Product.name, Product.on_hand, Product.allocated).order_by(Product.code)
+    ).yield_per(2000)
+    for code, name, on_hand, allocated in rows:
+        if encoding == "cp932":
+            try:
+                code.encode("cp932")
+            except UnicodeEncodeError:
+                raise FileProblem(
+                    _l("The 商品コード “%(code)s” has characters Shift_JIS cannot hold: export as UTF-8.", code=code)
+                ) from None
+            name = name.encode("cp932", errors="replace").decode("cp932")
+        writer.writerow([neutralise(code), neutralise(name or ""), on_hand, allocated, max(0, on_hand - allocated)])
+    return buffer.getvalue().encode(encoding)
+
+
+@dataclass
+class StockPlan:
+    changes: list[tuple[int, str, int, int]] = field(default_factory=list)  # (product id, code, before, after)
+    unchanged: int = 0
+    rows: int = 0
+    problems: Problems = field(default_factory=Problems)
+    encoding: str = ""
+    samples: list[dict] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "rows": self.rows,
+            "changed": len(self.changes),
+            "unchanged": self.unchanged,
+            "errors": self.problems.error_count,
+        }
+
+
+def plan_import(path, filename: str) -> StockPlan:
+    """Read a stock CSV and compare it with the current stock; raises FileProblem for an unusable file."""
+    table = open_table(path, filename)
+    code_at = table.columns.require(*CODE_COLUMN)
+    quantity_at = table.columns.require(*QUANTITY_COLUMN)
+    code_column, quantity_column = table.columns.name(code_at), table.columns.name(quantity_at)
+    plan = StockPlan(encoding=ENCODING_LABELS.get(table.encoding, table.encoding))
+    problems = plan.problems
+    wanted: dict[str, tuple[int, int]] = {}  # code → (row, quantity)
+    for row_no, row in table.rows():
+        plan.rows += 1
+        code = restore(cell(row, code_at).strip())
+        if not code:
+            problems.add(row_no, code_column, _l("商品コード is empty."), filename)
+            continue
+        text = cell(row, quantity_at)
+        if text.strip() == "":
+            problems.add(row_no, quantity_column, _l("在庫数 is empty."), filename)
+            continue
+        quantity = read_quantity(text, row_no, quantity_column, problems, filename)
+        if quantity is None:
+            continue
+        if code in wanted:
+            problems.add(
+                row_no, code_column,
+                _l("商品コード “%(code)s” appears twice: rows %(first)s and %(row)s.", code=code,
+                   first=wanted[code][0], row=row_no),
+                filename,
+            )
+            continue
+        wanted[code] = (row_no, quantity)
+    if plan.rows == 0:
+        raise FileProblem(_l("The file has a header row but no products."), row=2)
+    codes = list(wanted)
+    current: dict[str, tuple[int, int]] = {}
+    for start in range(0, len(codes), _CHUNK):
+        chunk = codes[start : start + _CHUNK]
+        for id_, code, on_hand in db.session.execute(
+            select(Product.id, Product.code, Product.on_hand).where(Product.code.in_(chunk))
+        ):
+            current[code] = (id_, on_hand)
+    for code, (row_no, quantity) in wanted.items():
+        if code not in current:
+            problems.add(row_no, code_column, _l("There is no product with 商品コード “%(code)s”.", code=code), filename)
+            continue
+        product_id, on_hand = current[code]
+        if on_hand == quantity:
+            plan.unchanged += 1
+            continue
+        plan.changes.append((product_id, code, on_hand, quantity))
+        if len(plan.samples) < 20:
+            plan.samples.append({"row": row_no, "code": code, "before": on_hand, "after": quantity})
+    return plan
+
+
+def apply_plan(plan: StockPlan, *, user=None, note: str = "", report=None) -> int:
+    """Set every changed product's stock in the caller's transaction; returns how many changed."""
+    total = len(plan.changes)
+    for done, (product_id, code, before, after) in enumerate(plan.changes, start=1):
+        inventory.set_stock(product_id, after, kind=StockChangeKind.STOCK_CSV, user=user, note=note)
+        if report is not None and (done % 200 == 0 or done == total):
+            report("write", done, total)
+    return total
+
+
+def preview_job(job: ImportJob) -> Optional[StockPlan]:
+    """Fill the stock import job's preview; the caller commits. An unusable file marks the job failed."""
+    try:
+        (path, name), *_ = uploads.job_files(job)
+        plan = plan_import(path, name)
+    except FileProblem as problem:
+        job.status = "failed"
+        job.message = str(problem.message)
+        job.errors = [{"row": problem.row, "column": problem.column or "", "message": str(problem.message), "file": ""}]
+        job.error_count = 1
+        return None
+    job.format = "stock"
+    job.encoding = plan.encoding
+    job.preview = {"counts": plan.counts(), "samples": plan.samples}
+    job.errors = [e.as_dict() for e in plan.problems.errors[:MAX_KEPT_ERRORS]]
+    job.error_count = plan.problems.error_count
+    job.total_rows = plan.rows
+    job.status = "previewed"
+    job.message = None
+    return plan
+
+
+def run_job(job_id: int) -> ImportJob:
+    """The background 在庫取込: all changes in one transaction, or none; failures mark the job and propagate."""
+    job = db.session.get(ImportJob, job_id)
+    if job is None:
+        raise LookupError(f"import job {job_id} does not exist")
+    if job.status == "done":
+        return job
+    locale = job.user.locale if job.user is not None else None
+    job.status = "running"
+    job.started_at = utcnow()
+    db.session.commit()
+    try:
+        with force_locale(locale or "ja"):
+            (path, name), *_ = uploads.job_files(job)
+            plan = plan_import(path, name)
+            if plan.problems.error_count:
+                job.errors = [e.as_dict() for e in plan.problems.errors[:MAX_KEPT_ERRORS]]
+                job.error_count = plan.problems.error_count
+                raise StockImportRefused(
+                    str(_l("%(count)s rows have errors; nothing was imported.", count=plan.problems.error_count))
+                )
+            changed = apply_plan(plan, user=job.user, note=f"在庫取込 #{job.id} {job.filename}"[:500],
+                                 report=progress.Reporter(job.id))
+            job.result = {"changed": changed, "unchanged": plan.unchanged, "rows": plan.rows}
+            job.done_rows = job.total_rows = plan.rows
+            job.status = "done"
+            job.finished_at = utcnow()
+            job.message = str(_l("Stock set for %(changed)s products (%(unchanged)s unchanged).",
+                                 changed=changed, unchanged=plan.unchanged))
+        db.session.commit()
+    except BaseException as exc:
+        refused = isinstance(exc, StockImportRefused)
+        errors, error_count = (list(job.errors or []), job.error_count) if refused else (None, None)
+        db.session.rollback()
+        job = db.session.get(ImportJob, job_id)
+        with force_locale(locale or "ja"):
+            if isinstance(exc, (FileProblem, StockImportRefused, inventory.StockError)):
+                message = str(exc)
+            else:
+                log.exception("stock import %s failed", job_id)
+                message = str(_l("The import failed and nothing was changed: %(reason)s", reason=str(exc) or type(exc).__name__))
+        job.status = "failed"
+        job.message = message
+        job.finished_at = utcnow()
+        if errors is not None:
+            job.errors, job.error_count = errors, error_count
+        db.session.commit()
+        raise
+    uploads.discard(job)
+    progress.clear(job.id)
+    return job

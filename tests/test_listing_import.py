@@ -1,0 +1,255 @@
+"""販売取込: every mall's file is recognised, read exactly, linked by code and imported all-or-nothing."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from tatenpo.extensions import db
+from tatenpo.listings import importer
+from tatenpo.models import ImportJob, Listing, StockChangeKind, StockHistory, Store, SyncEntry
+
+from .listing_helpers import fixture, import_file, listings_of, product, snapshot, upload
+
+
+def test_rakuten_sku_format_creates_listings_and_products_with_the_files_stock(app, make):
+    store = make.store(mall="rakuten", auto_sync=False)
+    with app.app_context():
+        job = import_file(store.id, "rakuten-normal-item.csv")
+        assert job.status == "done"
+        assert job.format == "rakuten-item"
+        assert job.encoding == "Shift_JIS (CP932)"
+        listings = listings_of(store.id)
+        assert set(listings) == {
+            ("tshirt", "tshirt-red"), ("tshirt", "tshirt-blue"), ("mug", "normal-inventory"),
+            ("sticker", "normal-inventory"),
+        }
+        red = listings[("tshirt", "tshirt-red")]
+        # システム連携用SKU番号 is the code shops link on; the title keeps ㈱髙① and the variation.
+        assert red.code == "TS-RED"
+        assert red.title == "㈱髙島屋コラボ Tシャツ① 赤"
+        assert red.mall_quantity == 5
+        assert red.product.code == "TS-RED" and red.product.on_hand == 5
+        assert listings[("tshirt", "tshirt-blue")].code == "tshirt-blue"
+        # An item without variations is SKU normal-inventory and links on 商品管理番号.
+        assert listings[("mug", "normal-inventory")].product.code == "mug"
+        assert product("sticker").name == "ステッカー～限定～"
+        assert product("sticker").on_hand == 7
+        history = db.session.scalars(select(StockHistory).where(StockHistory.product_code == "sticker")).all()
+        assert [(h.change, h.quantity_after, h.kind) for h in history] == [(7, 7, int(StockChangeKind.LISTING_IMPORT))]
+
+
+def test_reimporting_the_same_file_changes_nothing(app, make):
+    store = make.store(mall="rakuten")
+    with app.app_context():
+        import_file(store.id, "rakuten-normal-item.csv")
+        before = snapshot()
+        entries = db.session.scalar(select(func.count()).select_from(SyncEntry))
+        job_id = upload(store.id, "rakuten-normal-item.csv")
+        counts = db.session.get(ImportJob, job_id).preview["counts"]
+        assert counts["new"] == 0 and counts["updated"] == 0 and counts["unchanged"] == 4
+        assert counts["products_to_create"] == 0
+        importer.run_job(job_id)
+        assert snapshot() == before
+        assert db.session.scalar(select(func.count()).select_from(SyncEntry)) == entries
+
+
+def test_a_stock_only_file_with_reordered_columns_updates_the_mall_quantity(app, make):
+    store = make.store(mall="rakuten")
+    with app.app_context():
+        import_file(store.id, "rakuten-normal-item.csv")
+        job_id = upload(store.id, "rakuten-stock-only-utf8bom.csv")
+        job = db.session.get(ImportJob, job_id)
+        assert job.encoding == "UTF-8 (BOM)"
+        assert job.preview["counts"]["updated"] == 1  # red 5 → 6; blue stays 0
+        importer.run_job(job_id)
+        red = listings_of(store.id)[("tshirt", "tshirt-red")]
+        assert red.mall_quantity == 6
+        # The product's central stock is the shop's, not the mall's: an import never overwrites it.
+        assert red.product.on_hand == 5
+
+
+def test_new_listings_of_an_auto_sync_store_are_scheduled_with_the_central_stock(app, make):
+    make.product(code="TS-RED", on_hand=40, allocated=2)
+    store = make.store(mall="rakuten", auto_sync=True, safety_stock=3)
+    with app.app_context():
+        import_file(store.id, "rakuten-normal-item.csv")
+        red = listings_of(store.id)[("tshirt", "tshirt-red")]
+        assert red.product.on_hand == 40  # linked to the existing product, its stock untouched
+        entry = db.session.scalar(select(SyncEntry).where(SyncEntry.listing_id == red.id))
+        assert entry is not None and entry.target_quantity == 35
+        assert db.session.scalar(select(func.count()).select_from(SyncEntry)) == 4
+
+
+def test_system_product_and_sell_codes_override_the_malls_codes(app, make):
+    make.product(code="BASE-001", on_hand=11)
+    store = make.store(mall="rakuten")
+    with app.app_context():
+        import_file(store.id, "rakuten-system-codes.csv")
+        listings = listings_of(store.id)
+        s1, s2 = listings[("set-a", "s1")], listings[("set-a", "s2")]
+        assert (s1.code, s1.product.code, s1.product.on_hand) == ("SELL-A1", "BASE-001", 11)
+        assert (s2.code, s2.product.code, s2.product.on_hand) == ("SELL-A2", "SELL-A2", 4)
+
+
+def test_leaving_missing_products_unlinked(app, make):
+    make.product(code="mug", on_hand=1)
+    store = make.store(mall="rakuten")
+    with app.app_context():
+        job_id = upload(store.id, "rakuten-normal-item.csv", create_products=False)
+        counts = db.session.get(ImportJob, job_id).preview["counts"]
+        assert (counts["unlinked"], counts["linked_existing"], counts["products_to_create"]) == (3, 1, 0)
+        importer.run_job(job_id)
+        listings = listings_of(store.id)
+        assert listings[("mug", "normal-inventory")].product.code == "mug"
+        assert listings[("tshirt", "tshirt-red")].product_id is None
+        assert product("TS-RED") is None
+        # Importing again with creation on links the ones left over.
+        import_file(store.id, "rakuten-normal-item.csv", create_products=True)
+        assert listings_of(store.id)[("tshirt", "tshirt-red")].product.code == "TS-RED"
+
+
+def test_trying_one_item_first_imports_only_that_item(app, make):
+    store = make.store(mall="rakuten")
+    with app.app_context():
+        job_id = upload(store.id, "rakuten-normal-item.csv", items=["tshirt"])
+        assert db.session.get(ImportJob, job_id).preview["counts"]["new"] == 2
+        importer.run_job(job_id)
+        assert set(listings_of(store.id)) == {("tshirt", "tshirt-red"), ("tshirt", "tshirt-blue")}
+        import_file(store.id, "rakuten-normal-item.csv", first_items=1)
+        assert len(listings_of(store.id)) == 2
+
+
+def test_legacy_item_and_select_files_with_empty_child_numbers(app, make):
+    store = make.store(mall="rakuten-ftp")
+    with app.app_context():
+        job = import_file(store.id, "dl-item.csv", "dl-select.csv")
+        assert job.format == "rakuten-legacy"
+        listings = listings_of(store.id)
+        # The choice names tell SKUs apart; ' ' and '<br>' are placeholders; the leading space is trimmed.
+        assert set(listings) == {("cap", "normal-inventory"), ("hoodie", "黒"), ("hoodie", "白"), ("hoodie", "グレー")}
+        assert listings[("hoodie", "白")].mall_quantity == 4
+        assert listings[("hoodie", "白")].title == "パーカー㈱ 白"
+        assert listings[("hoodie", "白")].attributes["vertical"] == "<br>"
+        assert listings[("cap", "normal-inventory")].product.on_hand == 9
+        assert job.result["new"] == 4
+        assert product("gone") is None  # the row marked d
+
+
+def test_legacy_select_with_child_numbers_builds_the_sku_number(app, make):
+    store = make.store(mall="rakuten-ftp")
+    with app.app_context():
+        import_file(store.id, "select.csv")
+        listing = listings_of(store.id)[("polo", "-red-m")]
+        assert listing.code == "polo-red-m" and listing.product.on_hand == 5
+
+
+@pytest.mark.parametrize(
+    "mall,files,expected",
+    [
+        ("yahoo", ["yahoo-data.csv"], {("shirt-01", "shirt-01-ws"): ("shirt-01:shirt-01-ws", None), ("key-01", ""): ("key-01", None)}),
+        ("yahoo", ["yahoo-quantity.csv"], {("shirt-01", "shirt-01-wm"): ("shirt-01:shirt-01-wm", 4), ("key-01", ""): ("key-01", 10)}),
+        ("amazon", ["amazon-listings-en.txt"], {("AMZ-MUG-1", ""): ("AMZ-MUG-1", 8), ("AMZ-CAP-FBA", ""): ("AMZ-CAP-FBA", None)}),
+        ("amazon", ["amazon-listings-ja.txt"], {("AMZ-HK-1", ""): ("AMZ-HK-1", 15)}),
+        ("shopify", ["shopify-products.csv"], {("puzzlly-ロゴtシャツ", "M / 白"): ("puzzlly-ロゴtシャツ-M-白", 6), ("tote", ""): ("TOTE-1", 2)}),
+        ("shopify", ["shopify-inventory.csv"], {("puzzlly-ロゴtシャツ", "S / 白"): ("puzzlly-ロゴtシャツ-S-白", 3), ("tote", ""): ("TOTE-1", None)}),
+        ("shopify", ["shopify-inventory-old.csv"], {("tote", ""): ("TOTE-1", 7)}),
+        ("shopify", ["shopify-inventory-oldest.csv"], {("tote", ""): ("TOTE-1", 9)}),
+    ],
+)
+def test_every_malls_file_is_recognised_and_read(app, make, mall, files, expected):
+    store = make.store(mall=mall)
+    with app.app_context():
+        job = import_file(store.id, *files)
+        assert job.status == "done", job.message
+        listings = listings_of(store.id)
+        for key, (code, quantity) in expected.items():
+            assert (listings[key].code, listings[key].mall_quantity) == (code, quantity)
+
+
+def test_amazon_fba_listings_are_imported_but_never_pushed(app, make):
+    store = make.store(mall="amazon", auto_sync=True)
+    with app.app_context():
+        import_file(store.id, "amazon-listings-en.txt")
+        fba = listings_of(store.id)[("AMZ-CAP-FBA", "")]
+        assert fba.sync_enabled is False
+        assert db.session.scalar(select(SyncEntry).where(SyncEntry.listing_id == fba.id)) is None
+
+
+def test_shopify_products_then_inventory_update_the_same_listings(app, make):
+    store = make.store(mall="shopify")
+    with app.app_context():
+        import_file(store.id, "shopify-products.csv")
+        import_file(store.id, "shopify-inventory.csv")
+        listings = listings_of(store.id)
+        assert len(listings) == 3
+        small = listings[("puzzlly-ロゴtシャツ", "S / 白")]
+        assert small.mall_quantity == 3 and small.attributes["location"] == "本店倉庫"
+        assert small.title == "ロゴTシャツ① S / 白"
+
+
+def test_shopify_location_setting_chooses_the_location(app, make):
+    store = make.store(mall="shopify")
+    with app.app_context():
+        db.session.get(Store, store.id).settings = {"shopify_location": "ポップアップ"}
+        db.session.commit()
+        import_file(store.id, "shopify-inventory.csv")
+        assert set(listings_of(store.id)) == {("puzzlly-ロゴtシャツ", "S / 白")}
+
+
+def test_generic_csv_uses_the_stores_remembered_mapping(app, make):
+    store = make.store(mall="rakuten")
+    with app.app_context():
+        job_id = upload(store.id, "generic.csv")
+        assert db.session.get(ImportJob, job_id).status == "failed"  # not recognised yet
+        db.session.get(Store, store.id).settings = {
+            "generic_csv": {"item_code": "管理コード", "variant_code": "枝番", "title": "品名", "quantity": "在庫"}
+        }
+        db.session.commit()
+        job = import_file(store.id, "generic.csv")
+        assert job.format == "generic"
+        assert listings_of(store.id)[("G-2", "B")].title == "汎用商品②"
+
+
+def test_the_format_can_be_forced(app, make):
+    # A control column makes this look like the legacy item.csv; the shop knows it is the SKU format.
+    text = "コントロールカラム,商品管理番号（商品URL）,SKU管理番号,在庫数\r\nu,item-a,sku-1,3\r\n"
+    store = make.store(mall="rakuten")
+    with app.app_context():
+        detected = db.session.get(ImportJob, upload(store.id, ("normal-item.csv", text.encode("cp932"))))
+        assert detected.format == "rakuten-legacy"
+        job = import_file(store.id, ("normal-item.csv", text.encode("cp932")), format="rakuten-item")
+        assert job.format == "rakuten-item"
+        assert listings_of(store.id)[("item-a", "sku-1")].mall_quantity == 3
+
+
+def test_a_forced_format_names_the_missing_column(app, make):
+    store = make.store(mall="rakuten")
+    with app.app_context():
+        job = db.session.get(ImportJob, upload(store.id, ("x.csv", b"code,quantity\r\na,1\r\n"), format="rakuten-legacy"))
+        assert job.status == "failed"
+        assert "商品管理番号（商品URL）" in job.message
+        assert job.errors[0]["row"] == 1
+
+
+def test_an_existing_link_is_kept_when_the_file_is_imported_again(app, make):
+    store = make.store(mall="rakuten")
+    other = make.product(code="HAND-LINKED")
+    with app.app_context():
+        import_file(store.id, "rakuten-normal-item.csv", create_products=False)
+        listing = listings_of(store.id)[("tshirt", "tshirt-red")]
+        listing.product_id = other.id
+        db.session.commit()
+        import_file(store.id, "rakuten-normal-item.csv")
+        assert listings_of(store.id)[("tshirt", "tshirt-red")].product.code == "HAND-LINKED"
+
+
+def test_crlf_lf_and_bare_cr_give_the_same_listings(app, make):
+    text = "商品管理番号（商品URL）,商品名,SKU管理番号,在庫数\nitem-a,\"改行\nあり①\",,\nitem-a,,sku-1,3\n"
+    results = []
+    for newline in ("\r\n", "\n", "\r"):
+        store = make.store(mall="rakuten")
+        with app.app_context():
+            import_file(store.id, ("normal-item.csv", text.replace("\n", newline).encode("cp932")))
+            listing = listings_of(store.id)[("item-a", "sku-1")]
+            results.append((listing.title.replace("\r\n", "\n").replace("\r", "\n"), listing.mall_quantity))
+    assert results == [("改行\nあり①", 3)] * 3
