@@ -1,12 +1,111 @@
-"""Listings. This screen is filled by its own issue; until then it says plainly that it is not ready."""
+"""販売データ: every listing of every store, with search, filters, paging, its sync state, and the stock of its
+linked product editable in place (step 6 of the guide: 販売データへ在庫数を入力)."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
-from flask_babel import lazy_gettext as _l
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from .. import inventory, listing_status
+from ..extensions import db
+from ..models import Listing, Store, search_key
+from .stock import change_stock
+from .tables import is_htmx, paginate, safe_next
 
 bp = Blueprint("listings", __name__)
+
+UNLINKED_URL = "/imports/unlinked"  # the 未紐付け list of the import screens
+
+
+def _filters() -> dict:
+    return {
+        "q": (request.args.get("q") or "").strip(),
+        "store": request.args.get("store", type=int),
+        "link": request.args.get("link") if request.args.get("link") in ("linked", "unlinked") else None,
+        "state": request.args.get("state") if request.args.get("state") in listing_status.FILTERS else None,
+    }
+
+
+def _query(filters: dict):
+    statement = (
+        select(Listing)
+        .options(joinedload(Listing.store), joinedload(Listing.product))
+        .order_by(Listing.store_id, Listing.code, Listing.id)
+    )
+    if filters["q"]:
+        statement = statement.where(Listing.search_text.contains(search_key(filters["q"]), autoescape=True))
+    if filters["store"]:
+        statement = statement.where(Listing.store_id == filters["store"])
+    if filters["link"] == "linked":
+        statement = statement.where(Listing.product_id.is_not(None))
+    elif filters["link"] == "unlinked":
+        statement = statement.where(Listing.product_id.is_(None))
+    if filters["state"]:
+        statement = statement.where(listing_status.condition(filters["state"]))
+    return statement
 
 
 @bp.route("/listings")
 def index():
-    return render_template("not_ready.html", title=_l("Listings"))
+    filters = _filters()
+    page = paginate(_query(filters), "listings.index", filters)
+    stores = db.session.scalars(select(Store).order_by(Store.id)).all()
+    context = dict(
+        page=page, filters=filters, stores=stores, states=listing_status.states(page.items),
+        list_url=request.full_path, unlinked_url=UNLINKED_URL,
+    )
+    return render_template("listings/index.html", **context)
+
+
+def _listing(listing_id: int) -> Listing:
+    listing = db.session.get(Listing, listing_id, options=[joinedload(Listing.store), joinedload(Listing.product)])
+    if listing is None:
+        abort(404)
+    return listing
+
+
+def render_row(listing: Listing, error: str | None = None, editing: bool = False, value: str | None = None):
+    return render_template(
+        "listings/_row.html", l=listing, states=listing_status.states([listing]), editing=editing, error=error,
+        value=value, unlinked_url=UNLINKED_URL,
+    )
+
+
+@bp.route("/listings/<int:listing_id>/row")
+def row(listing_id: int):
+    return render_row(_listing(listing_id))
+
+
+@bp.route("/listings/<int:listing_id>/stock/edit")
+def edit(listing_id: int):
+    listing = _listing(listing_id)
+    if listing.product is None:
+        abort(404)
+    if not is_htmx():
+        return redirect(url_for("stock.detail", product_id=listing.product_id) + "#stock")
+    return render_row(listing, editing=True)
+
+
+@bp.route("/listings/<int:listing_id>/stock", methods=["POST"])
+def save(listing_id: int):
+    listing = _listing(listing_id)
+    if listing.product is None:
+        abort(404)
+    product_id, code = listing.product_id, listing.product.code
+    typed = request.form.get("on_hand", "")
+    back = safe_next(request.form.get("next"), url_for("listings.index"))
+    try:
+        change_stock(product_id, typed)
+    except inventory.StockError as exc:
+        db.session.rollback()
+        if is_htmx():
+            return render_row(_listing(listing_id), error=str(exc.message), editing=True, value=typed)
+        flash(_("%(code)s: %(message)s", code=code, message=exc.message), "error")
+        return redirect(back)
+    db.session.commit()
+    db.session.expire_all()
+    if is_htmx():
+        return render_row(_listing(listing_id))
+    flash(_("Saved the stock of %(code)s.", code=code), "success")
+    return redirect(back)

@@ -1,12 +1,59 @@
-"""Setup guide. This screen is filled by its own issue; until then it says plainly that it is not ready."""
+"""導入ガイド: the eight steps per store, their state derived in tatenpo.onboarding, each linking to the page
+that does it. A new install lands here after setup."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
-from flask_babel import lazy_gettext as _l
+from flask import Blueprint, current_app, render_template, request, url_for
+from werkzeug.routing import BuildError
+
+from .. import onboarding
+from ..extensions import db
+from ..models import Store
 
 bp = Blueprint("onboarding", __name__)
 
 
+def link_to(*endpoints: str, **values) -> str:
+    """The first of these pages that exists (screens arrive one issue at a time); the top page otherwise."""
+    for endpoint in endpoints:
+        try:
+            return url_for(endpoint, **values)
+        except BuildError:
+            continue
+    return url_for("dashboard.index")
+
+
+def sandbox_url(store: Store | None) -> str | None:
+    """The sandbox malls' page when the store talks to a sandbox (its stock page is where step 8 is checked)."""
+    base = current_app.config.get("SANDBOX_URL") or ""
+    if store is not None and store.endpoint and base and store.endpoint.startswith(base):
+        return base.rstrip("/") + "/"
+    return None
+
+
 @bp.route("/guide")
 def index():
-    return render_template("not_ready.html", title=_l("Setup guide"))
+    everyone = onboarding.all_progress()
+    chosen_id = request.args.get("store", type=int)
+    selected = next((p for p in everyone if p.store is not None and p.store.id == chosen_id), everyone[0])
+    store = selected.store
+    store_args = {"store": store.id} if store is not None else {}
+    links = {
+        "apply": link_to("support.apply"),
+        "mall_setup": link_to("settings.edit_store", "settings.store", store_id=store.id) if store else link_to("settings.new_store", "settings.stores"),
+        "prepare_data": link_to("imports.index"),
+        "import": link_to("imports.index", **store_args),
+        "sync_settings": link_to("settings.edit_store", "settings.store", store_id=store.id) if store else link_to("settings.stores"),
+        "edit_stock": link_to("listings.index", **store_args),
+        "history": link_to("sync.index", **store_args),
+        "reflected": link_to("listings.index", **store_args),
+    }
+    return render_template(
+        "onboarding/index.html",
+        everyone=everyone,
+        selected=selected,
+        store=store,
+        links=links,
+        stores_link=link_to("settings.stores"),
+        sandbox=sandbox_url(store),
+        support_link=link_to("support.index"),
+    )

@@ -1,12 +1,239 @@
-"""Products & stock. This screen is filled by its own issue; until then it says plainly that it is not ready."""
+"""商品・在庫: the product table (search, filters, paging, per-store sync badges), inline stock editing
+(htmx edit-row), bulk edit of selected rows, and the product page with its stock history.
+
+Every stock change goes through tatenpo.inventory (kind MANUAL, the current user), then one commit.
+"""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import unicodedata
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy import exists, select
+from sqlalchemy.orm import joinedload
+
+from .. import inventory, listing_status
+from ..extensions import db
+from ..models import Listing, Product, StockChangeKind, StockHistory, Store, search_key
+from .tables import is_htmx, paginate, safe_next
 
 bp = Blueprint("stock", __name__)
+
+# How often a row that waits for a push asks for its new state (seconds).
+POLL_SECONDS = 3
+
+KIND_LABELS = {
+    StockChangeKind.MANUAL: _l("Manual edit"),
+    StockChangeKind.STOCK_CSV: _l("Stock CSV"),
+    StockChangeKind.LISTING_IMPORT: _l("Listing import"),
+    StockChangeKind.ORDER: _l("Order"),
+    StockChangeKind.CANCELLATION: _l("Cancellation"),
+    StockChangeKind.CORRECTION: _l("Correction"),
+}
+
+
+@bp.app_context_processor
+def _stock_globals():
+    return {"stock_kind_labels": KIND_LABELS, "poll_seconds": POLL_SECONDS}
+
+
+def change_stock(product_id: int, typed: str, note: str | None = None):
+    """A stock typed by the shop: “12” sets 在庫数 to 12, “+5” / “-3” adjusts it. Raises StockError."""
+    text = unicodedata.normalize("NFKC", typed or "").strip()
+    user = current_user._get_current_object()
+    if text[:1] in "+-" and text[:1] != "":
+        return inventory.adjust_stock(product_id, text, kind=StockChangeKind.MANUAL, user=user, note=note)
+    return inventory.set_stock(product_id, text, kind=StockChangeKind.MANUAL, user=user, note=note)
+
+
+def badges_for(products: list[Product]) -> dict[int, list]:
+    """Per product: the sync state of each of its listings, store by store."""
+    ids = [p.id for p in products]
+    if not ids:
+        return {}
+    listings = db.session.scalars(
+        select(Listing)
+        .options(joinedload(Listing.store))
+        .where(Listing.product_id.in_(ids))
+        .order_by(Listing.store_id, Listing.id)
+    ).all()
+    states = listing_status.states(listings)
+    result: dict[int, list] = {i: [] for i in ids}
+    for listing in listings:
+        result[listing.product_id].append(states[listing.id])
+    return result
+
+
+def _filters() -> dict:
+    return {
+        "q": (request.args.get("q") or "").strip(),
+        "store": request.args.get("store", type=int),
+        "link": request.args.get("link") if request.args.get("link") in ("linked", "unlinked") else None,
+        "state": request.args.get("state") if request.args.get("state") in listing_status.FILTERS else None,
+    }
+
+
+def _query(filters: dict):
+    statement = select(Product).order_by(Product.code)
+    if filters["q"]:
+        statement = statement.where(Product.search_text.contains(search_key(filters["q"]), autoescape=True))
+    listing_of_product = [Listing.product_id == Product.id]
+    if filters["store"]:
+        listing_of_product.append(Listing.store_id == filters["store"])
+    if filters["state"]:
+        listing_of_product.append(listing_status.condition(filters["state"]))
+    if filters["store"] or filters["state"] or filters["link"] == "linked":
+        statement = statement.where(exists().where(*listing_of_product))
+    elif filters["link"] == "unlinked":
+        statement = statement.where(~exists().where(Listing.product_id == Product.id))
+    return statement
 
 
 @bp.route("/products")
 def index():
-    return render_template("not_ready.html", title=_l("Products & stock"))
+    filters = _filters()
+    page = paginate(_query(filters), "stock.index", filters)
+    stores = db.session.scalars(select(Store).order_by(Store.id)).all()
+    context = dict(page=page, filters=filters, stores=stores, badges=badges_for(page.items), list_url=request.full_path)
+    if is_htmx() and request.headers.get("HX-Target") == "product-table":
+        return render_template("stock/_table.html", **context)
+    return render_template("stock/index.html", **context)
+
+
+def _product(product_id: int) -> Product:
+    product = db.session.get(Product, product_id)
+    if product is None:
+        abort(404)
+    return product
+
+
+def render_row(product: Product, error: str | None = None, editing: bool = False, value: str | None = None):
+    return render_template(
+        "stock/_row.html",
+        p=product,
+        badges=badges_for([product]),
+        editing=editing,
+        error=error,
+        value=value,
+    )
+
+
+@bp.route("/products/<int:product_id>/row")
+def row(product_id: int):
+    return render_row(_product(product_id))
+
+
+@bp.route("/products/<int:product_id>/stock/edit")
+def edit(product_id: int):
+    product = _product(product_id)
+    if not is_htmx():
+        return redirect(url_for("stock.detail", product_id=product.id) + "#stock")
+    return render_row(product, editing=True)
+
+
+@bp.route("/products/<int:product_id>/stock", methods=["POST"])
+def save(product_id: int):
+    product = _product(product_id)
+    typed = request.form.get("on_hand", "")
+    try:
+        change_stock(product.id, typed, note=(request.form.get("note") or "").strip() or None)
+    except inventory.StockError as exc:
+        db.session.rollback()
+        if is_htmx():
+            return render_row(db.session.get(Product, product_id), error=str(exc.message), editing=True, value=typed)
+        flash(_("%(code)s: %(message)s", code=product.code, message=exc.message), "error")
+        return redirect(safe_next(request.form.get("next"), url_for("stock.detail", product_id=product_id)))
+    db.session.commit()
+    if is_htmx():
+        return render_row(db.session.get(Product, product_id))
+    flash(_("Saved the stock of %(code)s.", code=product.code), "success")
+    return redirect(safe_next(request.form.get("next"), url_for("stock.detail", product_id=product_id)))
+
+
+@bp.route("/products/bulk", methods=["POST"])
+def bulk():
+    """Apply one stock to every selected product, all or nothing."""
+    back = safe_next(request.form.get("next"), url_for("stock.index"))
+    ids = sorted({int(i) for i in request.form.getlist("ids") if i.isdigit()})
+    typed = (request.form.get("quantity") or "").strip()
+    mode = request.form.get("mode", "set")
+    if not ids:
+        flash(_("Select the products to change first."), "error")
+        return redirect(back)
+    if mode == "adjust" and typed[:1] not in ("+", "-", "＋", "－"):
+        typed = "+" + typed
+    # The sign in the box decides between set and adjust, so “adjust by 5” is “+5”.
+    if mode == "set":
+        typed = typed.lstrip("+＋")
+    products = db.session.scalars(select(Product).where(Product.id.in_(ids)).order_by(Product.id)).all()
+    if len(products) != len(ids):
+        flash(_("Some of the selected products no longer exist. Nothing was changed."), "error")
+        return redirect(back)
+    for product in products:
+        code = product.code
+        try:
+            change_stock(product.id, typed)
+        except inventory.StockError as exc:
+            db.session.rollback()
+            flash(_("%(code)s: %(message)s Nothing was changed.", code=code, message=exc.message), "error")
+            return redirect(back)
+    db.session.commit()
+    flash(_("Changed the stock of %(n)s products.", n=len(products)), "success")
+    return redirect(back)
+
+
+def history_chart(rows: list[StockHistory], width: int = 600, height: int = 120) -> dict | None:
+    """A step line of 在庫数 over the given history rows (oldest first), scaled into an SVG box."""
+    if not rows:
+        return None
+    first = rows[0]
+    values = [first.quantity_after - first.change] + [r.quantity_after for r in rows]
+    top = max(values) or 1
+    pad = 6
+    step = (width - 2 * pad) / max(1, len(values) - 1)
+
+    def y(v: int) -> float:
+        return round(height - pad - (v / top) * (height - 2 * pad), 1)
+
+    points = []
+    for i, value in enumerate(values):
+        x = round(pad + i * step, 1)
+        if points:
+            points.append(f"{x},{points[-1].split(',')[1]}")  # hold the level until the change
+        points.append(f"{x},{y(value)}")
+    return {
+        "width": width,
+        "height": height,
+        "points": " ".join(points),
+        "top": top,
+        "last": values[-1],
+        "dots": [(round(pad + i * step, 1), y(v)) for i, v in enumerate(values)],
+    }
+
+
+@bp.route("/products/<int:product_id>")
+def detail(product_id: int):
+    product = _product(product_id)
+    listings = db.session.scalars(
+        select(Listing).options(joinedload(Listing.store)).where(Listing.product_id == product.id).order_by(Listing.store_id, Listing.id)
+    ).all()
+    states = listing_status.states(listings)
+    history = db.session.scalars(
+        select(StockHistory)
+        .options(joinedload(StockHistory.user))
+        .where(StockHistory.product_id == product.id)
+        .order_by(StockHistory.id.desc())
+        .limit(100)
+    ).all()
+    pushed = {listing.id: inventory.pushed_quantity(listing, product, listing.store) for listing in listings}
+    return render_template(
+        "stock/detail.html",
+        p=product,
+        listings=listings,
+        states=states,
+        pushed=pushed,
+        history=history,
+        chart=history_chart(list(reversed(history))),
+    )

@@ -1,0 +1,67 @@
+"""Server-side paging for the big tables (商品・在庫, 販売データ): LIMIT/OFFSET over an indexed order, with
+the filters kept in every page link."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import request, url_for
+from sqlalchemy import func, select
+
+from ..extensions import db
+
+PER_PAGE_CHOICES = (50, 100, 200)
+
+
+@dataclass
+class Page:
+    items: list
+    number: int
+    per_page: int
+    total: int
+    endpoint: str
+    args: dict
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def first_index(self) -> int:
+        return 0 if self.total == 0 else (self.number - 1) * self.per_page + 1
+
+    @property
+    def last_index(self) -> int:
+        return min(self.total, self.number * self.per_page)
+
+    def url(self, number: int) -> str:
+        return url_for(self.endpoint, **{**self.args, "page": number})
+
+    def window(self, around: int = 2) -> list[int]:
+        """Page numbers to offer: the first, the last, and a few around the current one."""
+        numbers = {1, self.pages, *range(self.number - around, self.number + around + 1)}
+        return sorted(n for n in numbers if 1 <= n <= self.pages)
+
+
+def paginate(statement, endpoint: str, args: dict) -> Page:
+    per_page = request.args.get("per", 50, type=int)
+    if per_page not in PER_PAGE_CHOICES:
+        per_page = PER_PAGE_CHOICES[0]
+    total = db.session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0
+    pages = max(1, -(-total // per_page))
+    number = min(max(1, request.args.get("page", 1, type=int)), pages)
+    items = db.session.scalars(statement.limit(per_page).offset((number - 1) * per_page)).unique().all()
+    kept = {k: v for k, v in args.items() if v not in (None, "")}
+    if per_page != PER_PAGE_CHOICES[0]:
+        kept["per"] = per_page
+    return Page(items=list(items), number=number, per_page=per_page, total=total, endpoint=endpoint, args=kept)
+
+
+def is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def safe_next(target: str | None, fallback: str) -> str:
+    # Only same-site paths, so a crafted link cannot bounce the user elsewhere after saving.
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return fallback

@@ -1,0 +1,180 @@
+"""商品・在庫: search that ignores width and case, filters, paging, per-store badges, inline stock editing
+(htmx edit-row) with errors inline, bulk edit all-or-nothing, and the product page."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from tatenpo.extensions import db
+from tatenpo.models import Product, StockChangeKind, StockHistory, SyncAttempt, SyncEntry, SyncRun, utcnow
+
+HX = {"HX-Request": "true"}
+
+
+def _product(app, product_id) -> Product:
+    with app.app_context():
+        product = db.session.get(Product, product_id)
+        db.session.expunge(product)
+        return product
+
+
+def _history_count(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(StockHistory))
+
+
+def test_search_ignores_full_width_and_case(client, auth, make):
+    make.product(code="ABC-001", name="りんごジュース")
+    make.product(code="XYZ-9", name="みかん")
+    auth.login()
+    page = client.get("/products?q=ａｂｃ").get_data(as_text=True)
+    assert "ABC-001" in page and "XYZ-9" not in page
+    by_name = client.get("/products?q=ミカン").get_data(as_text=True)  # katakana is not hiragana: no match
+    assert "XYZ-9" not in by_name
+    assert "XYZ-9" in client.get("/products?q=みかん").get_data(as_text=True)
+    # A % in the search is a character, not a wildcard.
+    assert "該当する商品はありません" in client.get("/products?q=%25").get_data(as_text=True)
+
+
+def test_pages_of_fifty_with_counts(client, auth, make):
+    for i in range(120):
+        make.product(code=f"P{i:04d}")
+    auth.login()
+    first = client.get("/products").get_data(as_text=True)
+    assert "120件中 1–50件" in first and "P0049" in first and "P0050" not in first
+    third = client.get("/products?page=3").get_data(as_text=True)
+    assert "120件中 101–120件" in third and "P0119" in third and "P0099" not in third
+    # Beyond the last page shows the last page, not an error.
+    assert "P0119" in client.get("/products?page=99").get_data(as_text=True)
+
+
+def test_filters_by_store_link_and_sync_state(client, auth, make):
+    rakuten = make.store(mall="rakuten", name="楽天店")
+    yahoo = make.store(mall="yahoo", name="ヤフー店")
+    on_rakuten = make.product(code="R-1")
+    on_yahoo = make.product(code="Y-1")
+    make.product(code="ALONE-1")
+    make.listing(rakuten, on_rakuten)
+    listing = make.listing(yahoo, on_yahoo, reflected=False)
+    auth.login()
+    page = client.get(f"/products?store={rakuten.id}").get_data(as_text=True)
+    assert "R-1" in page and "Y-1" not in page and "ALONE-1" not in page
+    unlinked = client.get("/products?link=unlinked").get_data(as_text=True)
+    assert "ALONE-1" in unlinked and "R-1" not in unlinked and "/imports/unlinked" in unlinked
+    unreflected = client.get("/products?state=unreflected").get_data(as_text=True)
+    assert "Y-1" in unreflected and "R-1" not in unreflected
+    with client.application.app_context():
+        run = SyncRun(store_id=yahoo.id, trigger="schedule", status="failed")
+        db.session.add(run)
+        db.session.flush()
+        db.session.add(SyncAttempt(run_id=run.id, store_id=yahoo.id, listing_id=listing.id, listing_code="Y-1",
+                                   quantity=3, ok=False, message="ログインに失敗しました", hint="login"))
+        db.session.commit()
+    failed = client.get("/products?state=failed").get_data(as_text=True)
+    assert "Y-1" in failed and "R-1" not in failed and "ログインに失敗しました" in failed
+
+
+def test_clicking_the_stock_opens_an_edit_row_and_saving_shows_waiting_to_sync(app, client, auth, make):
+    store = make.store(name="楽天店")
+    product = make.product(code="A-1", on_hand=3)
+    make.listing(store, product)
+    auth.login()
+    edit = client.get(f"/products/{product.id}/stock/edit", headers=HX).get_data(as_text=True)
+    assert edit.lstrip().startswith("<tr") and 'class="stock-input' in edit and 'value="3"' in edit
+    assert "stock-cancel" in edit
+
+    saved = client.post(f"/products/{product.id}/stock", data={"on_hand": "１，２００"}, headers=HX)
+    row = saved.get_data(as_text=True)
+    assert row.lstrip().startswith("<tr") and "1,200" in row
+    assert "楽天店" in row and "同期待ち" in row
+    assert 'hx-trigger="every 3s"' in row  # the row keeps asking until the push lands
+    with app.app_context():
+        assert db.session.get(Product, product.id).on_hand == 1200
+        history = db.session.scalar(select(StockHistory))
+        assert history.kind == StockChangeKind.MANUAL and history.user.email == "staff@example.jp"
+        assert history.change == 1197
+        entry = db.session.scalar(select(SyncEntry))
+        assert entry.target_quantity == 1200
+
+    # The push lands: the schedule entry is closed and a ✓ attempt recorded (what the sync engine writes).
+    with app.app_context():
+        entry = db.session.scalar(select(SyncEntry))
+        run = SyncRun(store_id=store.id, trigger="immediate", status="success")
+        db.session.add(run)
+        db.session.flush()
+        db.session.add(SyncAttempt(run_id=run.id, store_id=store.id, listing_id=entry.listing_id, listing_code="A-1",
+                                   quantity=1200, ok=True, created_at=utcnow()))
+        db.session.delete(entry)
+        db.session.commit()
+    polled = client.get(f"/products/{product.id}/row", headers=HX).get_data(as_text=True)
+    assert "✓" in polled and "同期待ち" not in polled and "hx-trigger" not in polled
+
+
+def test_plus_and_minus_adjust_the_stock(app, client, auth, make):
+    product = make.product(on_hand=10)
+    auth.login()
+    client.post(f"/products/{product.id}/stock", data={"on_hand": "+5"}, headers=HX)
+    client.post(f"/products/{product.id}/stock", data={"on_hand": "－３"}, headers=HX)
+    assert _product(app, product.id).on_hand == 12
+
+
+def test_bad_stock_shows_the_error_in_the_row_and_changes_nothing(app, client, auth, make):
+    product = make.product(code="A-1", on_hand=4)
+    auth.login()
+    for typed, message in (("abc", "「abc」は整数ではありません"), ("-9", "在庫数をマイナスにはできません"), ("1.5", "整数ではありません"), ("", "数量を入力してください")):
+        row = client.post(f"/products/{product.id}/stock", data={"on_hand": typed}, headers=HX).get_data(as_text=True)
+        assert 'class="stock-input invalid"' in row and 'role="alert"' in row, typed
+        assert message in row, (typed, row)
+    assert _product(app, product.id).on_hand == 4
+    assert _history_count(app) == 0
+
+
+def test_without_javascript_the_form_posts_and_comes_back_with_a_message(app, client, auth, make):
+    product = make.product(code="A-1", on_hand=4)
+    auth.login()
+    assert client.get(f"/products/{product.id}/stock/edit").status_code == 302
+    done = client.post(f"/products/{product.id}/stock", data={"on_hand": "8", "next": "/products?q=a"}, follow_redirects=True)
+    assert "A-1 の在庫数を保存しました。" in done.get_data(as_text=True)
+    assert done.request.full_path == "/products?q=a"
+    bad = client.post(f"/products/{product.id}/stock", data={"on_hand": "x", "next": "https://evil.example/"}, follow_redirects=True)
+    assert bad.request.path == f"/products/{product.id}" and "整数ではありません" in bad.get_data(as_text=True)
+    assert _product(app, product.id).on_hand == 8
+
+
+def test_bulk_edit_sets_every_selected_row(app, client, auth, make):
+    a, b, c = make.product(on_hand=1), make.product(on_hand=2), make.product(on_hand=3)
+    auth.login()
+    page = client.post("/products/bulk", data={"ids": [a.id, b.id], "mode": "set", "quantity": "20"}, follow_redirects=True)
+    assert "2 商品の在庫数を変更しました。" in page.get_data(as_text=True)
+    assert [_product(app, p.id).on_hand for p in (a, b, c)] == [20, 20, 3]
+    client.post("/products/bulk", data={"ids": [a.id, c.id], "mode": "adjust", "quantity": "5"})
+    assert [_product(app, p.id).on_hand for p in (a, b, c)] == [25, 20, 8]
+
+
+def test_bulk_edit_is_all_or_nothing(app, client, auth, make):
+    rich, poor = make.product(code="RICH", on_hand=50), make.product(code="POOR", on_hand=2)
+    auth.login()
+    before = _history_count(app)
+    page = client.post("/products/bulk", data={"ids": [rich.id, poor.id], "mode": "adjust", "quantity": "-10"}, follow_redirects=True)
+    text = page.get_data(as_text=True)
+    assert "POOR" in text and "何も変更していません" in text
+    assert _product(app, rich.id).on_hand == 50 and _product(app, poor.id).on_hand == 2
+    assert _history_count(app) == before
+    none = client.post("/products/bulk", data={"mode": "set", "quantity": "1"}, follow_redirects=True)
+    assert "変更する商品を先に選択してください。" in none.get_data(as_text=True)
+
+
+def test_product_page_shows_stock_listings_and_history_with_a_chart(app, client, auth, make):
+    store = make.store(name="ヤフー店", mall="yahoo", safety_stock=2)
+    product = make.product(code="A-1", on_hand=10, allocated=3)
+    make.listing(store, product, code="a-1", last_pushed_quantity=5, mall_quantity=4, reflected=False)
+    auth.login()
+    client.post(f"/products/{product.id}/stock", data={"on_hand": "12", "note": "棚卸"})
+    client.post(f"/products/{product.id}/stock", data={"on_hand": "-2"})
+    page = client.get(f"/products/{product.id}").get_data(as_text=True)
+    assert "引当数" in page and "販売可能数" in page
+    assert "ヤフー店" in page and "a-1" in page
+    assert ">5<" in page and ">4<" in page  # last pushed and read back
+    assert ">5</td>" in page  # to push: 10 sellable − 3 allocated... = 7 − 2 safety = 5
+    assert "<svg" in page and "<polyline" in page
+    assert "棚卸" in page and "+2" in page and "-2" in page and "手入力" in page
+    assert client.get("/products/999999").status_code == 404
