@@ -126,3 +126,74 @@ class AuthActions:
 @pytest.fixture
 def auth(client, make):
     return AuthActions(client, make)
+
+
+class SandboxMalls:
+    """The sandbox malls running as a real subprocess (`python -m sandbox`) on free ports of 127.0.0.1."""
+
+    def __init__(self, url: str, ftp_port: int, process) -> None:
+        self.url = url
+        self.ftp_port = ftp_port
+        self.process = process
+
+    def _call(self, method: str, path: str, **kwargs):
+        import requests
+
+        response = requests.request(method, self.url + path, timeout=30, **kwargs)
+        response.raise_for_status()
+        return response
+
+    def create_store(self, mall: str, items: int = 20, **fields) -> dict:
+        """A new sandbox store: {"id", "mall", "endpoint", "credentials", ...} as the admin API returns it."""
+        return self._call("POST", "/_sandbox/stores", json={"mall": mall, "items": items, **fields}).json()
+
+    def stock(self, store_id: int) -> dict:
+        """{(code, variant): quantity} as the mall shows it now."""
+        items = self._call("GET", f"/_sandbox/stores/{store_id}/stock").json()["items"]
+        return {(i["code"], i["variant"]): i["quantity"] for i in items}
+
+    def items(self, store_id: int) -> list[dict]:
+        return self._call("GET", f"/_sandbox/stores/{store_id}/stock").json()["items"]
+
+    def set_stock(self, store_id: int, items: list[dict]) -> dict:
+        """Edit stock directly on the mall (drift): items = [{"code", "variant", "quantity"}]."""
+        return self._call("POST", f"/_sandbox/stores/{store_id}/stock", json={"items": items}).json()
+
+    def faults(self, store_id: int, **switches) -> dict:
+        return self._call("POST", f"/_sandbox/stores/{store_id}/faults", json=switches).json()["faults"]
+
+    def calls(self, store_id: int) -> list[dict]:
+        return self._call("GET", f"/_sandbox/stores/{store_id}/calls").json()["calls"]
+
+    def listing_csv(self, store_id: int, file: str = "") -> bytes:
+        return self._call("GET", f"/_sandbox/stores/{store_id}/listing.csv", params={"file": file} if file else {}).content
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory):
+    """The sandbox malls for the whole session; each test makes its own stores with create_store()."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path_factory.mktemp("sandbox")
+    ports_file = folder / "ports.json"
+    env = dict(os.environ, SANDBOX_DB=str(folder / "sandbox.db"), SANDBOX_HTTP_PORT="0", SANDBOX_FTP_PORT="0",
+               SANDBOX_PORTS_FILE=str(ports_file), SANDBOX_FTP_DELAY="0.5")
+    process = subprocess.Popen([sys.executable, "-m", "sandbox"], cwd=str(Path(__file__).resolve().parent.parent),
+                               env=env, stdout=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not ports_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("the sandbox malls did not start")
+        time.sleep(0.05)
+    ports = json.loads(ports_file.read_text())
+    yield SandboxMalls(ports["url"], ports["ftp"], process)
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

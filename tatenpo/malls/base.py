@@ -2,6 +2,25 @@
 
 Connectors receive plain values (endpoint, credentials, Redis for pacing) and return plain results; the
 sync engine (tatenpo.sync) turns those into history rows. Messages are for the shop, in its language.
+
+Get a connector with `tatenpo.malls.connector_for(mall, endpoint, credentials, redis, timeout)`.
+
+What a push result means:
+- `ok=True` means the mall ACCEPTED the quantity. Most malls also accept an item they do not have (the stock
+  is parked), so only `read()` tells whether the item exists: ReadResult.quantity is None (hint HINT_ITEM)
+  for an item the mall does not show. Verify with read() after a push.
+- `transient=True`: retrying later can succeed (timeout, 5xx, throttling, maintenance); the connector has
+  already retried with backoff inside the call.
+- Shopify: PushItem.expected becomes `changeFromQuantity`; a mismatch fails that item with error_code
+  CHANGE_FROM_QUANTITY_STALE (not transient): read the mall's quantity and push again with it as expected.
+  expected=None opts out of the check.
+
+Deferred pushes (the Rakuten FTP/CSV route, `deferred = True`): the mall reports results minutes later in a
+log file. `submit(items)` uploads and returns a JSON-serialisable handle (a dict) at once; keep it (e.g. in
+the SyncRun) and call `collect(handle)` later, from any process: it returns None while the log is not there
+yet, else one ItemResult per submitted item. Give up after `handle["give_up_at"]` (epoch seconds) and treat
+the items as not reflected. `push()` on such a connector does both, waiting for the log (blocking).
+Such a connector cannot read stock (`can_read = False`): the log is the check of step 8.
 """
 from __future__ import annotations
 
@@ -9,10 +28,34 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from flask_babel import lazy_gettext as _l
+
 # Which of the seed's three troubleshooting checks a failure points to.
 HINT_LOGIN = "login"  # 〇ECサイト設定のログインIDやパスワードに間違いが無いか
 HINT_ITEM = "item"  # 〇商品情報が実際のECサイトとタテンポ上で相違が無いか
 HINT_APPLICATION = "application"  # 〇自動在庫同期申請が完了しているか
+
+# The seed's troubleshooting lines, for pages that show a failure with its hint.
+HINT_TEXT = {
+    HINT_LOGIN: _l("Check that the login ID and password (API keys) in the EC site settings are correct."),
+    HINT_ITEM: _l("Check that the product information on the EC site and in Tatenpo match."),
+    HINT_APPLICATION: _l("Check that the automatic stock sync application has been completed."),
+}
+
+
+def hint_text(hint: Optional[str]) -> str:
+    return str(HINT_TEXT[hint]) if hint in HINT_TEXT else ""
+
+
+@dataclass(frozen=True)
+class CredentialField:
+    """One credential a store of a mall needs: the key stored (and given to `stores add --credential`), its
+    label on the settings form, and whether it is a secret (write-only, shown as 設定済み)."""
+
+    key: str
+    label: Any
+    secret: bool = True
+    help: Any = ""
 
 
 @dataclass(frozen=True)
@@ -45,8 +88,10 @@ class ItemResult:
 @dataclass
 class ReadResult:
     key: int
-    quantity: Optional[int]  # None: the mall does not have the item
+    quantity: Optional[int]  # None: the mall does not have the item (or cannot say: see message)
     message: Optional[str] = None
+    hint: Optional[str] = None  # HINT_ITEM when the mall does not have the item
+    error_code: Optional[str] = None
 
 
 @dataclass
@@ -74,6 +119,8 @@ class Connector(ABC):
 
     mall: str  # tatenpo.models.Mall value
     max_batch: int  # items per call
+    can_read: bool = True  # False: read() cannot tell quantities (Rakuten FTP); see the module docstring
+    deferred: bool = False  # True: submit()/collect() exist; see the module docstring
 
     @abstractmethod
     def check_login(self) -> LoginCheck:
@@ -82,8 +129,13 @@ class Connector(ABC):
     @abstractmethod
     def push(self, items: list[PushItem]) -> list[ItemResult]:
         """Set absolute quantities: batches to the mall's maximum and paces to its rate limit. One result per
-        item, in any order. Raises MallError when the whole call fails (after retrying transient failures)."""
+        item, in any order. Raises MallError when the whole call fails (after retrying transient failures)
+        before anything was pushed; once a batch went through, the items of a later failed batch come back
+        as failed ItemResults carrying that error's message, code, hint and transient flag."""
 
     @abstractmethod
     def read(self, items: list[ItemRef]) -> list[ReadResult]:
         """Read the quantities the mall shows now (read-back, drift)."""
+
+    def close(self) -> None:
+        """Release network resources (a connector may be reused for many calls before)."""

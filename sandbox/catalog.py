@@ -1,0 +1,66 @@
+"""Generated catalogs for sandbox stores: Japanese names (with CP932-only characters such as ①, ㈱, 髙, ～ so
+the CSVs exercise the real encoding), some items with variations. Item i has the same SKU codes on every mall
+(TT-0001, TT-0002-S, …), so the demo stores' listings link to the same products across malls."""
+from __future__ import annotations
+
+import random
+from typing import Any
+
+GOODS = [
+    "有田焼 マグカップ", "今治タオル フェイスタオル", "南部鉄器 急須", "信楽焼 小皿", "京友禅 ハンカチ",
+    "髙橋工房 木製トレイ", "㈱山田製作所 ステンレスボトル", "美濃焼 茶碗", "津軽塗 箸", "博多織 名刺入れ",
+    "会津木綿 トートバッグ", "江戸切子 グラス①", "甲州印伝 小銭入れ", "備前焼 花入れ", "輪島塗 椀～特選～",
+    "九谷焼 豆皿", "箱根寄木細工 秘密箱", "越前和紙 便箋", "琉球ガラス タンブラー", "久留米絣 エプロン",
+]
+VARIATIONS = [
+    ("サイズ", [("S", "S"), ("M", "M"), ("L", "L")]),
+    ("カラー", [("red", "赤"), ("blue", "青")]),
+]
+
+
+def generate(mall: str, store_id: int, count: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Items as the sandbox stores them: per SKU, with the mall's identity in code/variant."""
+    rng = random.Random(f"{mall}-{store_id}-{seed}")
+    rows: list[dict[str, Any]] = []
+    for i in range(1, count + 1):
+        base = f"TT-{i:04d}"
+        name = GOODS[(i - 1) % len(GOODS)] + ("" if i <= len(GOODS) else f" {(i - 1) // len(GOODS) + 1}号")
+        price = 500 + (i * 370) % 9500
+        skus: list[tuple[str, str, str]] = []  # (sku, option_name, option_value)
+        option_name = ""
+        if i % 4 == 2:  # every fourth item has variations
+            option_name, choices = VARIATIONS[(i // 4) % len(VARIATIONS)]
+            skus = [(f"{base}-{key.upper()}", option_name, label) for key, label in choices]
+        else:
+            skus = [(base, "", "")]
+        for n, (sku, opt, value) in enumerate(skus, start=1):
+            row: dict[str, Any] = {
+                "sku": sku, "name": name, "option_name": opt, "option_value": value,
+                "price": price, "quantity": rng.randint(0, 30),
+                "extra": {"group": base.lower(), "position": n},
+            }
+            identity = _identity(mall, store_id, i, n, base, sku, opt)
+            row["extra"].update(identity.pop("extra_shopify", {}))
+            row.update(identity)
+            rows.append(row)
+    return rows
+
+
+def _identity(mall: str, store_id: int, i: int, n: int, base: str, sku: str, opt: str) -> dict[str, Any]:
+    if mall in ("rakuten", "rakuten-ftp"):
+        variant = "normal-inventory" if not opt else sku.rsplit("-", 1)[1].lower()
+        return {"code": base.lower(), "variant": variant}
+    if mall == "yahoo":
+        return {"code": base.lower(), "variant": "" if not opt else sku.lower()}
+    if mall == "amazon":
+        return {"code": sku, "variant": ""}
+    if mall == "shopify":
+        number = store_id * 1_000_000 + i * 10 + n
+        extra = {"handle": base.lower(), "variant_id": f"gid://shopify/ProductVariant/{number}",
+                 "product_id": f"gid://shopify/Product/{store_id * 1_000_000 + i}"}
+        return {"code": f"gid://shopify/InventoryItem/{number}", "variant": location_id(store_id), "extra_shopify": extra}
+    raise ValueError(mall)
+
+
+def location_id(store_id: int) -> str:
+    return f"gid://shopify/Location/{store_id * 100 + 1}"

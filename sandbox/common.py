@@ -1,0 +1,67 @@
+"""What every sandbox mall API shares: finding the sandbox state, fault switches and the call log.
+
+Fault switches (POST /_sandbox/stores/<id>/faults), checked on every API call of the store:
+  auth: "wrong" | "expired"   the mall rejects the credentials (revoked) or says the key/token expired
+  maintenance: true | N        the mall is down for maintenance (N: the next N calls)
+  error_5xx: true | N          an internal server error
+  throttle: true | N           rate limiting beyond the real limit
+  timeout: true | N            the call hangs for `hang_seconds` (default 5) before it is answered
+  reflection_delay: seconds    a new quantity shows in reads and on the store page only after this delay
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from flask import Response, current_app
+
+from .limits import Limiter
+from .state import State
+
+
+def state() -> State:
+    return current_app.extensions["sandbox.state"]
+
+
+def limiter() -> Limiter:
+    return current_app.extensions["sandbox.limiter"]
+
+
+@dataclass
+class Replies:
+    """A mall's own way of saying each failure."""
+
+    auth_wrong: Callable[[], Response]
+    auth_expired: Callable[[], Response]
+    maintenance: Callable[[], Response]
+    server_error: Callable[[], Response]
+    throttled: Callable[[float], Response]
+
+
+def fault_reply(store: dict, replies: Replies) -> Optional[Response]:
+    """The failure a fault switch calls for, or None to serve the call normally (maybe after hanging)."""
+    st = state()
+    auth = store["faults"].get("auth")
+    if auth == "expired":
+        return replies.auth_expired()
+    if auth:
+        return replies.auth_wrong()
+    if st.take_fault(store["id"], "timeout"):
+        time.sleep(float(store["faults"].get("hang_seconds", 5)))
+    if st.take_fault(store["id"], "maintenance"):
+        return replies.maintenance()
+    if st.take_fault(store["id"], "error_5xx"):
+        return replies.server_error()
+    if st.take_fault(store["id"], "throttle"):
+        return replies.throttled(1.0)
+    return None
+
+
+def reflection_delay(store: dict) -> float:
+    return float(store["faults"].get("reflection_delay") or 0)
+
+
+def record(store: Optional[dict], api: str, response: Response, items: int = 0) -> Response:
+    state().record_call(store["id"] if store else None, api, response.status_code, items)
+    return response

@@ -1,0 +1,181 @@
+"""Yahoo!ショッピング through the store API setStock / getStock (≤1000 codes per call, 1 request/s per URL).
+
+Quantities are sent bare (absolute); a bare number is never negative here, because `-5` would SUBTRACT on
+Yahoo. Each <Result> may carry its own ErrorCode while the others succeed.
+"""
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from typing import Optional
+
+import requests
+from flask_babel import gettext as _
+
+from .base import HINT_ITEM, HINT_LOGIN, Connector, ItemRef, ItemResult, LoginCheck, MallError, PushItem, ReadResult
+from .http import HttpClient, Pace, server_trouble
+from .pacing import Pacer, account_key
+
+DEFAULT_ENDPOINT = "https://circus.shopping.yahooapis.jp"
+RATE = 1.0  # per URL
+MAX_QUANTITY = 999999  # [inferred]
+CODE = re.compile(r"^[0-9A-Za-z_-]{1,99}$")  # [inferred] half-width letters, digits, - and _
+NAME = "Yahoo!ショッピング"
+ITEM_ERRORS = {
+    "st-02104": lambda: _("Yahoo! did not accept the quantity."),
+    "st-02103": lambda: _("Yahoo! has no item with this code."),
+}
+
+
+def _code(item: ItemRef) -> str:
+    return f"{item.item_code}:{item.variant_code}" if item.variant_code else item.item_code
+
+
+def _tag(element: ET.Element) -> str:
+    return element.tag.rsplit("}", 1)[-1]
+
+
+def _child(element: ET.Element, name: str) -> Optional[str]:
+    for child in element:
+        if _tag(child) == name:
+            return (child.text or "").strip()
+    return None
+
+
+class YahooConnector(Connector):
+    mall = "yahoo"
+    max_batch = 1000
+
+    def __init__(self, endpoint: Optional[str], credentials: dict, redis=None, timeout: float = 20,
+                 retries: int = 3, backoff: float = 1.0) -> None:
+        self.base = (endpoint or DEFAULT_ENDPOINT).rstrip("/") + "/ShoppingWebService/V1"
+        self.seller_id = credentials.get("seller_id", "")
+        self.token = credentials.get("access_token", "")
+        self.http = HttpClient(NAME, Pacer(redis), timeout, retries, backoff)
+        self.http.session.headers["Authorization"] = f"Bearer {self.token}"
+        account = account_key("yahoo", self.base, self.seller_id)
+        self.set_pace = Pace(account + ":setStock", RATE)
+        self.get_pace = Pace(account + ":getStock", RATE)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _classify(self, response: requests.Response) -> Optional[MallError]:
+        if response.status_code in (200, 400):
+            return None
+        if response.status_code in (401, 403):
+            challenge = response.headers.get("WWW-Authenticate", "") + response.text
+            if "expired" in challenge:
+                return MallError(_("The Yahoo! access token has expired. Renew it and enter it in the EC site "
+                                   "settings."), transient=False, hint=HINT_LOGIN, code="expired_token")
+            return MallError(_("Yahoo! rejected the access token. Check the seller ID and access token."),
+                             transient=False, hint=HINT_LOGIN, code="invalid_token")
+        trouble = server_trouble(response, NAME)
+        if trouble is not None:
+            return trouble
+        return MallError(_("%(mall)s answered HTTP %(status)s.", mall=NAME, status=response.status_code),
+                         transient=False, code=f"http-{response.status_code}")
+
+    def _missing_credentials(self) -> Optional[MallError]:
+        if not self.seller_id or not self.token:
+            return MallError(_("Enter the Yahoo! seller ID and access token in the EC site settings."),
+                             transient=False, hint=HINT_LOGIN, code="no-credentials")
+        return None
+
+    def _request_error(self, response: requests.Response) -> MallError:
+        try:
+            root = ET.fromstring(response.content)
+            message, code = _child(root, "Message") or "", _child(root, "Code") or "http-400"
+        except ET.ParseError:
+            message, code = response.text[:200], "http-400"
+        if code == "st-02100":
+            return MallError(_("Yahoo! did not accept the seller ID %(seller)s.", seller=self.seller_id),
+                             transient=False, hint=HINT_LOGIN, code=code)
+        return MallError(_("Yahoo! refused the request: %(detail)s (%(code)s)", detail=message, code=code),
+                         transient=False, hint=HINT_ITEM, code=code)
+
+    def _call(self, url: str, pace: Pace, chunk: list, quantities: Optional[list[str]] = None) -> list[ET.Element]:
+        data = {"seller_id": self.seller_id, "item_code": ",".join(_code(i) for i in chunk)}
+        if quantities is not None:
+            data["quantity"] = ",".join(quantities)
+        response = self.http.call("POST", url, data=data, pace=pace, classify=self._classify)
+        if response.status_code == 400:
+            raise self._request_error(response)
+        try:
+            root = ET.fromstring(response.content)
+        except ET.ParseError as exc:
+            raise MallError(_("%(mall)s sent an answer Tatenpo cannot read.", mall=NAME), transient=True,
+                            code="bad-response") from exc
+        return [r for r in root if _tag(r) == "Result"]
+
+    @staticmethod
+    def _match(chunk: list, results: list[ET.Element]) -> list[Optional[ET.Element]]:
+        """Results in request order (Yahoo answers in order; codes are checked in case it does not)."""
+        if len(results) == len(chunk) and all(_child(r, "ItemCode") == i.item_code for r, i in zip(results, chunk)):
+            return list(results)
+        by_code = {(_child(r, "ItemCode"), _child(r, "SubCode") or ""): r for r in results}
+        return [by_code.get((i.item_code, i.variant_code or "")) for i in chunk]
+
+    def check_login(self) -> LoginCheck:
+        missing = self._missing_credentials()
+        if missing:
+            return LoginCheck(False, missing.message, missing.hint)
+        try:
+            self._call(self.base + "/getStock", self.get_pace, [ItemRef(0, "tatenpo-connection-test")])
+        except MallError as exc:
+            return LoginCheck(False, exc.message, exc.hint)
+        return LoginCheck(True, _("Connected to %(mall)s.", mall=NAME))
+
+    def push(self, items: list[PushItem]) -> list[ItemResult]:
+        missing = self._missing_credentials()
+        if missing:
+            raise missing
+        results: list[ItemResult] = []
+        valid = []
+        for item in items:
+            if not CODE.match(item.item_code) or (item.variant_code and not CODE.match(item.variant_code)):
+                results.append(ItemResult(item.key, False, _("“%(code)s” is not a valid Yahoo! item code.",
+                                                             code=_code(item)), "st-02101", False, HINT_ITEM))
+            elif not 0 <= item.quantity <= MAX_QUANTITY:
+                results.append(ItemResult(item.key, False, _("The quantity must be from 0 to 999999 on Yahoo!."),
+                                          "st-02104"))
+            else:
+                valid.append(item)
+        pushed_any = False
+        for start in range(0, len(valid), self.max_batch):
+            chunk = valid[start:start + self.max_batch]
+            try:
+                answers = self._call(self.base + "/setStock", self.set_pace, chunk, [str(i.quantity) for i in chunk])
+            except MallError as exc:
+                if not pushed_any:
+                    raise
+                results += [ItemResult(i.key, False, exc.message, exc.code, exc.transient, exc.hint) for i in chunk]
+                continue
+            pushed_any = True
+            for item, answer in zip(chunk, self._match(chunk, answers)):
+                error = _child(answer, "ErrorCode") if answer is not None else "missing"
+                if not error:
+                    results.append(ItemResult(item.key, True))
+                    continue
+                text = ITEM_ERRORS.get(error, lambda: _("Yahoo! did not accept this item (%(code)s).", code=error))()
+                results.append(ItemResult(item.key, False, text, error, False,
+                                          HINT_ITEM if error != "st-02104" else None))
+        return results
+
+    def read(self, items: list[ItemRef]) -> list[ReadResult]:
+        missing = self._missing_credentials()
+        if missing:
+            raise missing
+        results: list[ReadResult] = []
+        for start in range(0, len(items), self.max_batch):
+            chunk = items[start:start + self.max_batch]
+            answers = self._call(self.base + "/getStock", self.get_pace, chunk)
+            for item, answer in zip(chunk, self._match(chunk, answers)):
+                quantity = _child(answer, "Quantity") if answer is not None else None
+                if quantity is None or not quantity.lstrip("-").isdigit():
+                    code = (_child(answer, "ErrorCode") if answer is not None else None) or "st-02103"
+                    results.append(ReadResult(item.key, None, _("Yahoo! has no item with code %(code)s.",
+                                                                code=_code(item)), HINT_ITEM, code))
+                else:
+                    results.append(ReadResult(item.key, int(quantity)))
+        return results

@@ -1,0 +1,126 @@
+"""The Yahoo!ショッピング connector (setStock / getStock) against the sandbox over real HTTP."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from redis import Redis
+
+from tatenpo.malls import connector_for
+from tatenpo.malls.base import HINT_ITEM, HINT_LOGIN, ItemRef, MallError, PushItem
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    client = Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def connector(store, redis_client, **options):
+    options = {"retries": 2, "backoff": 0.1, **options}
+    return connector_for("yahoo", store["endpoint"], store["credentials"], redis_client, options.pop("timeout", 3), **options)
+
+
+def test_push_sets_codes_and_subcodes_and_read_back_sees_them(sandbox, redis_client):
+    store = sandbox.create_store("yahoo", items=3)
+    mall = connector(store, redis_client)
+    items = [PushItem(n, i["code"], i["variant"], quantity=n * 3) for n, i in enumerate(sandbox.items(store["id"]))]
+    assert any(i.variant_code for i in items)
+    assert all(r.ok for r in mall.push(items))
+    assert sandbox.stock(store["id"]) == {(i.item_code, i.variant_code): i.quantity for i in items}
+    assert {r.key: r.quantity for r in mall.read(items)} == {i.key: i.quantity for i in items}
+
+
+def test_1001_items_go_in_two_calls(sandbox, redis_client):
+    store = sandbox.create_store("yahoo", items=1)
+    items = [PushItem(n, f"bulk-{n}", "", quantity=2) for n in range(1001)]
+    assert all(r.ok for r in connector(store, redis_client).push(items))
+    assert [c["items"] for c in sandbox.calls(store["id"]) if c["api"] == "setStock"] == [1000, 1]
+
+
+def test_unknown_code_is_accepted_but_read_back_says_the_item_is_missing(sandbox, redis_client):
+    store = sandbox.create_store("yahoo", items=1)
+    mall = connector(store, redis_client)
+    item = PushItem(5, "not-on-yahoo", "", quantity=4)
+    assert mall.push([item])[0].ok
+    read = mall.read([item])[0]
+    assert read.quantity is None and read.hint == HINT_ITEM and "not-on-yahoo" in read.message
+
+
+def test_an_invalid_code_or_quantity_fails_that_item_only(sandbox, redis_client):
+    store = sandbox.create_store("yahoo", items=1)
+    results = {r.key: r for r in connector(store, redis_client).push([
+        PushItem(1, "tt-0001", "", quantity=8), PushItem(2, "商品,1", "", quantity=1),
+        PushItem(3, "tt-0001", "", quantity=-1)])}
+    assert results[1].ok
+    assert not results[2].ok and results[2].hint == HINT_ITEM
+    assert not results[3].ok and results[3].error_code == "st-02104"
+    assert sandbox.stock(store["id"])[("tt-0001", "")] == 8
+
+
+def test_a_negative_quantity_is_never_sent_because_yahoo_would_subtract(sandbox, redis_client):
+    store = sandbox.create_store("yahoo", items=1)
+    before = sandbox.stock(store["id"])[("tt-0001", "")]
+    connector(store, redis_client).push([PushItem(1, "tt-0001", "", quantity=-3)])
+    assert sandbox.stock(store["id"])[("tt-0001", "")] == before
+
+
+def test_expired_token_fails_the_connection_test_with_the_login_hint(sandbox, redis_client):
+    store = sandbox.create_store("yahoo", items=1)
+    sandbox.faults(store["id"], auth="expired")
+    check = connector(store, redis_client).check_login()
+    assert not check.ok and check.hint == HINT_LOGIN and "expired" in check.message
+
+
+def test_wrong_token_is_a_permanent_login_error(sandbox, redis_client):
+    store = sandbox.create_store("yahoo", items=1)
+    wrong = dict(store, credentials=dict(store["credentials"], access_token="nope"))
+    with pytest.raises(MallError) as caught:
+        connector(wrong, redis_client).push([PushItem(1, "tt-0001", "", quantity=1)])
+    assert caught.value.hint == HINT_LOGIN and not caught.value.transient
+
+
+def test_wrong_seller_id_is_named(sandbox, redis_client):
+    store = sandbox.create_store("yahoo", items=1)
+    wrong = dict(store, credentials=dict(store["credentials"], seller_id="snbx-other"))
+    check = connector(wrong, redis_client).check_login()
+    assert not check.ok and "snbx-other" in check.message
+
+
+@pytest.mark.parametrize("fault", ["error_5xx", "throttle", "maintenance", "timeout"])
+def test_a_transient_failure_is_retried(sandbox, redis_client, fault):
+    store = sandbox.create_store("yahoo", items=1)
+    sandbox.faults(store["id"], **{fault: 1}, hang_seconds=3)
+    assert connector(store, redis_client, timeout=1).push([PushItem(1, "tt-0001", "", quantity=6)])[0].ok
+    assert sandbox.stock(store["id"])[("tt-0001", "")] == 6
+
+
+def test_a_timeout_that_lasts_raises_a_transient_error(sandbox, redis_client):
+    store = sandbox.create_store("yahoo", items=1)
+    sandbox.faults(store["id"], timeout=True, hang_seconds=2)
+    with pytest.raises(MallError) as caught:
+        connector(store, redis_client, timeout=0.5, retries=1).read([ItemRef(1, "tt-0001")])
+    assert caught.value.transient and caught.value.code == "timeout"
+
+
+def test_reflection_delay_shows_the_new_quantity_only_after_the_delay(sandbox, redis_client):
+    store = sandbox.create_store("yahoo", items=1)
+    before = sandbox.stock(store["id"])[("tt-0001", "")]
+    sandbox.faults(store["id"], reflection_delay=2)
+    mall = connector(store, redis_client)
+    item = PushItem(1, "tt-0001", "", quantity=before + 10)
+    assert mall.push([item])[0].ok
+    assert mall.read([item])[0].quantity == before  # 未反映 for now
+    time.sleep(2.2)
+    assert mall.read([item])[0].quantity == before + 10
+    assert sandbox.stock(store["id"])[("tt-0001", "")] == before + 10
+
+
+def test_pushes_to_one_url_are_a_second_apart(sandbox, redis_client):
+    store = sandbox.create_store("yahoo", items=1)
+    mall = connector(store, redis_client, retries=0)
+    for n in range(4):
+        mall.push([PushItem(1, "tt-0001", "", quantity=n)])
+    calls = [c for c in sandbox.calls(store["id"]) if c["api"] == "setStock"]
+    assert [c["status"] for c in calls] == [200] * 4
