@@ -95,8 +95,19 @@ def open_connector(store: Store):
     from ..malls import connector_for
     from ..redis_conn import redis
 
+    config = current_app.config
+    options = {}
+    # Operators (and tests) may tune the connector's own retries; unset, the connector's defaults apply.
+    for key, option in (("MALL_RETRIES", "retries"), ("MALL_BACKOFF_SECONDS", "backoff")):
+        if config.get(key) is not None:
+            options[option] = config[key]
+    if store.mall == "rakuten-ftp":
+        for key, option in (("RAKUTEN_FTP_LOG_POLL_SECONDS", "log_poll_seconds"),
+                            ("RAKUTEN_FTP_LOG_WAIT_SECONDS", "log_wait_seconds")):
+            if config.get(key) is not None:
+                options[option] = config[key]
     return connector_for(store.mall, store.endpoint, credentials.read(store), redis(),
-                         current_app.config["MALL_TIMEOUT_SECONDS"])
+                         config["MALL_TIMEOUT_SECONDS"], **options)
 
 
 def connector_lease_seconds(connector) -> int:
@@ -130,30 +141,38 @@ def push_store(
     if reason is not None:
         return PushOutcome(run=_record_blocked(store, trigger, reason), blocked=reason)
 
-    run: Optional[SyncRun] = None
-    if every_open:
-        run = _start_run(store, trigger)
-    started = time.monotonic()
+    opened = None
     call_error: Optional[MallError] = None
-    counts = {"total": 0, "succeeded": 0, "failed": 0, "retried": 0}
     if connector is None:
         try:
-            connector = open_connector(store)
+            connector = opened = open_connector(store)
         except MallError as exc:
             call_error = exc
         except (KeyError, ValueError) as exc:  # no or incomplete credentials/endpoint: say so on the run
             call_error = MallError(message_for(CODE_NO_CONNECTOR, detail=str(exc)), transient=False,
                                    hint=HINT_LOGIN, code=CODE_NO_CONNECTOR)
+    try:
+        return _push(store, trigger, every_open, keepalive, connector, call_error)
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+def _push(store: Store, trigger: str, every_open: bool, keepalive, connector, call_error) -> PushOutcome:
+    run: Optional[SyncRun] = None
+    if every_open:
+        run = _start_run(store, trigger)
+    started = time.monotonic()
+    counts = {"total": 0, "succeeded": 0, "failed": 0, "retried": 0}
 
     rounds = 0
     while call_error is None and rounds < MAX_ROUNDS:
         rounds += 1
-        token_run = run
-        if token_run is None:
+        if run is None:
             if not _has_claimable(store.id, every_open):
                 break
-            run = token_run = _start_run(store, trigger)
-        token = _worker_token(token_run.id)
+            run = _start_run(store, trigger)
+        token = _worker_token(run.id)
         lease = connector_lease_seconds(connector)
         claimed = claim(store.id, token, CLAIM_SIZE, every_open=every_open, lease=lease)
         if not claimed:

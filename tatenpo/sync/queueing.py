@@ -77,7 +77,7 @@ def take_pending(store_id: int) -> None:
 def store_lock(store_id: int):
     """The per-store push lock (auto-expires after the lease if its holder dies)."""
     lease = int(current_app.config.get("SYNC_LEASE_SECONDS", 120))
-    return _redis().lock(LOCK_KEY.format(store_id=store_id), timeout=lease)
+    return _redis().lock(LOCK_KEY.format(store_id=store_id), timeout=lease, thread_local=False)
 
 
 def request_once(key_pattern: str, store_id: int, func, *args, ttl: int = 600) -> bool:
