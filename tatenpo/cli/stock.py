@@ -88,3 +88,76 @@ def register(app) -> None:
         for l in state["listings"]:
             pending = f"同期待ち {l['pending_quantity']}" if l["pending"] else "同期済み"
             click.echo(f"  [{l['store']}] {l['code']}  {pending}  最終送信 {l['last_pushed_quantity']}")
+
+    @group.command("export")
+    @click.argument("file", type=click.Path(dir_okay=False, writable=True))
+    @click.option("--encoding", type=click.Choice(["cp932", "utf-8-sig"]), default="cp932", show_default=True,
+                  help="cp932 opens in Japanese Excel; utf-8-sig is UTF-8 with a BOM.")
+    def export(file: str, encoding: str) -> None:
+        """在庫出力: write 商品コード, 商品名, 在庫数, 引当数, 販売可能数 of every product to FILE."""
+        from .. import stock_csv
+        from ..listings.reading import FileProblem
+
+        try:
+            data = stock_csv.export_csv(encoding)
+        except FileProblem as problem:
+            fail(problem.message)
+        with open(file, "wb") as out:
+            out.write(data)
+        rows = data.count(b"\r\n") - 1
+        click.echo(f"{file}: {rows:,} products")
+
+    @group.command("import")
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--dry-run", is_flag=True, help="Preview only: write nothing.")
+    @click.option("--json", "as_json", is_flag=True)
+    def import_(file: str, dry_run: bool, as_json: bool) -> None:
+        """在庫取込: set 在庫数 from a CSV of 商品コード, 在庫数 (all rows or none; history and sync follow)."""
+        from .. import stock_csv
+        from ..listings import uploads
+        from ..listings.reading import FileProblem
+        from ..models import ImportJob
+
+        with open(file, "rb") as stream:
+            try:
+                job = uploads.save_upload([(file, stream)], kind="stock", store_id=None, user_id=None)
+            except FileProblem as problem:
+                db.session.rollback()
+                fail(problem.message)
+        db.session.flush()
+        stock_csv.preview_job(job)
+        db.session.commit()
+
+        def report(job: ImportJob) -> None:
+            data = {
+                "job": job.id, "status": job.status, "encoding": job.encoding,
+                "counts": (job.preview or {}).get("counts", {}), "errors": (job.errors or [])[:20],
+                "error_count": job.error_count, "result": job.result or None, "message": job.message,
+            }
+            if as_json:
+                emit(data, True)
+                return
+            counts = data["counts"]
+            if counts:
+                click.echo(f"{counts.get('rows', 0):,} rows: 変更 {counts.get('changed', 0):,}  "
+                           f"変更なし {counts.get('unchanged', 0):,}  エラー {counts.get('errors', 0):,}")
+            for error in data["errors"]:
+                click.echo(f"  {error.get('row') or '-'}行目 {error.get('column') or ''}: {error.get('message')}")
+            if job.status == "done":
+                click.echo(job.message)
+
+        if job.status == "failed" or dry_run or job.error_count:
+            uploads.discard(job)
+            report(job)
+            if job.status == "failed":
+                fail(job.message)
+            if job.error_count:
+                fail(f"{job.error_count} rows have errors; nothing was imported")
+            return
+        try:
+            job = stock_csv.run_job(job.id)
+        except Exception as exc:
+            failed = db.session.get(ImportJob, job.id)
+            report(failed)
+            fail(failed.message or str(exc))
+        report(job)

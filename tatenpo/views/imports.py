@@ -1,12 +1,413 @@
-"""Listing import. This screen is filled by its own issue; until then it says plainly that it is not ready."""
+"""販売取込 and 在庫取込 screens: upload → preview → confirm → background job with a progress bar → result,
+the import history, the 未紐付け list, and the stock CSV (在庫出力 / 在庫取込). Thin: the work is in
+tatenpo.listings and tatenpo.stock_csv; the import itself runs on the RQ queue "imports"."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import csv
+import io
+from datetime import datetime, timezone
+
+from flask import Blueprint, Response, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import to_user_timezone
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from flask_wtf.file import MultipleFileField
+from sqlalchemy import select
+from wtforms import BooleanField, HiddenField, IntegerField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from .. import jobs, stock_csv
+from ..extensions import db
+from ..listings import detect, generic, importer, progress, unlinked, uploads
+from ..listings.reading import FileProblem, open_table
+from ..models import ImportJob, Listing, Store, utcnow
+from ..redis_conn import queue
 
 bp = Blueprint("imports", __name__)
 
+HISTORY_SIZE = 30
+# HTTP 286 tells htmx to stop polling.
+STOP_POLLING = 286
 
-@bp.route("/imports")
+
+def _format_choices():
+    return [("", _l("Recognise automatically"))] + [(f.name, f.label) for f in detect.FORMATS]
+
+
+class UploadForm(FlaskForm):
+    store_id = SelectField(_l("EC site"), coerce=int, validators=[DataRequired(_l("Choose the EC site."))])
+    files = MultipleFileField(_l("CSV file(s)"))
+    format = SelectField(_l("Format"), choices=[], default="")
+    create_products = BooleanField(_l("Create products that do not exist yet (starting stock = the CSV's stock)"), default=True)
+
+
+class OptionsForm(FlaskForm):
+    scope = RadioField(
+        _l("What to import"),
+        choices=[("all", _l("Every listing in the file")), ("first", _l("Only the first items (try with one or a few first)")),
+                 ("items", _l("Only these items"))],
+        default="all",
+    )
+    first_items = IntegerField(_l("Number of items"), default=1, validators=[Optional(), NumberRange(min=1, max=100000)])
+    items = TextAreaField(_l("Item codes (one per line)"), validators=[Optional(), Length(max=20000)])
+    create_products = BooleanField(_l("Create products that do not exist yet (starting stock = the CSV's stock)"))
+
+
+class ConfirmForm(FlaskForm):
+    pass
+
+
+class MappingForm(FlaskForm):
+    item_code = SelectField(generic.FIELD_LABELS["item_code"], validators=[DataRequired(_l("Choose the column of the item code."))])
+    variant_code = SelectField(generic.FIELD_LABELS["variant_code"])
+    code = SelectField(generic.FIELD_LABELS["code"])
+    title = SelectField(generic.FIELD_LABELS["title"])
+    quantity = SelectField(generic.FIELD_LABELS["quantity"])
+
+
+class StockUploadForm(FlaskForm):
+    files = MultipleFileField(_l("Stock CSV (商品コード, 在庫数)"))
+
+
+class LinkForm(FlaskForm):
+    product_code = StringField(_l("商品コード"), validators=[DataRequired(_l("Enter a 商品コード.")), Length(max=255)])
+
+
+class CreateForm(FlaskForm):
+    code = StringField(_l("商品コード"), validators=[DataRequired(_l("Enter a 商品コード.")), Length(max=255)])
+    name = StringField(_l("Product name"), validators=[Length(max=500)])
+    on_hand = StringField(_l("Starting stock"), default="0")
+    next = HiddenField()
+
+
+def _stores() -> list[Store]:
+    return db.session.scalars(select(Store).order_by(Store.id)).all()
+
+
+def _history(kind: str) -> list[ImportJob]:
+    return db.session.scalars(
+        select(ImportJob).where(ImportJob.kind == kind).order_by(ImportJob.id.desc()).limit(HISTORY_SIZE)
+    ).all()
+
+
+def _job(job_id: int) -> ImportJob:
+    job = db.session.get(ImportJob, job_id)
+    if job is None:
+        abort(404)
+    return job
+
+
+def _files(field) -> list:
+    return [(f.filename, f.stream) for f in (field.data or []) if getattr(f, "filename", "")]
+
+
+@bp.route("/imports", methods=["GET", "POST"])
 def index():
-    return render_template("not_ready.html", title=_l("Listing import"))
+    form = UploadForm()
+    stores = _stores()
+    form.store_id.choices = [(s.id, f"{s.name}") for s in stores]
+    form.format.choices = _format_choices()
+    if request.method == "GET" and request.args.get("store", type=int):
+        form.store_id.data = request.args.get("store", type=int)
+    status = 200
+    if form.validate_on_submit():
+        files = _files(form.files)
+        try:
+            job = uploads.save_upload(
+                files, kind="listings", store_id=form.store_id.data, user_id=current_user.id,
+                options={"format": form.format.data or None, "create_products": bool(form.create_products.data)},
+            )
+        except FileProblem as problem:
+            form.files.errors = [str(problem.message)]
+            status = 400
+        else:
+            db.session.flush()
+            importer.preview_job(job)
+            db.session.commit()
+            return redirect(url_for(".job", job_id=job.id))
+    elif request.method == "POST":
+        status = 400
+    return render_template("imports/index.html", form=form, stores=stores, history=_history("listings")), status
+
+
+def _options_form(job: ImportJob) -> OptionsForm:
+    options = job.options or {}
+    form = OptionsForm(
+        scope="items" if options.get("items") else "first" if options.get("first_items") else "all",
+        first_items=options.get("first_items") or 1,
+        items="\n".join(options.get("items") or []),
+        create_products=bool(options.get("create_products", True)),
+    )
+    return form
+
+
+def _mapping_form(job: ImportJob, formdata=None) -> MappingForm | None:
+    """The column-mapping form for a file no mall format matched (headers of its first file)."""
+    if job.kind != "listings" or job.store_id is None:
+        return None
+    try:
+        (path, name), *_ = uploads.job_files(job)
+        headers = open_table(path, name).headers
+    except FileProblem:
+        return None
+    store = db.session.get(Store, job.store_id)
+    saved = generic.mapping(store.settings or {}) if store else {}
+    form = MappingForm(formdata=formdata, data=saved) if formdata is None else MappingForm(formdata=formdata)
+    none = [("", _l("(not in the file)"))]
+    for field in generic.FIELDS:
+        getattr(form, field).choices = (none if field != "item_code" else [("", "—")]) + [(h, h) for h in headers if h]
+    return form
+
+
+@bp.route("/imports/<int:job_id>")
+def job(job_id: int):
+    job = _job(job_id)
+    mapping = None
+    if job.status == "failed" and job.kind == "listings" and job.format is None:
+        mapping = _mapping_form(job)
+    return render_template(
+        "imports/job.html",
+        job=job,
+        store=db.session.get(Store, job.store_id) if job.store_id else None,
+        options_form=_options_form(job),
+        confirm_form=ConfirmForm(),
+        mapping_form=mapping,
+        state=_progress_state(job),
+    )
+
+
+@bp.route("/imports/<int:job_id>/options", methods=["POST"])
+def options(job_id: int):
+    """Change what to import (まず1〜数商品で試す, create products or not) and preview again."""
+    job = _job(job_id)
+    if job.status not in ("previewed", "failed") or job.kind != "listings":
+        abort(409)
+    form = OptionsForm()
+    if not form.validate_on_submit():
+        for errors in form.errors.values():
+            for error in errors:
+                flash(str(error), "error")
+        return redirect(url_for(".job", job_id=job.id))
+    items = [line.strip() for line in (form.items.data or "").replace(",", "\n").splitlines() if line.strip()]
+    new = dict(job.options or {})
+    new["create_products"] = bool(form.create_products.data)
+    new["items"] = items if form.scope.data == "items" else None
+    new["first_items"] = form.first_items.data if form.scope.data == "first" else None
+    if form.scope.data == "items" and not items:
+        flash(_("Enter at least one item code."), "error")
+        return redirect(url_for(".job", job_id=job.id))
+    job.options = new
+    importer.preview_job(job)
+    db.session.commit()
+    return redirect(url_for(".job", job_id=job.id))
+
+
+@bp.route("/imports/<int:job_id>/mapping", methods=["POST"])
+def mapping(job_id: int):
+    """Remember which column is what for this store's own CSV (the generic format), then preview again."""
+    job = _job(job_id)
+    form = _mapping_form(job, formdata=request.form)
+    if form is None:
+        abort(409)
+    if not form.validate_on_submit():
+        for errors in form.errors.values():
+            for error in errors:
+                flash(str(error), "error")
+        return redirect(url_for(".job", job_id=job.id))
+    store = db.session.get(Store, job.store_id)
+    chosen = {field: getattr(form, field).data for field in generic.FIELDS if getattr(form, field).data}
+    store.settings = {**(store.settings or {}), generic.SETTINGS_KEY: chosen}
+    job.options = {**(job.options or {}), "format": generic.FORMAT.name}
+    importer.preview_job(job)
+    db.session.commit()
+    return redirect(url_for(".job", job_id=job.id))
+
+
+@bp.route("/imports/<int:job_id>/confirm", methods=["POST"])
+def confirm(job_id: int):
+    job = _job(job_id)
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400)
+    if job.status != "previewed":
+        flash(_("This import has already been started."), "error")
+        return redirect(url_for(".job", job_id=job.id))
+    if job.error_count:
+        flash(_("Fix the rows with errors and upload the file again: nothing is imported while errors remain."), "error")
+        return redirect(url_for(".job", job_id=job.id))
+    job.status = "queued"
+    job.rq_job_id = f"tatenpo-import-{job.id}"
+    db.session.commit()
+    entry = jobs.run_stock_import if job.kind == "stock" else jobs.run_listing_import
+    try:
+        queue("imports").enqueue(
+            entry, job.id, job_id=job.rq_job_id, job_timeout=3600, result_ttl=86400, failure_ttl=7 * 86400
+        )
+    except Exception as exc:  # Redis down: say so, and let the shop try again
+        current_app.logger.error("could not queue import %s: %s", job.id, exc)
+        job.status = "previewed"
+        db.session.commit()
+        flash(_("The import could not be started (the job queue is not reachable). Try again in a moment."), "error")
+    return redirect(url_for(".job", job_id=job.id))
+
+
+def _progress_state(job: ImportJob) -> dict:
+    """Rows done / total, percent and ETA for the progress bar (from Redis while the job runs)."""
+    total = job.total_rows or 0
+    state = {"done": 0, "total": total, "percent": 0, "eta": None, "stage": job.status}
+    if job.status == "done":
+        state.update(done=total, percent=100)
+        return state
+    if job.status != "running":
+        return state
+    current = progress.read(job.id)
+    if not current:
+        return state
+    stage_total = current["total"] or 1
+    fraction = min(1.0, current["done"] / stage_total)
+    # Reading is about half the work, writing the other half.
+    overall = fraction / 2 if current["stage"] == "read" else 0.5 + fraction / 2
+    done_rows = current["done"] if current["stage"] == "read" else total
+    state.update(stage=current["stage"], done=min(done_rows, total) if total else done_rows,
+                 written=current["done"] if current["stage"] == "write" else 0,
+                 write_total=current["total"] if current["stage"] == "write" else 0,
+                 percent=int(overall * 100))
+    if job.started_at and overall > 0.02:
+        elapsed = (utcnow() - job.started_at).total_seconds()
+        state["eta"] = int(elapsed / overall * (1 - overall))
+    return state
+
+
+@bp.route("/imports/<int:job_id>/progress")
+def job_progress(job_id: int):
+    """htmx polling target: the progress bar while queued/running; the result once finished (and 286)."""
+    job = _job(job_id)
+    db.session.refresh(job)
+    body = render_template("imports/_progress.html", job=job, state=_progress_state(job))
+    finished = job.status in ("done", "failed")
+    response = make_response(body, STOP_POLLING if finished else 200)
+    if finished:
+        response.headers["HX-Refresh"] = "true"
+    return response
+
+
+@bp.route("/imports/<int:job_id>/errors.csv")
+def error_report(job_id: int):
+    """The row errors as a CSV Excel opens (UTF-8 with BOM): file, row, column, message."""
+    job = _job(job_id)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([_("File"), _("Row"), _("Column"), _("Error")])
+    for error in job.errors or []:
+        writer.writerow([
+            stock_csv.neutralise(error.get("file") or job.filename), error.get("row") or "",
+            stock_csv.neutralise(error.get("column") or ""), stock_csv.neutralise(error.get("message") or ""),
+        ])
+    if job.error_count > len(job.errors or []):
+        writer.writerow(["", "", "", _("… and %(n)s more errors.", n=job.error_count - len(job.errors or []))])
+    response = Response(buffer.getvalue().encode("utf-8-sig"), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f"attachment; filename=import-{job.id}-errors.csv"
+    return response
+
+
+# 未紐付け ------------------------------------------------------------------------------------------------
+
+@bp.route("/imports/unlinked")
+def unlinked_list():
+    store_id = request.args.get("store", type=int)
+    query = request.args.get("q", "")
+    page = max(1, request.args.get("page", 1, type=int))
+    rows, total = unlinked.unlinked_listings(store_id, query, page)
+    return render_template(
+        "imports/unlinked.html", listings=rows, total=total, page=page, page_size=unlinked.PAGE_SIZE,
+        stores=_stores(), store_id=store_id, query=query, link_form=LinkForm(), create_form=CreateForm(),
+    )
+
+
+@bp.route("/imports/unlinked/<int:listing_id>/search")
+def unlinked_search(listing_id: int):
+    """htmx: products matching the typed code or name, each with a button to link."""
+    listing = db.session.get(Listing, listing_id) or abort(404)
+    query = request.args.get("product_code") or request.args.get("q", "")
+    products = unlinked.find_products(query)
+    return render_template("imports/_candidates.html", listing=listing, products=products, query=query)
+
+
+def _back() -> str:
+    target = request.form.get("next") or ""
+    return target if target.startswith("/") and not target.startswith("//") else url_for(".unlinked_list")
+
+
+@bp.route("/imports/unlinked/<int:listing_id>/link", methods=["POST"])
+def unlinked_link(listing_id: int):
+    form = LinkForm()
+    if not form.validate_on_submit():
+        flash(_("Enter a 商品コード."), "error")
+        return redirect(_back())
+    try:
+        listing = unlinked.link(listing_id, form.product_code.data)
+    except unlinked.LinkError as exc:
+        db.session.rollback()
+        flash(str(exc.message), "error")
+        return redirect(_back())
+    db.session.commit()
+    flash(_("Linked %(listing)s to %(product)s.", listing=listing.code, product=listing.product.code), "success")
+    return redirect(_back())
+
+
+@bp.route("/imports/unlinked/<int:listing_id>/create", methods=["POST"])
+def unlinked_create(listing_id: int):
+    form = CreateForm()
+    if not form.validate_on_submit():
+        flash(_("Enter a 商品コード."), "error")
+        return redirect(_back())
+    try:
+        product = unlinked.create_and_link(listing_id, form.code.data, form.name.data or "", form.on_hand.data or "0",
+                                           user=current_user)
+    except unlinked.LinkError as exc:
+        db.session.rollback()
+        flash(str(exc.message), "error")
+        return redirect(_back())
+    db.session.commit()
+    flash(_("Created the product %(code)s and linked the listing.", code=product.code), "success")
+    return redirect(_back())
+
+
+# 在庫出力 / 在庫取込 ---------------------------------------------------------------------------------------
+
+@bp.route("/imports/stock", methods=["GET", "POST"])
+def stock():
+    form = StockUploadForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            job = uploads.save_upload(_files(form.files), kind="stock", store_id=None, user_id=current_user.id)
+        except FileProblem as problem:
+            form.files.errors = [str(problem.message)]
+            status = 400
+        else:
+            db.session.flush()
+            stock_csv.preview_job(job)
+            db.session.commit()
+            return redirect(url_for(".job", job_id=job.id))
+    elif request.method == "POST":
+        status = 400
+    return render_template("imports/stock.html", form=form, history=_history("stock")), status
+
+
+@bp.route("/imports/stock/export")
+def stock_export():
+    encoding = request.args.get("encoding", "cp932")
+    if encoding not in stock_csv.ENCODINGS:
+        encoding = "cp932"
+    try:
+        data = stock_csv.export_csv(encoding)
+    except FileProblem as problem:
+        flash(str(problem.message), "error")
+        return redirect(url_for(".stock"))
+    stamp = to_user_timezone(datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M")
+    response = Response(data, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f"attachment; filename=stock-{stamp}.csv"
+    return response

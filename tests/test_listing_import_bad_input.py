@@ -1,0 +1,145 @@
+"""販売取込 with bad input: a clear message naming the row and column, and nothing written."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from tatenpo.extensions import db
+from tatenpo.listings import importer
+from tatenpo.models import ImportJob
+
+from .listing_helpers import fixture, import_file, snapshot, upload
+
+HEADER = "商品管理番号（商品URL）,商品名,SKU管理番号,在庫数\r\n"
+
+
+def _job(job_id) -> ImportJob:
+    return db.session.get(ImportJob, job_id)
+
+
+@pytest.fixture
+def rakuten(app, make):
+    """A Rakuten store that already holds one import, so 'nothing written' is checked against real data."""
+    store = make.store(mall="rakuten")
+    with app.app_context():
+        import_file(store.id, "rakuten-normal-item.csv")
+    return store
+
+
+@pytest.mark.parametrize(
+    "name,data,row,words",
+    [
+        ("empty.csv", b"", None, "ファイルが空です"),
+        ("blank.csv", b"\r\n\r\n", None, "ファイルが空です"),
+        ("header-only.csv", HEADER.encode("cp932"), 2, "販売データの行がありません"),
+        ("photo.csv", b"\x89PNG\r\n\x1a\n" + b"\x00" * 50, None, "画像ファイル"),
+        ("book.csv", b"PK\x03\x04" + b"\x00" * 50, None, "Excel（.xlsx）"),
+        ("binary.csv", b"abc\x00\x01\x02def" * 20, None, "テキストファイルではありません"),
+        ("other.csv", "名前,値段\r\nりんご,100\r\n".encode("cp932"), 1, "対応しているモールのファイルではありません"),
+    ],
+)
+def test_unusable_files_are_refused_with_the_reason(app, rakuten, name, data, row, words):
+    with app.app_context():
+        before = snapshot()
+        job = _job(upload(rakuten.id, (name, data)))
+        assert job.status == "failed"
+        assert words in job.message
+        assert job.errors[0]["row"] == row
+        assert snapshot() == before
+
+
+def test_undecodable_bytes_name_the_line(app, rakuten):
+    data = (HEADER + "item-a,ok①,sku-1,1\r\n").encode("cp932") + b"item-b,\x81\x20\x82,sku-2,1\r\n"
+    with app.app_context():
+        before = snapshot()
+        job = _job(upload(rakuten.id, ("broken.csv", data)))
+        assert job.status == "failed"
+        assert job.errors[0]["row"] == 3
+        assert job.message.startswith("3行目に Shift_JIS (CP932) として読めない文字があります")
+        assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "body,row,column,words",
+    [
+        ("item-a,名前,sku-1,たくさん\r\n", 2, "在庫数", "「たくさん」は整数ではありません"),
+        ("item-a,名前,sku-1,-3\r\n", 2, "在庫数", "在庫数はマイナスにできません（-3）"),
+        ("item-a,名前,sku-1,2.5\r\n", 2, "在庫数", "「2.5」は整数ではありません"),
+        ("item-a,名前,sku-1,1\r\nitem-a,名前,sku-1,2\r\n", 3, "", "同じ販売データ（item-a / sku-1）が2回あります：3行目と4行目"),
+        (",名前,,1\r\n", 2, "商品管理番号（商品URL）", "商品管理番号が空です"),
+    ],
+)
+def test_bad_rows_are_shown_with_row_and_column_and_block_the_import(app, rakuten, body, row, column, words):
+    with app.app_context():
+        before = snapshot()
+        job_id = upload(rakuten.id, ("bad.csv", (HEADER + "item-ok,よい,sku-9,1\r\n" + body).encode("cp932")))
+        job = _job(job_id)
+        assert job.status == "previewed"
+        assert job.error_count == 1
+        assert job.preview["counts"]["errors"] == 1
+        error = job.errors[0]
+        assert (error["row"], error["column"]) == (row + 1, column)
+        assert words in error["message"]
+        # Confirming anyway is refused as a whole: the good row is not written either.
+        with pytest.raises(importer.ImportRefused):
+            importer.run_job(job_id)
+        job = _job(job_id)
+        assert job.status == "failed"
+        assert "何も取り込んでいません" in job.message
+        assert job.errors[0]["row"] == row + 1
+        assert snapshot() == before
+
+
+def test_missing_key_column_is_named(app, rakuten):
+    with app.app_context():
+        before = snapshot()
+        job = _job(upload(rakuten.id, ("x.csv", "SKU管理番号,在庫数\r\nsku-1,1\r\n".encode("cp932")), format="rakuten-item"))
+        assert job.status == "failed"
+        assert job.message == "見出し行に「商品管理番号（商品URL）」の列がありません。"
+        assert snapshot() == before
+
+
+def test_a_file_over_the_limit_is_refused_before_it_is_stored(app, rakuten):
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    with app.app_context():
+        before = snapshot()
+        data = (HEADER + "item-a,名前,sku-1,1\r\n" * 60000).encode("cp932")
+        with pytest.raises(importer.FileProblem) as refused:
+            upload(rakuten.id, ("big.csv", data))
+        assert "1 MB" in str(refused.value) and "大きすぎ" in str(refused.value)
+        db.session.rollback()
+        assert db.session.scalar(select(ImportJob).where(ImportJob.filename == "big.csv")) is None
+        assert snapshot() == before
+
+
+def test_a_file_of_another_mall_is_refused(app, rakuten):
+    with app.app_context():
+        job = _job(upload(rakuten.id, "amazon-listings-en.txt"))
+        assert job.status == "failed"
+        assert "別のモールです" in job.message
+
+
+def test_a_database_failure_mid_import_changes_nothing_and_is_recorded(app, rakuten):
+    # A code longer than the product column allows passes parsing but would break the insert on
+    # PostgreSQL; we refuse it as a row error instead, before anything is written.
+    long_code = "x" * 300
+    with app.app_context():
+        before = snapshot()
+        job = _job(upload(rakuten.id, ("long.csv", (HEADER + f"item-z,名前,{long_code},1\r\n").encode("cp932"))))
+        assert job.error_count == 1 and "255文字を超えています" in job.errors[0]["message"]
+        assert snapshot() == before
+
+
+def test_a_job_whose_file_is_gone_fails_visibly(app, rakuten):
+    with app.app_context():
+        job_id = upload(rakuten.id, "rakuten-normal-item.csv")
+        import shutil
+        from pathlib import Path
+
+        shutil.rmtree(Path(_job(job_id).stored_path).parent)
+        before = snapshot()
+        with pytest.raises(importer.FileProblem):
+            importer.run_job(job_id)
+        job = _job(job_id)
+        assert job.status == "failed" and "もう一度アップロードしてください" in job.message
+        assert snapshot() == before

@@ -1,0 +1,180 @@
+"""販売取込 in the browser's terms: upload → preview → confirm → RQ job with a progress bar → result; the
+history, the error report, the column mapping, and the 未紐付け list."""
+from __future__ import annotations
+
+import io
+
+from rq import SimpleWorker
+from sqlalchemy import select
+
+from tatenpo.extensions import db
+from tatenpo.models import ImportJob, Listing, Product, Store, SyncEntry
+from tatenpo.redis_conn import queue, redis
+
+from .listing_helpers import fixture, listings_of, product, snapshot
+
+
+def run_worker(app) -> None:
+    """A real RQ worker on the test Redis, in burst mode: runs what is queued on "imports" and stops."""
+    with app.app_context():
+        SimpleWorker([queue("imports")], connection=redis()).work(burst=True)
+
+
+def upload(client, store_id, *names, **fields):
+    data = {"store_id": str(store_id), "files": [(io.BytesIO(fixture(n) if isinstance(n, str) else n[1]),
+                                                  n if isinstance(n, str) else n[0]) for n in names]}
+    data.update(fields)
+    return client.post("/imports", data=data, content_type="multipart/form-data")
+
+
+def latest_job(app) -> ImportJob:
+    with app.app_context():
+        job = db.session.scalar(select(ImportJob).order_by(ImportJob.id.desc()))
+        db.session.expunge(job)
+        return job
+
+
+def test_upload_preview_confirm_and_the_job_imports_with_progress(app, client, auth, make):
+    auth.login()
+    store = make.store(mall="rakuten", name="楽天本店")
+    response = upload(client, store.id, "rakuten-normal-item.csv", create_products="y")
+    assert response.status_code == 302
+    job = latest_job(app)
+    page = client.get(f"/imports/{job.id}").get_data(as_text=True)
+    # The preview: detected format and encoding, the counts, nothing written yet.
+    assert "normal-item.csv" in page and "Shift_JIS (CP932)" in page
+    assert "新規の販売データ" in page
+    assert "まず1〜数商品で試す" in page
+    with app.app_context():
+        assert db.session.scalar(select(Listing)) is None
+    response = client.post(f"/imports/{job.id}/confirm")
+    assert response.status_code == 302
+    page = client.get(f"/imports/{job.id}").get_data(as_text=True)
+    assert 'hx-get="/imports/%d/progress"' % job.id in page
+    polled = client.get(f"/imports/{job.id}/progress")
+    assert polled.status_code == 200  # still queued: keep polling
+    run_worker(app)
+    polled = client.get(f"/imports/{job.id}/progress")
+    assert polled.status_code == 286  # finished: htmx stops polling
+    assert "✓" in polled.get_data(as_text=True)
+    result = client.get(f"/imports/{job.id}").get_data(as_text=True)
+    assert "完了" in result
+    with app.app_context():
+        assert len(listings_of(store.id)) == 4
+        assert product("TS-RED").on_hand == 5
+    history = client.get("/imports").get_data(as_text=True)
+    assert "rakuten-normal-item.csv" in history and "楽天本店" in history
+
+
+def test_trying_one_item_first_from_the_preview(app, client, auth, make):
+    auth.login()
+    store = make.store(mall="rakuten")
+    upload(client, store.id, "rakuten-normal-item.csv", create_products="y")
+    job = latest_job(app)
+    client.post(f"/imports/{job.id}/options", data={"scope": "first", "first_items": "1", "create_products": "y"})
+    with app.app_context():
+        assert db.session.get(ImportJob, job.id).preview["counts"]["new"] == 2
+    client.post(f"/imports/{job.id}/confirm")
+    run_worker(app)
+    with app.app_context():
+        assert set(listings_of(store.id)) == {("tshirt", "tshirt-red"), ("tshirt", "tshirt-blue")}
+
+
+def test_a_file_with_bad_rows_shows_them_and_cannot_be_confirmed(app, client, auth, make):
+    auth.login()
+    store = make.store(mall="rakuten")
+    bad = "商品管理番号（商品URL）,SKU管理番号,在庫数\r\nitem-a,sku-1,-5\r\nitem-a,sku-2,abc\r\n".encode("cp932")
+    upload(client, store.id, ("bad.csv", bad))
+    job = latest_job(app)
+    page = client.get(f"/imports/{job.id}").get_data(as_text=True)
+    assert "在庫数" in page and "マイナス" in page and "「abc」は整数ではありません" in page
+    assert "disabled" in page
+    with app.app_context():
+        before = snapshot()
+    client.post(f"/imports/{job.id}/confirm")
+    with app.app_context():
+        assert db.session.get(ImportJob, job.id).status == "previewed"
+        assert snapshot() == before
+    report = client.get(f"/imports/{job.id}/errors.csv")
+    text = report.data.decode("utf-8-sig")
+    assert report.mimetype == "text/csv"
+    assert "bad.csv,2,在庫数," in text and "bad.csv,3,在庫数," in text
+
+
+def test_a_failing_job_is_shown_as_failed_and_changes_nothing(app, client, auth, make):
+    auth.login()
+    store = make.store(mall="rakuten")
+    upload(client, store.id, "rakuten-normal-item.csv", create_products="y")
+    job = latest_job(app)
+    # The stored upload disappears before the worker runs (a full disk, a cleaned folder…).
+    import shutil
+    from pathlib import Path
+
+    shutil.rmtree(Path(job.stored_path).parent)
+    client.post(f"/imports/{job.id}/confirm")
+    run_worker(app)
+    with app.app_context():
+        failed = db.session.get(ImportJob, job.id)
+        assert failed.status == "failed"
+        assert db.session.scalar(select(Listing)) is None
+    polled = client.get(f"/imports/{job.id}/progress")
+    assert polled.status_code == 286
+    assert "もう一度アップロード" in polled.get_data(as_text=True)
+    with app.app_context():
+        from rq.registry import FailedJobRegistry
+
+        assert FailedJobRegistry(queue=queue("imports")).get_job_ids() == [failed.rq_job_id]
+
+
+def test_unknown_csv_can_be_mapped_once_and_is_remembered(app, client, auth, make):
+    auth.login()
+    store = make.store(mall="rakuten")
+    upload(client, store.id, "generic.csv")
+    job = latest_job(app)
+    page = client.get(f"/imports/{job.id}").get_data(as_text=True)
+    assert job.status == "failed" and "管理コード" in page  # the file's headers offered in the mapping form
+    client.post(f"/imports/{job.id}/mapping", data={"item_code": "管理コード", "variant_code": "枝番", "code": "",
+                                                    "title": "品名", "quantity": "在庫"})
+    with app.app_context():
+        assert db.session.get(ImportJob, job.id).status == "previewed"
+        assert db.session.get(Store, store.id).settings["generic_csv"]["item_code"] == "管理コード"
+    # The next upload of the same layout is recognised without asking.
+    upload(client, store.id, "generic.csv")
+    assert latest_job(app).format == "generic"
+
+
+def test_too_large_and_missing_files_get_a_message_not_a_500(app, client, auth, make):
+    auth.login()
+    store = make.store(mall="rakuten")
+    response = client.post("/imports", data={"store_id": str(store.id)}, content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert "CSVファイルを選んで" in response.get_data(as_text=True)
+    app.config["MAX_CONTENT_LENGTH"] = 2048
+    response = upload(client, store.id, ("big.csv", b"a,b\r\n" * 1000))
+    assert response.status_code == 413
+    assert "大きすぎ" in response.get_data(as_text=True)
+
+
+def test_unlinked_listings_can_be_linked_or_turned_into_products(app, client, auth, make):
+    auth.login()
+    store = make.store(mall="rakuten", auto_sync=True)
+    existing = make.product(code="MUG-CENTRAL", name="マグカップ（共通）", on_hand=20)
+    red = make.listing(store, item_code="tshirt", variant_code="tshirt-red", code="TS-RED", title="Tシャツ 赤", mall_quantity=5)
+    mug = make.listing(store, item_code="mug", variant_code="normal-inventory", code="mug", title="マグ")
+    page = client.get("/imports/unlinked").get_data(as_text=True)
+    assert "TS-RED" in page and "マグ" in page
+    found = client.get(f"/imports/unlinked/{mug.id}/search?product_code=マグカップ").get_data(as_text=True)
+    assert "MUG-CENTRAL" in found
+    client.post(f"/imports/unlinked/{mug.id}/link", data={"product_code": "MUG-CENTRAL"})
+    client.post(f"/imports/unlinked/{red.id}/create", data={"code": "TS-RED", "name": "Tシャツ 赤", "on_hand": "５"})
+    with app.app_context():
+        assert db.session.get(Listing, mug.id).product_id == existing.id
+        created = product("TS-RED")
+        assert created.on_hand == 5 and db.session.get(Listing, red.id).product_id == created.id
+        # Both are now on the sync schedule with the central stock.
+        targets = {e.listing_id: e.target_quantity for e in db.session.scalars(select(SyncEntry))}
+        assert targets == {mug.id: 20, red.id: 5}
+    page = client.get("/imports/unlinked").get_data(as_text=True)
+    assert "すべての販売データが商品に紐付いています" in page
+    response = client.post(f"/imports/unlinked/{red.id}/link", data={"product_code": "NOPE"}, follow_redirects=True)
+    assert "すでに商品に紐付いています" in response.get_data(as_text=True)
