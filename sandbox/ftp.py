@@ -55,11 +55,8 @@ class StoreAuthorizer(DummyAuthorizer):
             raise AuthenticationFailed("Login incorrect.")
         home = home_of(self.root, store["id"])
         with self._lock:
-            if username not in self.user_table:
-                self.add_user(username, password, str(home), perm="elradfmwMT")
-
-    def has_user(self, username):
-        return username in self.user_table or self.state.find_store("rakuten-ftp", ftp_user=username) is not None
+            self.user_table.pop(username, None)  # the password may have changed since the last login
+            self.add_user(username, password, str(home), perm="elradfmwMT")
 
 
 def home_of(root: Path, store_id: int) -> Path:

@@ -50,7 +50,7 @@ REPLIES = Replies(
     auth_expired=lambda: _plain(401, "[API] Invalid API key or access token (unrecognized login or wrong password)"),
     maintenance=lambda: _plain(503, "Service Unavailable"),
     server_error=lambda: _plain(500, "Internal Server Error"),
-    throttled=lambda wait: _throttled(SHOPIFY_MUTATION_COST, 0.0),
+    throttled=lambda wait: _throttled(SHOPIFY_MUTATION_COST, 0.0),  # recorded under the api "graphql"
 )
 
 
@@ -73,29 +73,29 @@ def graphql(shop: str, version: str):
     if not isinstance(body, dict) or not isinstance(body.get("query"), str):
         return record(store, "graphql", _plain(400, "Bad Request: send {\"query\": …, \"variables\": …}"))
     query, variables = body["query"], body.get("variables") or {}
-    if "inventorySetQuantities" in query:
+    root = re.search(r"\{\s*(?:\w+\s*:\s*)?(\w+)", query)  # the first field of the operation
+    field = root.group(1) if root else ""
+    if field == "inventorySetQuantities":
         api, handler = "inventorySetQuantities", _set_quantities
         size = len(((variables.get("input") or {}).get("quantities")) or [])
         cost = SHOPIFY_MUTATION_COST + SHOPIFY_COST_PER_ITEM * size
-    elif "productVariants" in query:
+    elif field == "productVariants":
         api, handler = "productVariants", _variants
         cost = 1 + SHOPIFY_COST_PER_ITEM * int(variables.get("first") or 50)
-    elif "nodes" in query:
+    elif field == "nodes":
         api, handler = "nodes", _nodes
         cost = 1 + SHOPIFY_COST_PER_ITEM * len(variables.get("ids") or [])
-    elif "locations" in query:
+    elif field == "locations":
         api, handler, cost = "locations", _locations, 2
-    elif "shop" in query:
+    elif field == "shop":
         api, handler, cost = "shop", _shop, 1
     else:
         return record(store, "graphql", _top_error("The sandbox serves inventorySetQuantities, nodes, productVariants,"
                                                    " locations and shop.", "UNSUPPORTED"))
     allowed, available = limiter().shopify(store["id"], cost)
     if not allowed:
-        return record(store, api, _throttled(cost, available))
+        return record(store, "THROTTLED", _throttled(cost, available))
     payload, items = handler(store, variables, version)
-    if "data" not in payload:
-        return record(store, api, jsonify({**payload, "extensions": _cost(cost, cost, available)}), items)
     return record(store, api, jsonify({**payload, "extensions": _cost(cost, cost, available)}), items)
 
 

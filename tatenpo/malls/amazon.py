@@ -1,0 +1,149 @@
+"""Amazon.co.jp through SP-API Listings Items 2021-08-01: one patchListingsItem per SKU for
+`fulfillment_availability` (5 requests/s, burst 10), getListingsItem to read it back.
+
+[inferred] The access token is used as given; refreshing it from an LWA refresh token is not done here.
+"""
+from __future__ import annotations
+
+from typing import Optional
+from urllib.parse import quote
+
+import requests
+from flask_babel import gettext as _
+
+from .base import HINT_ITEM, HINT_LOGIN, Connector, ItemRef, ItemResult, LoginCheck, MallError, PushItem, ReadResult
+from .http import HttpClient, Pace, server_trouble
+from .pacing import Pacer, account_key
+
+DEFAULT_ENDPOINT = "https://sellingpartnerapi-fe.amazon.com"
+JAPAN = "A1VC38T7YXB528"
+RATE, BURST = 5.0, 10
+NAME = "Amazon"
+
+
+def _error_text(response: requests.Response) -> str:
+    try:
+        return "; ".join(str(e.get("message")) for e in response.json().get("errors", []))
+    except (ValueError, AttributeError):
+        return response.text[:200]
+
+
+class AmazonConnector(Connector):
+    mall = "amazon"
+    max_batch = 1  # one SKU per patchListingsItem; push() loops
+
+    def __init__(self, endpoint: Optional[str], credentials: dict, redis=None, timeout: float = 20,
+                 retries: int = 3, backoff: float = 1.0) -> None:
+        self.base = (endpoint or DEFAULT_ENDPOINT).rstrip("/") + "/listings/2021-08-01/items"
+        self.seller_id = credentials.get("seller_id", "")
+        self.token = credentials.get("access_token", "")
+        self.http = HttpClient(NAME, Pacer(redis), timeout, retries, backoff)
+        self.http.session.headers.update({"x-amz-access-token": self.token, "Content-Type": "application/json"})
+        account = account_key("amazon", self.base, self.seller_id)
+        self.patch_pace = Pace(account + ":patch", RATE, BURST)
+        self.get_pace = Pace(account + ":get", RATE, BURST)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _url(self, sku: str) -> str:
+        return f"{self.base}/{quote(self.seller_id, safe='')}/{quote(sku, safe='')}"
+
+    def _classify(self, response: requests.Response) -> Optional[MallError]:
+        status = response.status_code
+        if status in (200, 400, 404):
+            return None
+        if status in (401, 403):
+            text = _error_text(response)
+            if "expired" in text:
+                return MallError(_("The Amazon access token has expired. Get a new one and enter it in the EC site "
+                                   "settings."), transient=False, hint=HINT_LOGIN, code="expired_token")
+            return MallError(_("Amazon rejected the access token or the seller ID. Check them in the EC site "
+                               "settings."), transient=False, hint=HINT_LOGIN, code="Unauthorized")
+        trouble = server_trouble(response, NAME)
+        if trouble is not None:
+            return trouble
+        return MallError(_("%(mall)s answered HTTP %(status)s.", mall=NAME, status=status), transient=False,
+                         code=f"http-{status}")
+
+    def _missing_credentials(self) -> Optional[MallError]:
+        if not self.seller_id or not self.token:
+            return MallError(_("Enter the Amazon seller ID and access token in the EC site settings."),
+                             transient=False, hint=HINT_LOGIN, code="no-credentials")
+        return None
+
+    def check_login(self) -> LoginCheck:
+        missing = self._missing_credentials()
+        if missing:
+            return LoginCheck(False, missing.message, missing.hint)
+        try:
+            response = self.http.call("GET", self._url("tatenpo-connection-test"), params={"marketplaceIds": JAPAN},
+                                      pace=self.get_pace, classify=self._classify)
+        except MallError as exc:
+            return LoginCheck(False, exc.message, exc.hint)
+        if response.status_code == 400:
+            return LoginCheck(False, _("Amazon refused the request: %(detail)s", detail=_error_text(response)))
+        return LoginCheck(True, _("Connected to %(mall)s.", mall="Amazon.co.jp"))
+
+    def push(self, items: list[PushItem]) -> list[ItemResult]:
+        missing = self._missing_credentials()
+        if missing:
+            raise missing
+        results: list[ItemResult] = []
+        stopped: Optional[MallError] = None
+        for item in items:
+            if stopped is not None:  # the mall is down or refuses us: do not knock once per SKU
+                results.append(ItemResult(item.key, False, stopped.message, stopped.code, stopped.transient, stopped.hint))
+                continue
+            if item.quantity < 0:
+                results.append(ItemResult(item.key, False, _("The quantity cannot be negative."), "INVALID"))
+                continue
+            try:
+                results.append(self._patch(item))
+            except MallError as exc:
+                if not results:
+                    raise
+                stopped = exc
+                results.append(ItemResult(item.key, False, exc.message, exc.code, exc.transient, exc.hint))
+        return results
+
+    def _patch(self, item: PushItem) -> ItemResult:
+        body = {"productType": item.attributes.get("product_type", "PRODUCT"), "patches": [{
+            "op": "replace", "path": "/attributes/fulfillment_availability",
+            "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": item.quantity}]}]}
+        response = self.http.call("PATCH", self._url(item.item_code), params={"marketplaceIds": JAPAN}, json=body,
+                                  pace=self.patch_pace, classify=self._classify)
+        if response.status_code == 404:
+            return ItemResult(item.key, False, _("Amazon has no listing with seller SKU %(sku)s.", sku=item.item_code),
+                              "NOT_FOUND", False, HINT_ITEM)
+        if response.status_code == 400:
+            return ItemResult(item.key, False, _("Amazon refused the request: %(detail)s", detail=_error_text(response)),
+                              "InvalidInput", False, HINT_ITEM)
+        data = response.json()
+        if data.get("status") == "ACCEPTED":
+            return ItemResult(item.key, True)
+        issues = data.get("issues") or []
+        detail = "; ".join(f"{i.get('message')} ({i.get('code')})" for i in issues) or str(data.get("status"))
+        return ItemResult(item.key, False, _("Amazon did not accept the quantity: %(detail)s", detail=detail),
+                          (issues[0].get("code") if issues else None) or "INVALID")
+
+    def read(self, items: list[ItemRef]) -> list[ReadResult]:
+        missing = self._missing_credentials()
+        if missing:
+            raise missing
+        results = []
+        for item in items:
+            response = self.http.call("GET", self._url(item.item_code), pace=self.get_pace, classify=self._classify,
+                                      params={"marketplaceIds": JAPAN, "includedData": "summaries,fulfillmentAvailability"})
+            if response.status_code != 200:
+                results.append(ReadResult(item.key, None, _("Amazon has no listing with seller SKU %(sku)s.",
+                                                            sku=item.item_code), HINT_ITEM, "NOT_FOUND"))
+                continue
+            levels = [f for f in response.json().get("fulfillmentAvailability") or []
+                      if f.get("fulfillmentChannelCode") == "DEFAULT"]
+            quantity = levels[0].get("quantity") if levels else None
+            results.append(ReadResult(item.key, int(quantity) if quantity is not None else None,
+                                      None if quantity is not None else _("Amazon shows no merchant-fulfilled quantity "
+                                                                          "for this SKU (FBA?)."),
+                                      None if quantity is not None else HINT_ITEM))
+        return results

@@ -1,0 +1,219 @@
+"""楽天市場 through the FTP route: a stock CSV (`normal-item*.csv`, CP932) uploaded to /ritem/batch, results
+read later from the log RMS writes to /ritem/logs (`<stem>.<yyyymmddHHMMSSfff>.csv`).
+
+The push is deferred (see base.py): `submit()` uploads and returns a handle; `collect(handle)` reads the log
+when it is there. The log's lines are `row,商品管理番号,SKU管理番号,message` [inferred: RMS does not publish the
+columns; a line whose first cell is not a row number is taken as a problem of the whole file].
+Real RMS today offers SFTP on port 22; this route speaks FTP (older setups, and the sandbox).
+"""
+from __future__ import annotations
+
+import csv
+import ftplib
+import io
+import secrets
+import socket
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Optional
+from urllib.parse import urlparse
+
+from flask_babel import gettext as _
+
+from .base import HINT_ITEM, HINT_LOGIN, Connector, ItemRef, ItemResult, LoginCheck, MallError, PushItem, ReadResult
+from .pacing import sleep_backoff
+
+DEFAULT_ENDPOINT = "ftp://upload.rakuten.ne.jp:21"
+BATCH_DIR = "/ritem/batch"
+LOGS_DIR = "/ritem/logs"
+CLEAN = "エラーはありません"
+HEADERS = ["商品管理番号（商品URL）", "SKU管理番号", "在庫数"]
+MAX_QUANTITY = 99999
+JST = timezone(timedelta(hours=9))
+NAME = "楽天FTP"
+ITEM_PROBLEMS = ("見つかりません", "登録済み")  # the log lines that mean the item differs between the mall and us
+
+
+class RakutenFtpConnector(Connector):
+    mall = "rakuten-ftp"
+    max_batch = 50_000  # RMS' limit for one legacy upload; kept for the SKU format too
+    can_read = False
+    deferred = True
+
+    def __init__(self, endpoint: Optional[str], credentials: dict, redis=None, timeout: float = 20,
+                 retries: int = 3, backoff: float = 1.0, log_poll_seconds: float = 10.0,
+                 log_wait_seconds: float = 300.0) -> None:
+        url = urlparse(endpoint or DEFAULT_ENDPOINT)
+        self.host = url.hostname or "upload.rakuten.ne.jp"
+        self.port = url.port or 21
+        self.user = credentials.get("ftp_user", "")
+        self.password = credentials.get("ftp_password", "")
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.log_poll_seconds = log_poll_seconds
+        self.log_wait_seconds = log_wait_seconds
+
+    # FTP --------------------------------------------------------------------------------------
+
+    def _connect(self) -> ftplib.FTP:
+        """A logged-in session, retrying connection trouble; a refused login is raised at once."""
+        if not self.user or not self.password:
+            raise MallError(_("Enter the stock sync login ID and password (the RMS FTP account) in the EC site "
+                              "settings."), transient=False, hint=HINT_LOGIN, code="no-credentials")
+        attempt = 0
+        while True:
+            ftp = ftplib.FTP(timeout=self.timeout, encoding="utf-8")
+            try:
+                ftp.connect(self.host, self.port)
+                ftp.login(self.user, self.password)
+                return ftp
+            except ftplib.error_perm as exc:
+                ftp.close()
+                raise MallError(_("The Rakuten FTP server rejected the stock sync login ID or password."),
+                                transient=False, hint=HINT_LOGIN, code=str(exc)[:3]) from exc
+            except (OSError, EOFError, ftplib.error_temp) as exc:
+                ftp.close()
+                error = MallError(_("Could not reach the Rakuten FTP server (%(host)s:%(port)s).", host=self.host,
+                                    port=self.port), transient=True,
+                                  code="timeout" if isinstance(exc, socket.timeout) else "connection")
+                if attempt >= self.retries:
+                    raise error from exc
+                sleep_backoff(attempt, self.backoff)
+                attempt += 1
+
+    @staticmethod
+    def _quit(ftp: ftplib.FTP) -> None:
+        try:
+            ftp.quit()
+        except (OSError, EOFError, ftplib.Error):
+            ftp.close()
+
+    # Interface --------------------------------------------------------------------------------
+
+    def check_login(self) -> LoginCheck:
+        try:
+            ftp = self._connect()
+        except MallError as exc:
+            return LoginCheck(False, exc.message, exc.hint)
+        try:
+            ftp.cwd(BATCH_DIR)
+            ftp.cwd(LOGS_DIR)
+        except ftplib.Error:
+            return LoginCheck(False, _("The FTP account has no %(batch)s or %(logs)s folder.", batch=BATCH_DIR,
+                                       logs=LOGS_DIR), HINT_LOGIN)
+        finally:
+            self._quit(ftp)
+        return LoginCheck(True, _("Connected to %(mall)s.", mall=NAME))
+
+    def submit(self, items: list[PushItem]) -> dict:
+        """Upload one stock CSV per max_batch items; the handle lists every file and which row is which item."""
+        rejected = [[i.key, _("The quantity must be from 0 to 99999 on Rakuten."), "IE0003"]
+                    for i in items if not 0 <= i.quantity <= MAX_QUANTITY]
+        valid = [i for i in items if 0 <= i.quantity <= MAX_QUANTITY]
+        files = []
+        if valid:
+            ftp = self._connect()
+            try:
+                ftp.cwd(BATCH_DIR)
+                for start in range(0, len(valid), self.max_batch):
+                    chunk = valid[start:start + self.max_batch]
+                    stamp = datetime.now(JST).strftime("%Y%m%d%H%M%S")
+                    stem = f"normal-item-tatenpo-{stamp}-{secrets.token_hex(3)}"
+                    ftp.storbinary(f"STOR {stem}.csv", io.BytesIO(_stock_csv(chunk)))
+                    files.append({"stem": stem, "rows": [[i.key, i.item_code, i.variant_code] for i in chunk]})
+            except (OSError, EOFError, ftplib.Error) as exc:
+                raise MallError(_("The upload to the Rakuten FTP server failed: %(detail)s", detail=str(exc)[:200]),
+                                transient=True, code="upload") from exc
+            finally:
+                self._quit(ftp)
+        now = time.time()
+        return {"files": files, "rejected": rejected, "uploaded_at": now, "give_up_at": now + self.log_wait_seconds}
+
+    def collect(self, handle: dict) -> Optional[list[ItemResult]]:
+        """The results once RMS wrote a log for every uploaded file; None while one is missing (before
+        handle["give_up_at"]); after that, the items without a log fail as transient (push them again)."""
+        results = [ItemResult(key, False, message, code) for key, message, code in handle.get("rejected", [])]
+        if not handle["files"]:
+            return results
+        ftp = self._connect()
+        try:
+            names = _listing(ftp)
+            for upload in handle["files"]:
+                logs = sorted(n for n in names if n.startswith(upload["stem"] + ".") and n.endswith(".csv"))
+                if not logs:
+                    if time.time() < handle["give_up_at"]:
+                        return None
+                    message = _("RMS wrote no result log for %(file)s within %(minutes)s minutes; the stock may not "
+                                "have been updated.", file=upload["stem"] + ".csv",
+                                minutes=round(self.log_wait_seconds / 60, 1))
+                    results += [ItemResult(key, False, message, "no-log", True) for key, _c, _v in upload["rows"]]
+                    continue
+                buffer = io.BytesIO()
+                ftp.retrbinary(f"RETR {LOGS_DIR}/{logs[-1]}", buffer.write)
+                results += _results(upload["rows"], buffer.getvalue())
+        except (OSError, EOFError, ftplib.Error) as exc:
+            raise MallError(_("Reading the result log from the Rakuten FTP server failed: %(detail)s",
+                              detail=str(exc)[:200]), transient=True, code="log") from exc
+        finally:
+            self._quit(ftp)
+        return results
+
+    def push(self, items: list[PushItem]) -> list[ItemResult]:
+        """Upload, then wait for the log (blocking; up to log_wait_seconds)."""
+        handle = self.submit(items)
+        while True:
+            results = self.collect(handle)
+            if results is not None:
+                return results
+            time.sleep(self.log_poll_seconds)
+
+    def read(self, items: list[ItemRef]) -> list[ReadResult]:
+        message = _("The FTP route cannot read stock from Rakuten; Tatenpo checks the result log instead.")
+        return [ReadResult(i.key, None, message, None, "not-readable") for i in items]
+
+
+def _stock_csv(items: list[PushItem]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(HEADERS)
+    for item in items:
+        writer.writerow([item.item_code, item.variant_code or "normal-inventory", item.quantity])
+    return out.getvalue().encode("cp932")
+
+
+def _listing(ftp: ftplib.FTP) -> list[str]:
+    try:
+        return [name.rsplit("/", 1)[-1] for name in ftp.nlst(LOGS_DIR)]
+    except ftplib.error_perm as exc:  # an empty folder answers 550 on some servers
+        if str(exc).startswith("550"):
+            return []
+        raise
+
+
+def _results(rows: list[list], log: bytes) -> list[ItemResult]:
+    text = log.decode("cp932", errors="replace")
+    lines = [line for line in csv.reader(io.StringIO(text)) if line and any(cell.strip() for cell in line)]
+    if lines and CLEAN in lines[0][0]:
+        return [ItemResult(key, True) for key, _c, _v in rows]
+    by_row: dict[int, str] = {}
+    whole_file: list[str] = []
+    for line in lines:
+        first = line[0].strip()
+        message = line[-1].strip()
+        if first.isdigit() and int(first) >= 2:
+            by_row.setdefault(int(first), message)
+        else:
+            whole_file.append(message)
+    if whole_file:
+        detail = " / ".join(whole_file)
+        return [ItemResult(key, False, _("Rakuten FTP log: %(detail)s", detail=detail), "ftp-log") for key, _c, _v in rows]
+    results = []
+    for row_number, (key, _code, _variant) in enumerate(rows, start=2):  # row 1 is the header
+        message = by_row.get(row_number)
+        if message is None:
+            results.append(ItemResult(key, True))
+        else:
+            hint = HINT_ITEM if any(p in message for p in ITEM_PROBLEMS) else None
+            results.append(ItemResult(key, False, _("Rakuten FTP log: %(detail)s", detail=message), "ftp-log", False, hint))
+    return results
