@@ -10,7 +10,7 @@ from sqlalchemy.orm import joinedload
 from .. import inventory, listing_status
 from ..extensions import db
 from ..models import Listing, Store, search_key
-from .stock import change_stock
+from .stock import change_stock, row_labels
 from .tables import is_htmx, paginate, safe_next
 
 bp = Blueprint("listings", __name__)
@@ -49,11 +49,12 @@ def _query(filters: dict):
 @bp.route("/listings")
 def index():
     filters = _filters()
-    page = paginate(_query(filters), "listings.index", filters)
+    page = paginate(_query(filters), "listings.index", filters, filtered=any(filters.values()))
     stores = db.session.scalars(select(Store).order_by(Store.id)).all()
     context = dict(
         page=page, filters=filters, stores=stores, states=listing_status.states(page.items),
-        list_url=request.full_path, unlinked_url=UNLINKED_URL,
+        list_url=request.full_path, unlinked_url=UNLINKED_URL, labels=row_labels(), base=url_for("listings.index"),
+        products_base=url_for("stock.index"),
     )
     return render_template("listings/index.html", **context)
 
@@ -68,7 +69,8 @@ def _listing(listing_id: int) -> Listing:
 def render_row(listing: Listing, error: str | None = None, editing: bool = False, value: str | None = None):
     return render_template(
         "listings/_row.html", l=listing, states=listing_status.states([listing]), editing=editing, error=error,
-        value=value, unlinked_url=UNLINKED_URL,
+        value=value, unlinked_url=UNLINKED_URL, labels=row_labels(), base=url_for("listings.index"),
+        products_base=url_for("stock.index"),
     )
 
 

@@ -39,6 +39,33 @@ def _stock_globals():
     return {"stock_kind_labels": KIND_LABELS, "poll_seconds": POLL_SECONDS}
 
 
+@bp.app_template_filter("qty")
+def qty(value) -> str:
+    """1234 → 1,234: the |number filter's output for a quantity, without Babel's per-call cost (table cells)."""
+    return "—" if value is None else f"{value:,}"
+
+
+def row_labels() -> dict:
+    """Every word a table row needs, translated once per request rather than once per row."""
+    return {
+        "select": _("Select %(code)s"),
+        "edit": _("Edit the stock"),
+        "edit_aria": _("Edit the stock of %(code)s: %(n)s"),
+        "no_listings": _("No listings"),
+        "not_managed": _("Stock not managed"),
+        "unlinked": _("Unlinked"),
+        "reflected": _("Reflected"),
+        "states": {
+            listing_status.PENDING: _("Waiting to sync"),
+            listing_status.FAILED: "✗ " + _("Failed"),
+            listing_status.UNREFLECTED: _("Not yet reflected"),
+            listing_status.OK: "✓",
+            listing_status.NEVER: _("Not synced yet"),
+            listing_status.OFF: _("Not synced"),
+        },
+    }
+
+
 def change_stock(product_id: int, typed: str, note: str | None = None):
     """A stock typed by the shop: “12” sets 在庫数 to 12, “+5” / “-3” adjusts it. Raises StockError."""
     text = unicodedata.normalize("NFKC", typed or "").strip()
@@ -94,9 +121,12 @@ def _query(filters: dict):
 @bp.route("/products")
 def index():
     filters = _filters()
-    page = paginate(_query(filters), "stock.index", filters)
+    page = paginate(_query(filters), "stock.index", filters, filtered=any(filters.values()))
     stores = db.session.scalars(select(Store).order_by(Store.id)).all()
-    context = dict(page=page, filters=filters, stores=stores, badges=badges_for(page.items), list_url=request.full_path)
+    context = dict(
+        page=page, filters=filters, stores=stores, badges=badges_for(page.items), list_url=request.full_path,
+        labels=row_labels(), base=url_for("stock.index"),
+    )
     if is_htmx() and request.headers.get("HX-Target") == "product-table":
         return render_template("stock/_table.html", **context)
     return render_template("stock/index.html", **context)
@@ -117,6 +147,8 @@ def render_row(product: Product, error: str | None = None, editing: bool = False
         editing=editing,
         error=error,
         value=value,
+        labels=row_labels(),
+        base=url_for("stock.index"),
     )
 
 
@@ -236,4 +268,5 @@ def detail(product_id: int):
         pushed=pushed,
         history=history,
         chart=history_chart(list(reversed(history))),
+        labels=row_labels(),
     )

@@ -1,0 +1,225 @@
+"""How fast the 商品・在庫 page and the inline stock save are, next to a trivial Flask view.
+
+    .venv/bin/python bench/pages.py [--products 100000] [--clients 16] [--requests 25]
+
+Builds a throwaway instance (SQLite + embedded Redis) with 100,000 products, each listed on a store, starts
+gunicorn the way `make run` does (2 workers × 4 threads), logs in 16 clients and lets them hammer:
+  1. a trivial view of the same app (login guard, CSRF, headers and all) — the baseline;
+  2. the stock page: 50 rows of the 100,000, with a search typed in half-width katakana (NFKC);
+  3. the inline save (htmx POST of one product's stock: history row, sync schedule, re-rendered row).
+The server time of each request is taken from gunicorn's access log (%(D)s, microseconds), so the client's
+own overhead does not count. Prints p50/p95 per scenario and p95 ÷ the trivial view's p95 (target ≤ 4).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BIN = Path(sys.executable).parent
+PASSWORD = "bench password 1"
+
+
+def bench_app():
+    """The production app plus one trivial view, for gunicorn (`bench.pages:bench_app()`)."""
+    from tatenpo import create_app
+
+    app = create_app()
+
+    @app.route("/_bench/trivial")
+    def trivial():
+        return "ok"
+
+    return app
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def populate(products: int) -> None:
+    from sqlalchemy import insert
+
+    from tatenpo import create_app
+    from tatenpo.auth import create_user
+    from tatenpo.extensions import db
+    from tatenpo.models import Listing, Product, Store, search_key, utcnow
+
+    app = create_app()
+    with app.app_context():
+        db.create_all()
+        create_user("bench@example.jp", PASSWORD)
+        store = Store(mall="rakuten", name="ベンチ楽天店", auto_sync=True, settings={})
+        db.session.add(store)
+        db.session.commit()
+        now = utcnow()
+        names = ["テスト商品", "りんごジュース", "Ｔシャツ", "マグカップ", "タオル"]
+        for start in range(0, products, 5000):
+            rows = []
+            for i in range(start, min(products, start + 5000)):
+                code = f"BENCH-{i:06d}"
+                name = f"{names[i % len(names)]} {i}"
+                rows.append({"code": code, "name": name, "on_hand": i % 50, "allocated": 0, "stock_managed": True,
+                             "version": 0, "search_text": search_key(code, name), "created_at": now, "updated_at": now})
+            db.session.execute(insert(Product), rows)
+        db.session.commit()
+        ids = db.session.execute(db.select(Product.id, Product.code, Product.name)).all()
+        for start in range(0, len(ids), 5000):
+            rows = [
+                {"store_id": store.id, "product_id": pid, "item_code": code.lower(), "variant_code": "", "code": code,
+                 "title": name, "attributes": {}, "sync_enabled": True, "drifted": False,
+                 "search_text": search_key(code, code.lower(), name), "created_at": now, "updated_at": now}
+                for pid, code, name in ids[start : start + 5000]
+            ]
+            db.session.execute(insert(Listing), rows)
+        db.session.commit()
+
+
+def login(base: str) -> tuple[requests.Session, str]:
+    session = requests.Session()
+    page = session.get(base + "/login").text
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
+        r'name="csrf_token" value="([^"]+)"', page
+    )
+    response = session.post(base + "/login", data={"email": "bench@example.jp", "password": PASSWORD,
+                                                   "csrf_token": token.group(1)})
+    response.raise_for_status()
+    products = session.get(base + "/products").text
+    csrf = re.search(r'"X-CSRFToken": "([^"]+)"', products).group(1)
+    return session, csrf
+
+
+def hammer(sessions, make_request, per_client: int) -> None:
+    errors: list[str] = []
+
+    def client(index: int) -> None:
+        session, csrf = sessions[index]
+        for n in range(per_client):
+            try:
+                response = make_request(session, csrf, index, n)
+            except requests.ConnectionError:
+                # gunicorn closed an idle keep-alive connection just as it was reused; a browser retries too.
+                response = make_request(session, csrf, index, n)
+            if response.status_code != 200:
+                errors.append(f"{response.status_code} {response.url}")
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(sessions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise SystemExit(f"{len(errors)} requests failed, e.g. {errors[0]}")
+
+
+def server_times(log: Path, wanted) -> list[float]:
+    """Milliseconds per request from gunicorn's access log lines '<path> <microseconds>'."""
+    times = []
+    for line in log.read_text().splitlines():
+        path, _, micros = line.rpartition(" ")
+        if wanted(path) and micros.isdigit():
+            times.append(int(micros) / 1000)
+    return times
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=25, help="requests per client per scenario")
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="tatenpo-bench-pages-"))
+    env = dict(os.environ)
+    env.update(
+        TATENPO_INSTANCE=str(folder / "instance"),
+        DATABASE_URL="sqlite:///" + str(folder / "bench.db"),
+        LOG_LEVEL="WARNING",
+    )
+    env.pop("REDIS_URL", None)
+    from tatenpo import embedded_redis
+
+    redis_process = embedded_redis.start(folder / "redis", folder / "redis.sock", persist=False)
+    env["REDIS_URL"] = "unix://" + str(folder / "redis.sock")
+    os.environ.update(env)
+
+    started = time.monotonic()
+    populate(args.products)
+    print(f"populated {args.products:,} products and listings in {time.monotonic() - started:.1f} s")
+
+    port = _free_port()
+    log = folder / "access.log"
+    server = subprocess.Popen(
+        [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
+         "--timeout", "120", "--no-control-socket", "--access-logfile", str(log), "--access-logformat", "%(U)s %(D)s",
+         "bench.pages:bench_app()"],
+        cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(base + "/login", timeout=10)
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("gunicorn did not start")
+                time.sleep(0.2)
+        sessions = [login(base) for _ in range(args.clients)]
+        # Warm both workers' caches (templates, catalogs) before anything is measured.
+        for session, _ in sessions[:4]:
+            session.get(base + "/products?q=ﾃｽﾄ")
+            session.get(base + "/_bench/trivial")
+        log.write_text("")
+
+        per = args.requests
+        hammer(sessions, lambda s, c, i, n: s.get(base + "/_bench/trivial"), per)
+        hammer(sessions, lambda s, c, i, n: s.get(base + f"/products?q=ﾃｽﾄ&page={1 + (i * per + n) % 40}"), per)
+        ids = random.Random(6).sample(range(1, args.products + 1), args.clients * per)
+        hammer(
+            sessions,
+            lambda s, c, i, n: s.post(base + f"/products/{ids[i * per + n]}/stock", data={"on_hand": str(n + 1)},
+                                      headers={"HX-Request": "true", "X-CSRFToken": c}),
+            per,
+        )
+        time.sleep(0.5)  # let the access log flush
+    finally:
+        server.terminate()
+        server.wait(20)
+        embedded_redis.stop(redis_process)
+
+    trivial = server_times(log, lambda path: path == "/_bench/trivial")
+    page_only = server_times(log, lambda path: path == "/products")
+    save = server_times(log, lambda path: path.startswith("/products/") and path.endswith("/stock"))
+    base_p95 = p95(trivial)
+    print(f"clients: {args.clients}, requests per scenario: {len(trivial)} / {len(page_only)} / {len(save)}")
+    print(f"trivial view     p50 {statistics.median(trivial):7.1f} ms   p95 {base_p95:7.1f} ms")
+    for name, values in (("stock page", page_only), ("inline save", save)):
+        ratio = p95(values) / base_p95
+        print(f"{name:<16} p50 {statistics.median(values):7.1f} ms   p95 {p95(values):7.1f} ms   "
+              f"p95 ÷ trivial p95 = {ratio:.2f} (target ≤ 4)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
