@@ -146,14 +146,14 @@ def test_legacy_select_with_child_numbers_builds_the_sku_number(app, make):
 @pytest.mark.parametrize(
     "mall,files,expected",
     [
-        ("yahoo", ["yahoo-data.csv"], {("shirt-01", "shirt-01-ws"): ("shirt-01:shirt-01-ws", None), ("key-01", ""): ("key-01", None)}),
-        ("yahoo", ["yahoo-quantity.csv"], {("shirt-01", "shirt-01-wm"): ("shirt-01:shirt-01-wm", 4), ("key-01", ""): ("key-01", 10)}),
+        ("yahoo", ["yahoo-data.csv"], {("shirt-01", "shirt-01-ws"): ("shirt-01-ws", None), ("key-01", ""): ("key-01", None)}),
+        ("yahoo", ["yahoo-quantity.csv"], {("shirt-01", "shirt-01-wm"): ("shirt-01-wm", 4), ("key-01", ""): ("key-01", 10)}),
         ("amazon", ["amazon-listings-en.txt"], {("AMZ-MUG-1", ""): ("AMZ-MUG-1", 8), ("AMZ-CAP-FBA", ""): ("AMZ-CAP-FBA", None)}),
         ("amazon", ["amazon-listings-ja.txt"], {("AMZ-HK-1", ""): ("AMZ-HK-1", 15)}),
-        ("shopify", ["shopify-products.csv"], {("puzzlly-ロゴtシャツ", "M / 白"): ("puzzlly-ロゴtシャツ-M-白", 6), ("tote", ""): ("TOTE-1", 2)}),
-        ("shopify", ["shopify-inventory.csv"], {("puzzlly-ロゴtシャツ", "S / 白"): ("puzzlly-ロゴtシャツ-S-白", 3), ("tote", ""): ("TOTE-1", None)}),
-        ("shopify", ["shopify-inventory-old.csv"], {("tote", ""): ("TOTE-1", 7)}),
-        ("shopify", ["shopify-inventory-oldest.csv"], {("tote", ""): ("TOTE-1", 9)}),
+        ("shopify", ["shopify-products.csv"], {("puzzlly-ロゴtシャツ-M-白", ""): ("puzzlly-ロゴtシャツ-M-白", 6), ("TOTE-1", ""): ("TOTE-1", 2)}),
+        ("shopify", ["shopify-inventory.csv"], {("puzzlly-ロゴtシャツ-S-白", ""): ("puzzlly-ロゴtシャツ-S-白", 3), ("TOTE-1", ""): ("TOTE-1", None)}),
+        ("shopify", ["shopify-inventory-old.csv"], {("TOTE-1", ""): ("TOTE-1", 7)}),
+        ("shopify", ["shopify-inventory-oldest.csv"], {("TOTE-1", ""): ("TOTE-1", 9)}),
     ],
 )
 def test_every_malls_file_is_recognised_and_read(app, make, mall, files, expected):
@@ -182,8 +182,9 @@ def test_shopify_products_then_inventory_update_the_same_listings(app, make):
         import_file(store.id, "shopify-inventory.csv")
         listings = listings_of(store.id)
         assert len(listings) == 3
-        small = listings[("puzzlly-ロゴtシャツ", "S / 白")]
+        small = listings[("puzzlly-ロゴtシャツ-S-白", "")]
         assert small.mall_quantity == 3 and small.attributes["location"] == "本店倉庫"
+        assert small.attributes["handle"] == "puzzlly-ロゴtシャツ" and small.attributes["options"] == "S / 白"
         assert small.title == "ロゴTシャツ① S / 白"
 
 
@@ -193,7 +194,7 @@ def test_shopify_location_setting_chooses_the_location(app, make):
         db.session.get(Store, store.id).settings = {"shopify_location": "ポップアップ"}
         db.session.commit()
         import_file(store.id, "shopify-inventory.csv")
-        assert set(listings_of(store.id)) == {("puzzlly-ロゴtシャツ", "S / 白")}
+        assert set(listings_of(store.id)) == {("puzzlly-ロゴtシャツ-S-白", "")}
 
 
 def test_generic_csv_uses_the_stores_remembered_mapping(app, make):
@@ -253,3 +254,27 @@ def test_crlf_lf_and_bare_cr_give_the_same_listings(app, make):
             listing = listings_of(store.id)[("item-a", "sku-1")]
             results.append((listing.title.replace("\r\n", "\n").replace("\r", "\n"), listing.mall_quantity))
     assert results == [("改行\nあり①", 3)] * 3
+
+
+def test_the_same_goods_on_every_mall_link_to_one_product(app, make, sandbox):
+    """The sandbox malls' CSV downloads (over real HTTP): one catalogue with the same SKU codes on every mall
+    (Rakuten and Yahoo lowercase their item codes), so every mall's listing of TT-0002-S links to one product."""
+    imported = {}
+    for mall, kind in (("rakuten", ""), ("yahoo", "quantity"), ("amazon", ""), ("shopify", ""), ("yahoo", "data")):
+        remote = sandbox.create_store(mall, items=6)
+        data = sandbox.listing_csv(remote["id"], kind)
+        store = make.store(mall=mall)
+        with app.app_context():
+            job = import_file(store.id, (f"{mall}-{kind or 'listing'}.csv", data))
+            assert job.status == "done", job.message
+            imported[(mall, kind)] = listings_of(store.id)
+    with app.app_context():
+        sized = product("TT-0002-S")
+        assert sized is not None and sized.name.startswith("今治タオル")
+        for listings in imported.values():
+            assert len([l for l in listings.values() if l.product_id == sized.id]) == 1
+        # Only the first file (Rakuten) created products; the other malls linked to them.
+        assert product("tt-0001") is None and product("TT-0001") is not None
+        rakuten = imported[("rakuten", "")]
+        assert rakuten[("tt-0002", "s")].code == "TT-0002-S"
+        assert rakuten[("tt-0001", "normal-inventory")].product_id == product("TT-0001").id

@@ -17,7 +17,8 @@ from .records import Problems, Record, read_quantity
 SKU = ("seller-sku", "出品者SKU", "出品者ＳＫＵ", "SKU")
 NAME = ("item-name", "商品名")
 QUANTITY = ("quantity", "数量", "在庫数")
-CHANNEL = ("fulfillment-channel", "フルフィルメント・チャネル", "フルフィルメントチャネル", "出荷元")
+CHANNEL = ("fulfillment-channel", "フルフィルメント・チャネル", "フルフィルメント・チャンネル", "フルフィルメントチャネル",
+           "フルフィルメントチャンネル", "出荷元")
 ASIN = ("asin1", "ASIN 1", "ASIN1", "asin")
 LISTING_ID = ("listing-id", "出品ID")
 

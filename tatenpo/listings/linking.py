@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import Listing, Product
@@ -90,11 +90,30 @@ def existing_listings(store_id: int) -> dict[tuple[str, str], tuple]:
 
 
 def product_ids(codes: Iterable[str]) -> dict[str, int]:
+    """商品コード → product id. A code without an exact match links to the one product whose code differs only
+    in case (Rakuten and Yahoo lowercase their item codes: `tt-0001` is the shop's `TT-0001`)."""
     codes = list(codes)
     found: dict[str, int] = {}
     for start in range(0, len(codes), _CHUNK):
         chunk = codes[start : start + _CHUNK]
         found.update((code, id_) for id_, code in db.session.execute(select(Product.id, Product.code).where(Product.code.in_(chunk))))
+    missing = [code for code in codes if code not in found]
+    if not missing:
+        return found
+    by_lower: dict[str, list[int]] = {}
+    if len(missing) <= 5000:
+        lowered = list({code.lower() for code in missing})
+        for start in range(0, len(lowered), _CHUNK):
+            chunk = lowered[start : start + _CHUNK]
+            for id_, code in db.session.execute(select(Product.id, Product.code).where(func.lower(Product.code).in_(chunk))):
+                by_lower.setdefault(code.lower(), []).append(id_)
+    else:  # one pass over the table beats thousands of unindexed lookups
+        for id_, code in db.session.execute(select(Product.id, Product.code)):
+            by_lower.setdefault(code.lower(), []).append(id_)
+    for code in missing:
+        ids = by_lower.get(code.lower(), [])
+        if len(ids) == 1:
+            found[code] = ids[0]
     return found
 
 

@@ -2,9 +2,10 @@
 
 Headers changed over time: today `Available (not editable)`, `On hand (current)`, `On hand (new)`; older files
 `Available`, `On hand`; the oldest have no Location column and one quantity column named after each location.
-A value may be `Not stocked`. Listings share the products CSV's identity (Handle + option values), so either
-file updates the same listings; the location pushed to is the store's `shopify_location` setting, else the
-first location in the file (rows of other locations are skipped and counted).
+A value may be `Not stocked`. Listings share the products CSV's identity (the SKU, see shopify_products), so
+either file updates the same listings. The file names locations, not their ids: the location read is the
+store's `shopify_location` setting, else the first location in the file (rows of other locations are skipped
+and counted); its name is kept in attributes and the connector pushes to the shop's first location.
 """
 from __future__ import annotations
 
@@ -95,11 +96,12 @@ def read(tables: list[Table], problems: Problems, settings: dict[str, Any]) -> I
             else:
                 quantity = read_quantity(raw, row_no, c.name(position), problems, table.filename)
             name = titles.get(handle, handle)
+            code = sku or fallback_code(handle, values)
             record = Record(
                 row=row_no,
-                item_code=handle,
-                variant_code=key,
-                code=sku or fallback_code(handle, values),
+                item_code=code,
+                variant_code="",
+                code=code,
                 title=f"{name} {key}".strip() if key else name,
                 quantity=quantity,
                 attributes=attributes,

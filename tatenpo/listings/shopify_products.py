@@ -1,9 +1,11 @@
 """Shopify products export (UTF-8, one row per variant grouped by `Handle`).
 
 Only a product's first row carries Title and the option names; the other variant rows leave them empty. Rows
-with no variant fields are extra images. A listing is Handle + the option values (`Default Title` means no
-options); its code is `Variant SKU`, or, when that is empty (often), Handle + option values. The export has
-no inventory item ids: the connector looks them up by SKU/handle (attributes keep both).
+with no variant fields are extra images. The export has no inventory item ids, so a listing is identified as
+the Shopify connector expects (tatenpo.malls.shopify): item_code = the inventory item id when the file has one
+(`Variant Inventory Item ID`), else the `Variant SKU`, which the connector looks up; variant_code = the location
+('' = the shop's first location). When Variant SKU is empty (often), Handle + option values stand in for it.
+Handle and option values are kept in attributes.
 """
 from __future__ import annotations
 
@@ -70,11 +72,12 @@ def read(tables: list[Table], problems: Problems, settings: dict[str, Any]) -> I
             if i_tracker is not None and not cell(row, i_tracker).strip():
                 attributes["untracked"] = True
             name = titles.get(handle, handle)
+            code = sku or fallback_code(handle, values)
             record = Record(
                 row=row_no,
-                item_code=handle,
-                variant_code=key,
-                code=sku or fallback_code(handle, values),
+                item_code=attributes.get("inventory_item_id") or code,
+                variant_code="",
+                code=code,
                 title=f"{name} {key}".strip() if key else name,
                 quantity=read_quantity(cell(row, i_quantity), row_no, "Variant Inventory Qty", problems, table.filename),
                 attributes=attributes,
