@@ -17,13 +17,18 @@ MALL_NAMES = {"rakuten": "楽天市場 (RMS API)", "rakuten-ftp": "楽天市場 
 FAULT_NAMES = ("auth", "maintenance", "error_5xx", "throttle", "timeout", "hang_seconds", "reflection_delay")
 
 
-def endpoint_of(store: dict) -> str:
-    base = current_app.config["PUBLIC_URL"]
+def endpoint_for(store: dict, public_url: str, ftp_host: str, ftp_port: int) -> str:
+    """The base URL to configure in Tatenpo: everything before the mall's real path."""
     if store["mall"] == "rakuten-ftp":
-        return f"ftp://{current_app.config['FTP_HOST']}:{current_app.config['FTP_PORT']}"
+        return f"ftp://{ftp_host}:{ftp_port}"
     if store["mall"] == "shopify":
-        return f"{base}/shopify/{store['shop']}"
-    return f"{base}/{store['mall']}"
+        return f"{public_url}/shopify/{store['shop']}"
+    return f"{public_url}/{store['mall']}"
+
+
+def endpoint_of(store: dict) -> str:
+    config = current_app.config
+    return endpoint_for(store, config["PUBLIC_URL"], config["FTP_HOST"], config["FTP_PORT"])
 
 
 def store_json(store: dict) -> dict[str, Any]:

@@ -44,6 +44,15 @@ CREDENTIAL_FIELDS: dict[str, list[CredentialField]] = {
     ],
 }
 
+# How the settings pages name a store's mall and route (the malls' own names are not translated).
+MALL_LABELS: dict[str, str] = {
+    "rakuten": "楽天市場 (RMS API)",
+    "rakuten-ftp": "楽天市場 (FTP/CSV)",
+    "yahoo": "Yahoo!ショッピング",
+    "amazon": "Amazon.co.jp",
+    "shopify": "Shopify",
+}
+
 # The real malls' addresses, used when a store has no endpoint of its own (a sandbox store has one).
 DEFAULT_ENDPOINTS: dict[str, Optional[str]] = {
     "rakuten": "https://api.rms.rakuten.co.jp",

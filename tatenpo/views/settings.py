@@ -1,12 +1,269 @@
-"""Settings › EC sites. This screen is filled by its own issue; until then it says plainly that it is not ready."""
+"""システム設定 › 共通設定 › ECサイト: list, add and edit stores; 接続テスト inline (htmx).
+
+Secrets are write-only: a secret field is never filled in, a stored one shows 設定済み, and saving with the field
+left empty keeps what is stored. A sandbox store can fill the endpoint and credentials for a trial.
+"""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import re
+from typing import Optional
+from urllib.parse import urlparse
+
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import BooleanField, PasswordField, RadioField, SelectField, StringField
+from wtforms.validators import DataRequired, Length
+
+from .. import connection_test, credentials, sandbox_malls, support
+from .. import stores as store_domain
+from ..extensions import db
+from ..inventory import StockError, parse_quantity
+from ..malls import CREDENTIAL_FIELDS, DEFAULT_ENDPOINTS, MALL_LABELS
+from ..malls.base import hint_text
+from ..models import Mall, Store
 
 bp = Blueprint("settings", __name__)
+
+SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
+SANDBOX_ITEMS = 20
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class StoreForm(FlaskForm):
+    name = StringField(_l("Store name"), filters=[_strip],
+                       validators=[DataRequired(_l("Enter the store name.")), Length(max=100)])
+    auto_sync = RadioField(_l("Automatic stock sync"), choices=[("on", _l("In use")), ("off", _l("Stopped"))],
+                           default="off")
+    immediate_sync = BooleanField(_l("Push a change within seconds (immediate sync)"))
+    safety_stock = StringField(_l("Safety stock"), default="0", filters=[_strip])
+    endpoint = StringField(_l("Endpoint"), filters=[_strip], validators=[Length(max=500)])
+    sandbox_store = SelectField(_l("Use a sandbox store"), choices=[], validate_choice=False)
+
+
+def _form_class(mall: str):
+    """StoreForm plus the mall's credential fields (cred_<key>); secrets as password fields, never echoed."""
+    fields = {}
+    for spec in CREDENTIAL_FIELDS[mall]:
+        kind = PasswordField if spec.secret else StringField
+        fields["cred_" + spec.key] = kind(spec.label, filters=[_strip], validators=[Length(max=500)],
+                                          description=spec.help)
+    return type(f"StoreForm_{mall.replace('-', '_')}", (StoreForm,), fields)
+
+
+def _sandbox_stores(mall: str) -> tuple[list[dict], Optional[str]]:
+    """The sandbox stores of `mall` (asked once per request), or the reason they cannot be listed."""
+    if "settings.sandbox" not in g:
+        try:
+            g.setdefault("settings.sandbox", (sandbox_malls.stores(current_app.config["SANDBOX_URL"], mall), None))
+        except sandbox_malls.SandboxUnavailable as exc:
+            g.setdefault("settings.sandbox", ([], str(exc)))
+    return g.get("settings.sandbox")
+
+
+def _safety_stock(form) -> Optional[int]:
+    try:
+        value = parse_quantity(form.safety_stock.data or "0")
+    except StockError as exc:
+        form.safety_stock.errors.append(str(exc.message) if hasattr(exc, "message") else str(exc))
+        return None
+    if value < 0 or value > 999_999:
+        form.safety_stock.errors.append(_("Safety stock must be from 0 to 999999."))
+        return None
+    return value
+
+
+def _endpoint(form, mall: str) -> tuple[bool, Optional[str]]:
+    value = form.endpoint.data or ""
+    if not value:
+        return True, None
+    url = urlparse(value)
+    schemes = ("ftp",) if mall == Mall.RAKUTEN_FTP.value else ("http", "https")
+    if url.scheme not in schemes or not url.hostname:
+        example = "ftp://upload.rakuten.ne.jp:21" if mall == Mall.RAKUTEN_FTP.value else "https://…"
+        form.endpoint.errors.append(_("Enter an address such as %(example)s, or leave it empty for the real mall.",
+                                      example=example))
+        return False, None
+    return True, value.rstrip("/")
+
+
+def _apply_sandbox(form, mall: str) -> Optional[tuple[str, dict]]:
+    """(endpoint, credentials) of the chosen sandbox store, creating one when asked; None when none is chosen
+    or it failed (then the field carries the message)."""
+    choice = form.sandbox_store.data or ""
+    if not choice:
+        return None
+    base = current_app.config["SANDBOX_URL"]
+    try:
+        if choice == "new":
+            chosen = sandbox_malls.create_store(base, mall, SANDBOX_ITEMS)
+        elif choice.isdigit():
+            chosen = sandbox_malls.store(base, int(choice))
+        else:
+            raise sandbox_malls.SandboxUnavailable(_("Choose a sandbox store from the list."))
+    except sandbox_malls.SandboxUnavailable as exc:
+        form.sandbox_store.errors.append(str(exc))
+        return None
+    if chosen["mall"] != mall:
+        form.sandbox_store.errors.append(_("That sandbox store is not on this mall."))
+        return None
+    return chosen["endpoint"], chosen["credentials"]
+
+
+def _check_credentials(form, mall: str, values: dict, configured: set[str], auto_sync: bool) -> bool:
+    ok = True
+    shop = values.get("shop")
+    if shop:
+        shop = values["shop"] = shop.lower().removesuffix(".myshopify.com").removeprefix("https://")
+        if not SHOP_DOMAIN.match(shop):
+            getattr(form, "cred_shop").errors.append(_("Enter the part before .myshopify.com (letters, digits and -)."))
+            ok = False
+    if auto_sync:
+        for spec in CREDENTIAL_FIELDS[mall]:
+            if not values.get(spec.key) and spec.key not in configured:
+                getattr(form, "cred_" + spec.key).errors.append(
+                    _("Enter %(field)s to turn automatic stock sync on.", field=spec.label))
+                ok = False
+    return ok
+
+
+def _save(form, mall: str, store: Optional[Store]) -> Optional[Store]:
+    """Validate everything first, then change the store in one transaction; None (and messages on the form)
+    when anything is wrong: nothing is saved then."""
+    valid = form.validate()
+    safety = _safety_stock(form)
+    endpoint_ok, endpoint = _endpoint(form, mall)
+    values = {spec.key: getattr(form, "cred_" + spec.key).data or "" for spec in CREDENTIAL_FIELDS[mall]}
+    sandbox = _apply_sandbox(form, mall) if valid else None
+    if sandbox is not None:
+        endpoint, values = sandbox
+    auto_sync = form.auto_sync.data == "on"
+    configured = credentials.configured_keys(store) if store is not None else set()
+    creds_ok = _check_credentials(form, mall, values, configured, auto_sync)
+    if not (valid and safety is not None and endpoint_ok and creds_ok) or form.sandbox_store.errors:
+        return None
+    try:
+        if store is None:
+            store = store_domain.create_store(mall, form.name.data, endpoint=endpoint, credential_values=values,
+                                        auto_sync=auto_sync, immediate_sync=form.immediate_sync.data,
+                                        safety_stock=safety)
+        else:
+            changed_access = endpoint != store.endpoint or any(values.values())
+            changes = dict(name=form.name.data, endpoint=endpoint, auto_sync=auto_sync,
+                           immediate_sync=form.immediate_sync.data, safety_stock=safety, credentials=values)
+            if changed_access:  # the last 接続テスト no longer says anything about these credentials
+                changes.update(connection_ok=None, connection_checked_at=None, connection_message=None)
+            store_domain.update_store(store, **changes)
+    except store_domain.StoreError as exc:
+        db.session.rollback()
+        form.name.errors.append(str(exc.message))
+        return None
+    db.session.commit()
+    return store
+
+
+def _render_form(form, mall: str, store: Optional[Store]):
+    sandbox_list, sandbox_error = _sandbox_stores(mall)
+    configured = credentials.configured_keys(store) if store is not None else set()
+    return render_template(
+        "settings/form.html", form=form, mall=mall, mall_label=MALL_LABELS[mall], store=store,
+        credential_fields=CREDENTIAL_FIELDS[mall], configured=configured, default_endpoint=DEFAULT_ENDPOINTS[mall],
+        sandbox_stores=sandbox_list, sandbox_error=sandbox_error, sandbox_url=current_app.config["SANDBOX_URL"],
+        application_done=support.covers(mall),
+    )
+
+
+def _with_sandbox_choices(form, mall: str) -> None:
+    sandbox_list, _error = _sandbox_stores(mall)
+    form.sandbox_store.choices = [("", _("Do not use (connect to the real mall)")),
+                                  ("new", _("Create a new sandbox store (%(n)s items)", n=SANDBOX_ITEMS))]
+    form.sandbox_store.choices += [(str(s["id"]), f"#{s['id']} {s['name']}") for s in sandbox_list]
+
+
+def _store_or_404(store_id: int) -> Store:
+    store = db.session.get(Store, store_id)
+    if store is None:
+        abort(404)
+    return store
 
 
 @bp.route("/settings/stores")
 def stores():
-    return render_template("not_ready.html", title=_l("Settings › EC sites"))
+    rows = db.session.scalars(select(Store).order_by(Store.id)).all()
+    keys = {}
+    for store in rows:
+        try:
+            keys[store.id] = credentials.configured_keys(store)
+        except credentials.CredentialKeyError:
+            keys[store.id] = set()
+    return render_template("settings/stores.html", stores=rows, configured=keys, fields=CREDENTIAL_FIELDS,
+                           labels=MALL_LABELS)
+
+
+@bp.route("/settings/stores/new")
+def choose_mall():
+    return render_template("settings/choose_mall.html", labels=MALL_LABELS)
+
+
+@bp.route("/settings/stores/new/<mall>", methods=["GET", "POST"])
+def add_store(mall: str):
+    if mall not in CREDENTIAL_FIELDS:
+        abort(404)
+    form = _form_class(mall)()
+    _with_sandbox_choices(form, mall)
+    if request.method == "POST":
+        store = _save(form, mall, None)
+        if store is not None:
+            flash(_("The EC site “%(name)s” was saved. Run the connection test.", name=store.name), "success")
+            return redirect(url_for("settings.edit_store", store_id=store.id))
+    return _render_form(form, mall, None), 400 if request.method == "POST" else 200
+
+
+@bp.route("/settings/stores/<int:store_id>", methods=["GET", "POST"])
+def edit_store(store_id: int):
+    store = _store_or_404(store_id)
+    form_class = _form_class(store.mall)
+    if request.method == "POST":
+        form = form_class()
+    else:
+        form = form_class(obj=None, data={
+            "name": store.name, "auto_sync": "on" if store.auto_sync else "off", "immediate_sync": store.immediate_sync,
+            "safety_stock": str(store.safety_stock), "endpoint": store.endpoint or "",
+            **{"cred_" + s.key: _visible(store, s.key) for s in CREDENTIAL_FIELDS[store.mall] if not s.secret},
+        })
+    _with_sandbox_choices(form, store.mall)
+    if request.method == "POST":
+        saved = _save(form, store.mall, store)
+        if saved is not None:
+            flash(_("The EC site “%(name)s” was saved.", name=saved.name), "success")
+            return redirect(url_for("settings.edit_store", store_id=store.id))
+        return _render_form(form, store.mall, store), 400
+    return _render_form(form, store.mall, store)
+
+
+def _visible(store: Store, key: str) -> str:
+    try:
+        return credentials.read(store).get(key, "")
+    except credentials.CredentialKeyError:
+        return ""
+
+
+@bp.route("/settings/stores/<int:store_id>/test", methods=["POST"])
+def test_connection(store_id: int):
+    store = _store_or_404(store_id)
+    connection_test.check(store)
+    db.session.commit()
+    if request.headers.get("HX-Request"):
+        return render_template("settings/_connection.html", store=store)
+    flash(store.connection_message, "success" if store.connection_ok else "error")
+    return redirect(request.referrer or url_for("settings.edit_store", store_id=store.id))
+
+
+@bp.app_template_global("hint_text")
+def _hint_text(hint):
+    return hint_text(hint)

@@ -1,0 +1,45 @@
+"""接続テスト: try a store's credentials against its mall and remember the outcome on the store
+(connection_ok / connection_checked_at / connection_message), which the settings list and the setup guide show.
+The caller commits."""
+from __future__ import annotations
+
+from flask import current_app
+from flask_babel import gettext as _
+
+from . import credentials
+from .malls import connector_for
+from .malls.base import LoginCheck, hint_text
+from .models import Store, utcnow
+from .redis_conn import redis
+
+
+def check(store: Store) -> LoginCheck:
+    try:
+        values = credentials.read(store)
+    except credentials.CredentialKeyError:
+        result = LoginCheck(False, _("The stored credentials cannot be decrypted (the credential key was replaced). "
+                                     "Enter them again."), "login")
+    else:
+        connector = connector_for(store.mall, store.endpoint, values, _redis_or_none(),
+                                  current_app.config["MALL_TIMEOUT_SECONDS"], retries=1, backoff=0.5)
+        try:
+            result = connector.check_login()
+        finally:
+            connector.close()
+    store.connection_ok = result.ok
+    store.connection_checked_at = utcnow()
+    message = result.message
+    if not result.ok and result.hint:
+        message = f"{message} {hint_text(result.hint)}"
+    store.connection_message = message
+    return result
+
+
+def _redis_or_none():
+    # A connection test must work even while Redis is down; pacing then stays within this process.
+    try:
+        client = redis()
+        client.ping()
+        return client
+    except Exception:  # noqa: BLE001 - any Redis trouble means "pace locally"
+        return None

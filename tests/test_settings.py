@@ -1,0 +1,210 @@
+"""システム設定 › ECサイト: adding and editing stores, write-only secrets, 接続テスト inline, sandbox stores."""
+from __future__ import annotations
+
+import pytest
+
+from tatenpo import credentials
+from tatenpo.extensions import db
+from tatenpo.models import Store
+
+
+@pytest.fixture
+def staff(auth, app, sandbox):
+    app.config["SANDBOX_URL"] = sandbox.url
+    auth.login()
+    return auth
+
+
+def stored(app, store_id):
+    with app.app_context():
+        store = db.session.get(Store, store_id)
+        return store, credentials.read(store)
+
+
+def only_store(app):
+    with app.app_context():
+        stores = db.session.query(Store).all()
+        assert len(stores) == 1
+        return stores[0].id
+
+
+def test_the_list_says_there_is_no_store_yet_and_offers_to_add_one(client, staff):
+    page = client.get("/settings/stores").get_data(as_text=True)
+    assert "ECサイトはまだありません" in page
+    assert "ECサイトを追加" in page
+
+
+def test_choosing_a_mall_shows_its_credential_fields(client, staff):
+    page = client.get("/settings/stores/new").get_data(as_text=True)
+    assert "楽天市場 (FTP/CSV)" in page
+    page = client.get("/settings/stores/new/rakuten-ftp").get_data(as_text=True)
+    assert "在庫同期用ログインID" in page and "在庫同期用ログインパスワード" in page
+    assert "自動在庫同期区分" in page and "保留在庫" in page
+
+
+def test_unknown_mall_is_not_found(client, staff):
+    assert client.get("/settings/stores/new/rakuma").status_code == 404
+
+
+def test_adding_a_store_encrypts_the_secret_and_shows_it_only_as_set(client, staff, app):
+    response = client.post("/settings/stores/new/yahoo", data={
+        "name": "Yahoo本店", "auto_sync": "on", "safety_stock": "２", "cred_seller_id": "snbx-shop",
+        "cred_access_token": "very-secret-token"})
+    assert response.status_code == 302
+    store, secrets = stored(app, only_store(app))
+    assert store.auto_sync and store.safety_stock == 2
+    assert secrets == {"seller_id": "snbx-shop", "access_token": "very-secret-token"}
+    assert "very-secret-token" not in store.credentials_token
+    listing = client.get("/settings/stores").get_data(as_text=True)
+    assert "Yahoo本店" in listing and "設定済み" in listing and "使用中" in listing
+    edit = client.get(f"/settings/stores/{store.id}").get_data(as_text=True)
+    assert "very-secret-token" not in edit
+    assert "snbx-shop" in edit  # not a secret: shown so the shop can check it
+    assert "設定済みです。空欄のまま保存すると" in edit
+
+
+def test_saving_with_an_empty_secret_field_keeps_the_stored_secret(client, staff, app, make):
+    store = make.store(mall="rakuten", name="楽天店", auto_sync=True,
+                       secrets={"service_secret": "SP_keep", "license_key": "SL_keep"})
+    response = client.post(f"/settings/stores/{store.id}", data={
+        "name": "楽天店（本店）", "auto_sync": "on", "safety_stock": "3", "cred_service_secret": "",
+        "cred_license_key": "SL_new"})
+    assert response.status_code == 302
+    saved, secrets = stored(app, store.id)
+    assert saved.name == "楽天店（本店）" and saved.safety_stock == 3
+    assert secrets == {"service_secret": "SP_keep", "license_key": "SL_new"}
+
+
+def test_bad_safety_stock_is_explained_and_nothing_is_saved(client, staff, app, make):
+    store = make.store(mall="amazon", name="Amazon店", safety_stock=1)
+    response = client.post(f"/settings/stores/{store.id}", data={
+        "name": "別の名前", "auto_sync": "off", "safety_stock": "1.5"})
+    assert response.status_code == 400
+    assert "小数" in response.get_data(as_text=True) or "整数" in response.get_data(as_text=True)
+    saved, _secrets = stored(app, store.id)
+    assert saved.name == "Amazon店" and saved.safety_stock == 1
+
+
+def test_turning_sync_on_without_credentials_names_each_missing_field(client, staff, app):
+    response = client.post("/settings/stores/new/rakuten-ftp", data={
+        "name": "楽天FTP店", "auto_sync": "on", "safety_stock": "0"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "自動在庫同期を使用中にするには「在庫同期用ログインID」を入力してください" in page
+    assert "在庫同期用ログインパスワード」を入力してください" in page
+    with app.app_context():
+        assert db.session.query(Store).count() == 0
+
+
+def test_a_stopped_store_can_be_saved_without_credentials(client, staff, app):
+    response = client.post("/settings/stores/new/amazon", data={"name": "準備中の店", "auto_sync": "off",
+                                                                "safety_stock": "0"})
+    assert response.status_code == 302
+    store, secrets = stored(app, only_store(app))
+    assert not store.auto_sync and secrets == {}
+
+
+def test_an_endpoint_that_is_not_a_web_address_is_refused(client, staff, app):
+    response = client.post("/settings/stores/new/yahoo", data={
+        "name": "Y", "auto_sync": "off", "safety_stock": "0", "endpoint": "circus.example.jp"})
+    assert response.status_code == 400
+    assert "のようなアドレスを入力するか" in response.get_data(as_text=True)
+    response = client.post("/settings/stores/new/rakuten-ftp", data={
+        "name": "F", "auto_sync": "off", "safety_stock": "0", "endpoint": "https://upload.example.jp"})
+    assert "ftp://upload.rakuten.ne.jp:21" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.query(Store).count() == 0
+
+
+def test_an_empty_store_name_is_refused(client, staff, app):
+    response = client.post("/settings/stores/new/yahoo", data={"name": "  ", "auto_sync": "off", "safety_stock": "0"})
+    assert response.status_code == 400
+    assert "店舗名" in response.get_data(as_text=True)
+
+
+def test_the_form_lists_sandbox_stores_with_the_credentials_to_use(client, staff, sandbox):
+    sandbox_store = sandbox.create_store("amazon", items=2)
+    page = client.get("/settings/stores/new/amazon").get_data(as_text=True)
+    assert sandbox_store["credentials"]["seller_id"] in page
+    assert sandbox_store["credentials"]["access_token"] in page
+    assert sandbox_store["endpoint"] in page
+
+
+def test_choosing_a_sandbox_store_fills_endpoint_and_credentials_and_the_connection_test_passes(client, staff, app, sandbox):
+    sandbox_store = sandbox.create_store("rakuten", items=2)
+    response = client.post("/settings/stores/new/rakuten", data={
+        "name": "お試し楽天", "auto_sync": "on", "safety_stock": "0", "sandbox_store": str(sandbox_store["id"])})
+    assert response.status_code == 302
+    store_id = only_store(app)
+    store, secrets = stored(app, store_id)
+    assert store.endpoint == sandbox_store["endpoint"] and secrets == sandbox_store["credentials"]
+    result = client.post(f"/settings/stores/{store_id}/test", headers={"HX-Request": "true"})
+    fragment = result.get_data(as_text=True)
+    assert "✓ 接続OK" in fragment and "<html" not in fragment
+    store, _secrets = stored(app, store_id)
+    assert store.connection_ok is True and store.connection_checked_at is not None
+
+
+def test_a_new_sandbox_store_can_be_created_from_the_form(client, staff, app, sandbox):
+    response = client.post("/settings/stores/new/shopify", data={
+        "name": "お試しShopify", "auto_sync": "on", "safety_stock": "0", "sandbox_store": "new"})
+    assert response.status_code == 302
+    store, secrets = stored(app, only_store(app))
+    assert store.endpoint.startswith(sandbox.url + "/shopify/") and set(secrets) == {"shop", "access_token"}
+    check = client.post(f"/settings/stores/{store.id}/test", headers={"HX-Request": "true"})
+    assert "✓ 接続OK" in check.get_data(as_text=True)
+
+
+def test_a_failed_connection_test_shows_the_reason_and_the_login_check(client, staff, app, sandbox, make):
+    sandbox_store = sandbox.create_store("yahoo", items=1)
+    store = make.store(mall="yahoo", endpoint=sandbox_store["endpoint"],
+                       secrets={"seller_id": sandbox_store["credentials"]["seller_id"], "access_token": "wrong"})
+    fragment = client.post(f"/settings/stores/{store.id}/test", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "✗ 接続できません" in fragment
+    assert "Yahoo!がアクセストークンを拒否しました" in fragment
+    assert "ECサイト設定のログインIDやパスワード" in fragment
+    saved, _secrets = stored(app, store.id)
+    assert saved.connection_ok is False and "アクセストークン" in saved.connection_message
+
+
+def test_the_connection_test_works_without_htmx_too(client, staff, app, sandbox, make):
+    sandbox_store = sandbox.create_store("amazon", items=1)
+    store = make.store(mall="amazon", endpoint=sandbox_store["endpoint"], secrets=sandbox_store["credentials"])
+    response = client.post(f"/settings/stores/{store.id}/test", follow_redirects=True)
+    assert "Amazon.co.jpに接続できました" in response.get_data(as_text=True)
+
+
+def test_new_credentials_clear_the_old_connection_result(client, staff, app, make):
+    store = make.store(mall="yahoo", secrets={"seller_id": "a", "access_token": "b"}, connection_ok=True,
+                       connection_message="接続OK")
+    client.post(f"/settings/stores/{store.id}", data={"name": store.name, "auto_sync": "on", "safety_stock": "0",
+                                                      "cred_seller_id": "a", "cred_access_token": "c"})
+    saved, _secrets = stored(app, store.id)
+    assert saved.connection_ok is None
+
+
+def test_when_the_sandbox_is_down_the_form_says_so_and_still_saves(client, auth, app):
+    app.config["SANDBOX_URL"] = "http://127.0.0.1:9"
+    auth.login()
+    page = client.get("/settings/stores/new/yahoo").get_data(as_text=True)
+    assert "サンドボックスモール（http://127.0.0.1:9）に接続できません" in page
+    response = client.post("/settings/stores/new/yahoo", data={"name": "Y店", "auto_sync": "off", "safety_stock": "0"})
+    assert response.status_code == 302
+
+
+def test_choosing_a_sandbox_store_of_another_mall_is_refused(client, staff, app, sandbox):
+    other = sandbox.create_store("amazon", items=1)
+    response = client.post("/settings/stores/new/yahoo", data={
+        "name": "Y", "auto_sync": "off", "safety_stock": "0", "sandbox_store": str(other["id"])})
+    assert response.status_code == 400
+    assert "このモールのものではありません" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.query(Store).count() == 0
+
+
+def test_the_settings_pages_require_login(client, make):
+    make.user()
+    for path in ("/settings/stores", "/settings/stores/new", "/settings/stores/new/yahoo"):
+        response = client.get(path)
+        assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert client.post("/settings/stores/1/test").status_code in (302, 401)
