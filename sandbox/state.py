@@ -64,6 +64,9 @@ class State:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
 
+    def close(self) -> None:
+        self.conn.close()
+
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
         with self.lock:

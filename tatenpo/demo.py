@@ -1,8 +1,12 @@
-"""What `make run` adds for a person trying Tatenpo: the sandbox malls beside the app, and a demo
-sandbox store per mall on first start. Until the sandbox exists this adds nothing."""
+"""What `make run` adds for a person trying Tatenpo: the sandbox malls beside the app, and on first start one
+demo sandbox store per mall (20 items each), whose endpoint and credentials the banner prints and the
+settings page (ECサイト › サンドボックス店舗で試す) offers to fill in."""
 from __future__ import annotations
 
 import importlib.util
+import os
+
+DEMO_ITEMS = 20
 
 
 def sandbox_available() -> bool:
@@ -12,8 +16,45 @@ def sandbox_available() -> bool:
         return False
 
 
+def _sandbox_address() -> tuple[str, str, int]:
+    host = os.environ.get("SANDBOX_HOST", "127.0.0.1")
+    return (f"http://{host}:{os.environ.get('SANDBOX_HTTP_PORT', '5001')}", host,
+            int(os.environ.get("SANDBOX_FTP_PORT", "2121")))
+
+
+def _state():
+    from pathlib import Path
+
+    from sandbox import default_db_path
+    from sandbox.state import State
+
+    path = default_db_path()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return State(path)
+
+
+def create_demo_stores() -> list[dict]:
+    """One sandbox store per mall, written straight into the sandbox's state file (the sandbox process is
+    not running yet when `make run` prepares). Does nothing when the sandbox already has stores."""
+    from sandbox import catalog
+    from sandbox.admin import MALL_NAMES
+    from sandbox.state import MALLS
+
+    state = _state()
+    try:
+        if state.stores():
+            return []
+        return [state.create_store(mall, f"デモ {MALL_NAMES[mall]}",
+                                   lambda store_id, mall=mall: catalog.generate(mall, store_id, DEMO_ITEMS))
+                for mall in MALLS]
+    finally:
+        state.close()
+
+
 def prepare(app) -> None:
     """Runs before the processes start (inside the app context)."""
+    if sandbox_available():
+        create_demo_stores()
 
 
 def extra_processes(python: str) -> list:
@@ -25,4 +66,21 @@ def extra_processes(python: str) -> list:
 
 
 def banner_lines() -> list[str]:
-    return []
+    """Where the sandbox malls are and which credentials their stores take."""
+    if not sandbox_available():
+        return []
+    from sandbox.admin import MALL_NAMES, endpoint_for
+
+    url, ftp_host, ftp_port = _sandbox_address()
+    state = _state()
+    try:
+        stores = state.stores()
+    finally:
+        state.close()
+    lines = [f"Sandbox malls (try every step without a real account): {url}/",
+             "  Settings › EC sites › Add: choose the mall, then a sandbox store — or enter these:"]
+    for store in stores:
+        endpoint = endpoint_for(store, url, ftp_host, ftp_port)
+        secrets = "  ".join(f"{k}={v}" for k, v in store["credentials"].items())
+        lines.append(f"  #{store['id']} {MALL_NAMES[store['mall']]}: endpoint={endpoint}  {secrets}")
+    return lines
