@@ -102,17 +102,21 @@ def test_missing_or_bad_answers_are_named_and_nothing_is_saved(app, client, auth
     assert _count(app) == 0
 
 
-def test_inline_validation_returns_only_the_field_with_its_error(client, auth):
+def test_inline_validation_returns_only_the_fields_message(client, auth):
     auth.login()
     headers = {"HX-Request": "true"}
     bad = client.post("/support/apply/validate?field=company", data=_answers(company="", malls=[]), headers=headers)
     text = bad.get_data(as_text=True)
-    assert "会社名を入力してください。" in text and "has-error" in text
-    assert "<html" not in text and "モールを1つ以上" not in text  # other fields' errors wait for their turn
-    good = client.post("/support/apply/validate?field=company", data=_answers(), headers=headers).get_data(as_text=True)
-    assert "has-error" not in good and 'value="株式会社たてんぽ商店"' in good
+    assert "会社名を入力してください。" in text and 'role="alert"' in text
+    assert "<html" not in text and "<input" not in text  # the input itself is never replaced
+    assert "モールを1つ以上" not in text  # other fields' errors wait for their turn
+    good = client.post("/support/apply/validate?field=company", data=_answers(), headers=headers)
+    assert good.status_code == 200 and good.get_data(as_text=True).strip() == ""
     malls = client.post("/support/apply/validate?field=malls", data=_answers(malls=[]), headers=headers)
     assert "モールを1つ以上選んでください。" in malls.get_data(as_text=True)
+    assert client.post("/support/apply/validate?field=status", data=_answers(), headers=headers).status_code == 404
+    page = client.get("/support/apply").get_data(as_text=True)
+    assert 'hx-target="#company-feedback"' in page and 'id="company-feedback"' in page
 
 
 def test_support_user_sees_the_queue_and_completes_issuing_order_mail_addresses(app, client, auth, make, outbox):

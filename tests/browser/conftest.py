@@ -140,11 +140,14 @@ def page(browser, request) -> Page:
     page = context.new_page()
     errors: list[str] = []
     # A CSP violation or a script error is a bug of the page, whatever the test checks.
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(f"{page.url}: {message.text} {message.location}") if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
     page.shot = Screenshots(page, request.node.name)
     yield page
     context.close()
+    if errors:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / f"{page.shot.prefix}-console.txt").write_text("\n".join(errors), encoding="utf-8")
     assert not [e for e in errors if "Content Security Policy" in e or "Refused" in e], errors
 
 
