@@ -278,3 +278,16 @@ def test_the_same_goods_on_every_mall_link_to_one_product(app, make, sandbox):
         rakuten = imported[("rakuten", "")]
         assert rakuten[("tt-0002", "s")].code == "TT-0002-S"
         assert rakuten[("tt-0001", "normal-inventory")].product_id == product("TT-0001").id
+
+
+def test_imported_listings_and_products_are_found_by_the_same_search_text_as_everywhere(app, make):
+    from tatenpo.models import Product, search_key
+
+    store = make.store(mall="rakuten")
+    with app.app_context():
+        import_file(store.id, "rakuten-normal-item.csv")
+        for listing in listings_of(store.id).values():
+            assert listing.search_text == search_key(listing.code, listing.item_code, listing.variant_code, listing.title)
+        for item in db.session.scalars(select(Product)):
+            assert item.search_text == search_key(item.code, item.name)
+        assert "(株)髙島屋" in product("TS-RED").search_text  # ㈱ folded by NFKC, found by typing (株)

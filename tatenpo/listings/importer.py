@@ -13,14 +13,15 @@ from typing import Any, Callable, Optional
 
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from .. import inventory
 from ..extensions import db
-from ..models import ImportJob, Listing, Product, StockChangeKind, StockHistory, Store, search_key, utcnow
+from ..models import ImportJob, Listing, Product, StockChangeKind, StockHistory, Store, utcnow
 from . import detect, progress, uploads
 from .base import Format
+from .bulk import BulkWriter, fold, search_text
 from .linking import Plan, build_plan, select_subset
 from .reading import ENCODING_LABELS, FileProblem, Table, open_table
 from .records import Problems
@@ -89,7 +90,8 @@ def analyse(
 
 def write(store: Store, plan: Plan, *, note: str, user_id: Optional[int], report: Progress = None) -> dict[str, int]:
     """Apply a plan in the caller's transaction (bulk statements, no ORM object per row); returns counts."""
-    now = utcnow()
+    bulk = BulkWriter()
+    now = bulk.time(utcnow())
     total = len(plan.create) + len(plan.new) + len(plan.changed)
     done = 0
 
@@ -99,98 +101,91 @@ def write(store: Store, plan: Plan, *, note: str, user_id: Optional[int], report
         if report is not None:
             report("write", done, total)
 
-    created: dict[str, int] = {}
+    # Titles are folded once for the product and its listing alike (the costly part of search_text).
+    titles: dict[str, str] = {}
+
+    def folded(title: str) -> str:
+        value = titles.get(title)
+        if value is None:
+            value = titles[title] = fold(title)
+        return value
+
     products = Product.__table__
+    before = bulk.max_id(products)
     items = list(plan.create.items())
     for start in range(0, len(items), _WRITE_CHUNK):
         chunk = items[start : start + _WRITE_CHUNK]
-        rows = [
-            {
-                "code": code,
-                "name": data["name"],
-                "on_hand": data["quantity"],
-                "allocated": 0,
-                "stock_managed": True,
-                "version": 0,
-                "search_text": search_key(code, data["name"])[:800],
-                "created_at": now,
-                "updated_at": now,
-            }
-            for code, data in chunk
-        ]
-        result = db.session.execute(products.insert().returning(products.c.id, products.c.code), rows)
-        created.update((code, id_) for id_, code in result)
-        history = [
-            {
-                "product_id": created[code],
-                "product_code": code,
-                "change": data["quantity"],
-                "quantity_after": data["quantity"],
-                "kind": int(StockChangeKind.LISTING_IMPORT),
-                "user_id": user_id,
-                "note": note,
-                "created_at": now,
-            }
-            for code, data in chunk
-            if data["quantity"] > 0
-        ]
-        if history:
-            db.session.execute(StockHistory.__table__.insert(), history)
+        bulk.insert(
+            products,
+            ("code", "name", "on_hand", "allocated", "stock_managed", "version", "search_text", "created_at", "updated_at"),
+            [(code, data["name"], data["quantity"], 0, True, 0, f"{fold(code)} {folded(data['name'])}".strip()[:800],
+              now, now) for code, data in chunk],
+        )
         step(len(chunk))
+    created: dict[str, int] = {}
+    if items:
+        wanted = plan.create
+        created = {code: id_ for id_, code in bulk.ids_after(products, before, ("id", "code")) if code in wanted}
+        kind = int(StockChangeKind.LISTING_IMPORT)
+        bulk.insert(
+            StockHistory.__table__,
+            ("product_id", "product_code", "change", "quantity_after", "kind", "user_id", "note", "created_at"),
+            [(created[code], code, data["quantity"], data["quantity"], kind, user_id, note, now)
+             for code, data in items if data["quantity"] > 0],
+        )
 
-    to_schedule: list[int] = list(plan.relinked_ids) if store.auto_sync else []
     listings = Listing.__table__
+    listings_before = bulk.max_id(listings)
+    store_id = store.id
+    json_text = bulk.json
     for start in range(0, len(plan.new), _WRITE_CHUNK):
         chunk = plan.new[start : start + _WRITE_CHUNK]
         rows = []
-        for row in chunk:
-            product_code = row.pop("_product", None)
-            if product_code is not None:
-                row["product_id"] = created[product_code]
-            row["search_text"] = search_key(row["code"], row["item_code"], row["variant_code"], row["title"])[:1100]
-            row["mall_quantity_at"] = now if row["mall_quantity"] is not None else None
-            row["drifted"] = False
-            row["created_at"] = now
-            row["updated_at"] = now
-            rows.append(row)
-        if store.auto_sync:
-            result = db.session.execute(listings.insert().returning(listings.c.id, listings.c.product_id), rows)
-            to_schedule.extend(id_ for id_, product_id in result if product_id is not None)
-        else:
-            db.session.execute(listings.insert(), rows)
+        for record, product_id, to_create in chunk:
+            if to_create is not None:
+                product_id = created[to_create]
+            code = record.sell_code or record.code
+            quantity = record.quantity
+            rows.append((
+                store_id, product_id, record.item_code, record.variant_code, code, record.title,
+                json_text(record.attributes), record.sync_enabled, quantity, now if quantity is not None else None,
+                False, (search_text(code, record.item_code, record.variant_code) + _tail(folded(record.title)))[:1100],
+                now, now,
+            ))
+        bulk.insert(
+            listings,
+            ("store_id", "product_id", "item_code", "variant_code", "code", "title", "attributes", "sync_enabled",
+             "mall_quantity", "mall_quantity_at", "drifted", "search_text", "created_at", "updated_at"),
+            rows,
+        )
         step(len(chunk))
 
+    columns = ("product_id", "code", "title", "attributes", "mall_quantity", "search_text", "updated_at")
     for start in range(0, len(plan.changed), _WRITE_CHUNK):
         chunk = plan.changed[start : start + _WRITE_CHUNK]
         with_quantity, without_quantity = [], []
         for row in chunk:
-            product_code = row.pop("_product", None)
-            values = {
-                "b_id": row["id"],
-                "b_product_id": created[product_code] if product_code is not None else row["product_id"],
-                "b_code": row["code"],
-                "b_title": row["title"],
-                "b_attributes": row["attributes"],
-                "b_mall_quantity": row["mall_quantity"],
-                "b_search_text": search_key(row["code"], row["item_code"], row["variant_code"], row["title"])[:1100],
-            }
-            (with_quantity if row["_quantity_changed"] else without_quantity).append(values)
-        base = dict(
-            product_id=bindparam("b_product_id"),
-            code=bindparam("b_code"),
-            title=bindparam("b_title"),
-            attributes=bindparam("b_attributes", type_=listings.c.attributes.type),
-            mall_quantity=bindparam("b_mall_quantity"),
-            search_text=bindparam("b_search_text"),
-            updated_at=now,
-        )
-        statement = update(listings).where(listings.c.id == bindparam("b_id"))
-        if with_quantity:
-            db.session.execute(statement.values(**base, mall_quantity_at=now), with_quantity)
-        if without_quantity:
-            db.session.execute(statement.values(**base), without_quantity)
+            product_code = row.get("_product")
+            values = (
+                created[product_code] if product_code is not None else row["product_id"],
+                row["code"], row["title"], bulk.json(row["attributes"]), row["mall_quantity"],
+                search_text(row["code"], row["item_code"], row["variant_code"], row["title"])[:1100], now,
+            )
+            if row["_quantity_changed"]:
+                with_quantity.append(values + (now, row["id"]))
+            else:
+                without_quantity.append(values + (row["id"],))
+        bulk.update(listings, columns + ("mall_quantity_at",), "id", with_quantity)
+        bulk.update(listings, columns, "id", without_quantity)
         step(len(chunk))
 
+    to_schedule: list[int] = []
+    if store.auto_sync:
+        to_schedule = list(plan.relinked_ids) + [
+            id_ for id_, product_id in bulk.ids_after(listings, listings_before, ("id", "product_id"),
+                                                       where=f"store_id = {int(store.id)}")
+            if product_id is not None
+        ]
     scheduled = 0
     for start in range(0, len(to_schedule), 500):
         chunk = to_schedule[start : start + 500]
@@ -210,6 +205,10 @@ def write(store: Store, plan: Plan, *, note: str, user_id: Optional[int], report
         "not_pushed": plan.not_pushed,
         "scheduled": scheduled,
     }
+
+
+def _tail(folded_title: str) -> str:
+    return " " + folded_title if folded_title else ""
 
 
 def job_options(job: ImportJob) -> dict[str, Any]:

@@ -9,6 +9,7 @@ The plan is built from plain tuples and dicts, not ORM objects: a 100,000-row fi
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -18,6 +19,9 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import Listing, Product
+from .bulk import BulkWriter
+
+encode_json = BulkWriter.json
 from .records import Problems, Record
 
 CODE_LIMIT = 255  # Listing.code / Product.code / item_code / variant_code columns
@@ -37,7 +41,7 @@ def listing_code(record: Record) -> str:
 class Plan:
     """What the import would do, as counts for the preview and as rows for the writer."""
 
-    new: list[dict[str, Any]] = field(default_factory=list)  # listing rows to insert ("_product": code to create)
+    new: list[tuple[Record, Optional[int], Optional[str]]] = field(default_factory=list)  # (record, product id, code to create)
     changed: list[dict[str, Any]] = field(default_factory=list)  # listing rows to update (by id)
     unchanged: int = 0
     create: dict[str, dict[str, Any]] = field(default_factory=dict)  # 商品コード → {name, quantity}
@@ -80,36 +84,47 @@ def select_subset(records: Iterable[Record], items: Optional[list[str]], first_i
 
 
 def existing_listings(store_id: int) -> dict[tuple[str, str], tuple]:
-    rows = db.session.execute(
-        select(
-            Listing.item_code, Listing.variant_code, Listing.id, Listing.product_id, Listing.code, Listing.title,
-            Listing.mall_quantity, Listing.attributes,
-        ).where(Listing.store_id == store_id)
+    """(item_code, variant_code) → (id, product_id, code, title, mall_quantity, attributes JSON text).
+
+    Read through the driver: the attributes stay JSON text and are parsed only for rows whose text differs
+    from the file's, which on a re-import is none of them."""
+    bulk = BulkWriter()
+    rows = bulk.select(
+        "SELECT item_code, variant_code, id, product_id, code, title, mall_quantity, attributes FROM listings "
+        f"WHERE store_id = {bulk.marker}",
+        (store_id,),
     )
-    return {(r[0], r[1]): tuple(r[2:]) for r in rows}
+    return {(r[0], r[1]): r[2:] for r in rows}
 
 
 def product_ids(codes: Iterable[str]) -> dict[str, int]:
     """商品コード → product id. A code without an exact match links to the one product whose code differs only
     in case (Rakuten and Yahoo lowercase their item codes: `tt-0001` is the shop's `TT-0001`)."""
     codes = list(codes)
+    bulk = BulkWriter()
     found: dict[str, int] = {}
-    for start in range(0, len(codes), _CHUNK):
-        chunk = codes[start : start + _CHUNK]
-        found.update((code, id_) for id_, code in db.session.execute(select(Product.id, Product.code).where(Product.code.in_(chunk))))
+    if len(codes) > 5000:
+        # Many codes: one pass over the table (an index lookup per code costs more from Python).
+        every = dict((code, id_) for id_, code in bulk.select("SELECT id, code FROM products"))
+        found = {code: every[code] for code in codes if code in every}
+    else:
+        every = None
+        for start in range(0, len(codes), _CHUNK):
+            chunk = codes[start : start + _CHUNK]
+            found.update((code, id_) for id_, code in db.session.execute(select(Product.id, Product.code).where(Product.code.in_(chunk))))
     missing = [code for code in codes if code not in found]
     if not missing:
         return found
     by_lower: dict[str, list[int]] = {}
-    if len(missing) <= 5000:
+    if every is not None:
+        for code, id_ in every.items():
+            by_lower.setdefault(code.lower(), []).append(id_)
+    else:
         lowered = list({code.lower() for code in missing})
         for start in range(0, len(lowered), _CHUNK):
             chunk = lowered[start : start + _CHUNK]
             for id_, code in db.session.execute(select(Product.id, Product.code).where(func.lower(Product.code).in_(chunk))):
                 by_lower.setdefault(code.lower(), []).append(id_)
-    else:  # one pass over the table beats thousands of unindexed lookups
-        for id_, code in db.session.execute(select(Product.id, Product.code)):
-            by_lower.setdefault(code.lower(), []).append(id_)
     for code in missing:
         ids = by_lower.get(code.lower(), [])
         if len(ids) == 1:
@@ -162,6 +177,8 @@ def _identity(record: Record) -> str:
 
 
 def _valid(record: Record, problems: Problems) -> bool:
+    if len(record.item_code) <= CODE_LIMIT and len(record.variant_code) <= CODE_LIMIT and len(product_code(record)) <= CODE_LIMIT:
+        return True
     for value, column in ((record.item_code, "item"), (record.variant_code, "variant"), (product_code(record), "code")):
         if len(value) > CODE_LIMIT:
             problems.add(
@@ -175,32 +192,25 @@ def _valid(record: Record, problems: Problems) -> bool:
 
 def _plan_record(plan: Plan, record: Record, current: Optional[tuple], known: dict[str, int], create: bool,
                  store_id: int) -> None:
-    pcode = product_code(record)
-    title = record.title[:TITLE_LIMIT]
+    pcode = record.product_code or record.sell_code or record.code
+    if len(record.title) > TITLE_LIMIT:
+        record.title = record.title[:TITLE_LIMIT]
     if not record.sync_enabled:
         plan.not_pushed += 1
     if current is None:
         product_id = known.get(pcode)
-        row = {
-            "store_id": store_id,
-            "product_id": product_id,
-            "item_code": record.item_code,
-            "variant_code": record.variant_code,
-            "code": listing_code(record),
-            "title": title,
-            "attributes": record.attributes,
-            "sync_enabled": record.sync_enabled,
-            "mall_quantity": record.quantity,
-        }
+        to_create = None
         if product_id is None:
             if create:
-                row["_product"] = pcode
-                plan.create.setdefault(pcode, {"name": title, "quantity": record.quantity or 0})
+                to_create = pcode
+                if pcode not in plan.create:
+                    plan.create[pcode] = {"name": record.title, "quantity": record.quantity or 0}
             else:
                 plan.unlinked += 1
         else:
             plan.linked_existing += 1
-        plan.new.append(row)
+        # The Record itself is the row to insert: no per-row dict for big files.
+        plan.new.append((record, product_id, to_create))
         if len(plan.samples) < 20:
             plan.samples.append(_sample(record, pcode, "new", product_id is not None or create))
         return
@@ -212,21 +222,21 @@ def _plan_record(plan: Plan, record: Record, current: Optional[tuple], known: di
     if product_id is None:
         if create:
             new_product = pcode
-            plan.create.setdefault(pcode, {"name": title, "quantity": record.quantity or 0})
+            plan.create.setdefault(pcode, {"name": record.title, "quantity": record.quantity or 0})
         else:
             plan.unlinked += 1
     # What the file does not say (a subset of columns) keeps its current value.
     quantity = record.quantity if record.quantity is not None else old_quantity
     code = old_code if record.keep_code and not record.sell_code else listing_code(record)
-    title = title or old_title
-    attributes = {**(old_attributes or {}), **record.attributes}
+    title = record.title or old_title
+    attributes, attributes_changed = _merged_attributes(old_attributes, record.attributes)
     changed = (
         product_id != old_product
         or new_product is not None
         or code != old_code
         or title != old_title
         or quantity != old_quantity
-        or attributes != (old_attributes or {})
+        or attributes_changed
     )
     if not changed:
         plan.unchanged += 1
@@ -249,6 +259,18 @@ def _plan_record(plan: Plan, record: Record, current: Optional[tuple], known: di
     plan.changed.append(row)
     if len(plan.samples) < 20:
         plan.samples.append(_sample(record, pcode, "updated", product_id is not None or create))
+
+
+def _merged_attributes(old: Any, new: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The stored attributes with the file's on top, and whether that changes them. `old` is JSON text
+    (SQLite) or already parsed (PostgreSQL); identical text needs no parsing."""
+    if isinstance(old, str):
+        if old == encode_json(new):
+            return new, False
+        old = json.loads(old) if old else {}
+    old = old or {}
+    merged = {**old, **new}
+    return merged, merged != old
 
 
 def _sample(record: Record, pcode: str, state: str, linked: bool) -> dict[str, Any]:

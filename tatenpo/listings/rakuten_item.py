@@ -12,7 +12,7 @@ from typing import Any, Optional
 from flask_babel import lazy_gettext as _l
 
 from .base import Format, Overrides
-from .reading import Columns, Table, cell
+from .reading import Columns, Table
 from .records import Problems, Record, read_quantity
 
 ITEM = ("商品管理番号（商品URL）", "商品管理番号")
@@ -42,14 +42,13 @@ def read(tables: list[Table], problems: Problems, settings: dict[str, Any]) -> I
 
 def _read_table(table: Table, problems: Problems) -> Iterator[Record]:
     c = table.columns
-    i_item = c.require(*ITEM)
-    i_sku = c.find(SKU)
-    i_system = c.find(SYSTEM_SKU)
-    i_name = c.find("商品名")
-    i_number = c.find("商品番号")
-    i_quantity = c.find("在庫数")
-    quantity_column = c.name(i_quantity)
-    item_column = c.name(i_item)
+    c.require(*ITEM)
+    # Every column as an index into the padded row (an absent column reads as the blank last cell).
+    i_item, i_sku, i_system = c.at(*ITEM), c.at(SKU), c.at(SYSTEM_SKU)
+    i_name, i_number, i_quantity = c.at("商品名"), c.at("商品番号"), c.at("在庫数")
+    keep_code = not c.has(SYSTEM_SKU)
+    quantity_column = c.name(c.find("在庫数"))
+    item_column = c.name(c.find(*ITEM))
     i_choices = [i for i in (c.find(f"バリエーション項目選択肢{n}") for n in range(1, 7)) if i is not None]
     overrides = Overrides(c)
     name = table.filename
@@ -60,24 +59,30 @@ def _read_table(table: Table, problems: Problems) -> Iterator[Record]:
     number = ""
     pending: Optional[tuple[int, list[str]]] = None
 
+    def quantity_of(row_no: int, text: str) -> Optional[int]:
+        if text.isdigit() and text.isascii():
+            return int(text)
+        return read_quantity(text, row_no, quantity_column, problems, name)
+
     def single_sku(row_no: int, row: list[str]) -> Record:
-        manage = cell(row, i_item).strip()
+        manage = row[i_item].strip()
+        system_sku = row[i_system].strip()
         record = Record(
             row=row_no,
             item_code=manage.lower(),
             variant_code=SINGLE_SKU,
-            code=sku_code(manage, "", cell(row, i_system).strip()),
-            title=cell(row, i_name),
-            quantity=read_quantity(cell(row, i_quantity), row_no, quantity_column, problems, name),
-            attributes=_attributes(cell(row, i_number), cell(row, i_system).strip(), []),
+            code=sku_code(manage, "", system_sku),
+            title=row[i_name],
+            quantity=quantity_of(row_no, row[i_quantity]),
+            attributes=_attributes(row[i_number], system_sku, []),
             filename=name,
-            keep_code=i_system is None,
+            keep_code=keep_code,
         )
         return overrides.apply(record, row)
 
-    for row_no, row in table.rows():
-        manage = cell(row, i_item).strip()
-        sku = cell(row, i_sku).strip()
+    for row_no, row in table.rows(pad=True):
+        manage = row[i_item].strip()
+        sku = row[i_sku].strip()
         if not sku:
             if pending is not None:
                 yield single_sku(*pending)
@@ -86,7 +91,7 @@ def _read_table(table: Table, problems: Problems) -> Iterator[Record]:
                 problems.add(row_no, item_column, _l("商品管理番号 is empty."), name)
                 item = None
                 continue
-            item, title, number = manage, cell(row, i_name), cell(row, i_number)
+            item, title, number = manage, row[i_name], row[i_number]
             pending = (row_no, row)
             continue
         if not manage:
@@ -98,23 +103,22 @@ def _read_table(table: Table, problems: Problems) -> Iterator[Record]:
             if pending is not None:
                 yield single_sku(*pending)
             # A SKU row without its product row (a stock-only file): it carries its own fields.
-            item, title, number = manage, cell(row, i_name), cell(row, i_number)
+            item, title, number = manage, row[i_name], row[i_number]
         pending = None
-        system_sku = cell(row, i_system).strip()
-        choices = [cell(row, i).strip() for i in i_choices]
-        choices = [value for value in choices if value]
+        system_sku = row[i_system].strip()
+        choices = [value for value in (row[i].strip() for i in i_choices) if value]
         record = Record(
             row=row_no,
             item_code=manage.lower(),
             variant_code=sku,
-            code=sku_code(manage, sku, system_sku),
+            code=system_sku or (sku if sku != SINGLE_SKU else manage),
             title=f"{title} {' / '.join(choices)}".strip() if choices else title,
-            quantity=read_quantity(cell(row, i_quantity), row_no, quantity_column, problems, name),
+            quantity=quantity_of(row_no, row[i_quantity]),
             attributes=_attributes(number, system_sku, choices),
             filename=name,
-            keep_code=i_system is None,
+            keep_code=keep_code,
         )
-        yield overrides.apply(record, row)
+        yield overrides.apply(record, row) if overrides.any else record
     if pending is not None:
         yield single_sku(*pending)
 

@@ -90,6 +90,12 @@ class Columns:
             )
         return position
 
+    def at(self, *names: str) -> int:
+        """Like find, but an absent column gives the index of the blank cell that `Table.rows(pad=True)`
+        appends to every row, so hot loops can index rows directly."""
+        position = self.find(*names)
+        return len(self.headers) if position is None else position
+
     def name(self, position: Optional[int]) -> str:
         return self.headers[position] if position is not None and position < len(self.headers) else ""
 
@@ -112,8 +118,10 @@ class Table:
     headers: list[str]
     columns: Columns
 
-    def rows(self) -> Iterator[tuple[int, list[str]]]:
-        """(row number, cells) for every non-empty data row; the header is row 1, as in Excel."""
+    def rows(self, pad: bool = False) -> Iterator[tuple[int, list[str]]]:
+        """(row number, cells) for every non-empty data row; the header is row 1, as in Excel. With `pad`,
+        short rows are filled up and one blank cell is appended (see Columns.at)."""
+        width = len(self.headers) + 1
         with self.path.open("rb") as raw:
             text = io.TextIOWrapper(raw, encoding=self.encoding, newline="")
             reader = csv.reader(text, delimiter=self.delimiter)
@@ -135,6 +143,8 @@ class Table:
                     continue  # the header
                 if not any(row):
                     continue
+                if pad:
+                    row.extend([""] * (width - len(row)) if len(row) < width else ("",))
                 yield number, row
 
     def count_rows(self) -> int:
