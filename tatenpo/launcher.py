@@ -26,6 +26,19 @@ class Child:
     process: subprocess.Popen | None = field(default=None, repr=False)
 
 
+def _die_with_parent() -> None:
+    """Runs in each child before exec: if the launcher is killed outright (SIGKILL), the kernel sends the
+    child SIGTERM, so even then no process is left behind (Linux; elsewhere Ctrl-C still stops all)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 def _wait_for_port(host: str, port: int, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -105,7 +118,9 @@ def main() -> int:
     exit_code = 0
     try:
         for child in children:
-            child.process = subprocess.Popen(child.args, cwd=ROOT, env=env, start_new_session=True)
+            child.process = subprocess.Popen(
+                child.args, cwd=ROOT, env=env, start_new_session=True, preexec_fn=_die_with_parent
+            )
         if _wait_for_port(host, port, 60):
             shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
             print(f"\n  Tatenpo is running: http://{shown}:{port}/   (Ctrl-C stops everything)\n", flush=True)

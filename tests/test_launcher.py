@@ -76,10 +76,43 @@ def test_everything_starts_healthy_and_ctrl_c_stops_every_process(tmp_path):
         assert f"http://127.0.0.1:{port}/" in output
     finally:
         if launcher.poll() is None:
-            launcher.kill()
+            # A failed assertion above: stop the whole tree, not just the launcher.
+            launcher.send_signal(signal.SIGINT)
+            try:
+                launcher.wait(30)
+            except subprocess.TimeoutExpired:
+                launcher.kill()
+            for child in children.values():
+                if child.is_running():
+                    child.kill()
     gone, alive = psutil.wait_procs(list(children.values()), timeout=10)
     assert alive == [], [p.cmdline() for p in alive]
     assert not (tmp_path / "instance" / "redis.sock").exists() or not _socket_answers(tmp_path / "instance" / "redis.sock")
+
+
+def test_children_die_with_a_launcher_that_is_killed_outright(tmp_path):
+    port = _free_port()
+    env = dict(os.environ)
+    for name in ("REDIS_URL", "DATABASE_URL", "TEST_DATABASE_URL"):
+        env.pop(name, None)
+    env.update(TATENPO_INSTANCE=str(tmp_path / "instance"), PORT=str(port), WEB_WORKERS="1",
+               SANDBOX_HTTP_PORT=str(_free_port()), SANDBOX_FTP_PORT=str(_free_port()))
+    launcher = subprocess.Popen([sys.executable, "-m", "tatenpo.launcher"], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(children) < 4:
+            children = _descendants(launcher.pid)
+            time.sleep(0.3)
+        assert len(children) >= 4
+    finally:
+        launcher.kill()
+        launcher.wait()
+    gone, alive = psutil.wait_procs(children, timeout=20)
+    for process in alive:
+        process.kill()
+    assert alive == [], [p.cmdline() for p in alive]
 
 
 def _socket_answers(path: Path) -> bool:
