@@ -178,3 +178,31 @@ def test_unlinked_listings_can_be_linked_or_turned_into_products(app, client, au
     assert "すべての販売データが商品に紐付いています" in page
     response = client.post(f"/imports/unlinked/{red.id}/link", data={"product_code": "NOPE"}, follow_redirects=True)
     assert "すでに商品に紐付いています" in response.get_data(as_text=True)
+
+
+def test_the_progress_bar_shows_rows_done_total_and_time_left_while_running(app, client, auth, make):
+    from datetime import timedelta
+
+    from tatenpo.listings import progress
+    from tatenpo.models import utcnow
+
+    auth.login()
+    store = make.store(mall="rakuten")
+    upload(client, store.id, "rakuten-normal-item.csv", create_products="y")
+    job = latest_job(app)
+    with app.app_context():
+        running = db.session.get(ImportJob, job.id)
+        running.status = "running"
+        running.total_rows = 4000
+        running.started_at = utcnow() - timedelta(seconds=10)
+        db.session.commit()
+        progress.Reporter(job.id)("read", 2000, 4000)
+    polled = client.get(f"/imports/{job.id}/progress")
+    text = polled.get_data(as_text=True)
+    assert polled.status_code == 200
+    assert "読み込み中：2,000 / 4,000 行" in text and "25%" in text and "残り約30秒" in text
+    assert 'hx-trigger="every 1s"' in text
+    with app.app_context():
+        progress.Reporter(job.id)("write", 3000, 4000)
+    text = client.get(f"/imports/{job.id}/progress").get_data(as_text=True)
+    assert "保存中：販売データと商品 3,000 / 4,000 件" in text and "87%" in text
