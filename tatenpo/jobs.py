@@ -67,6 +67,7 @@ def push_store(store_id: int, trigger: str = "schedule") -> dict:
         queueing.request_push(store_id, trigger, delay=1)
         return {"store": store_id, "deferred": True}
     try:
+        push.close_interrupted(store_id)
         outcome = push.push_store(store_id, trigger, keepalive=queueing.keepalive(lock))
     finally:
         queueing.release_lock(lock)

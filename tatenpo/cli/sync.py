@@ -23,6 +23,7 @@ def _push(store_id: int) -> dict:
     if not lock.acquire(blocking=True, blocking_timeout=60):
         fail(f"store {store_id}: another push is still running; try again in a minute")
     try:
+        push.close_interrupted(store_id)
         outcome = push.push_store(store_id, "cli", keepalive=queueing.keepalive(lock))
     finally:
         queueing.release_lock(lock)

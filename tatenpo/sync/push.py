@@ -38,13 +38,14 @@ log = logging.getLogger(__name__)
 CODE_NOT_APPLIED = "tatenpo:not-applied"
 CODE_SYNC_OFF = "tatenpo:sync-off"
 CODE_NO_CONNECTOR = "tatenpo:no-connector"
-CODE_LEASE_LOST = "tatenpo:lease-lost"
+CODE_INTERRUPTED = "tatenpo:interrupted"
 
 MESSAGES = {
     # The seed's own words for the third troubleshooting check.
     CODE_NOT_APPLIED: _l("The application for automatic stock sync is not completed."),
     CODE_SYNC_OFF: _l("Automatic stock sync of this EC site is off (停止中)."),
     CODE_NO_CONNECTOR: _l("This EC site cannot be reached: %(detail)s"),
+    CODE_INTERRUPTED: _l("This push was interrupted (its worker stopped); what it had not finished was pushed again."),
 }
 
 # How many entries one claim takes; a bigger backlog is worked through claim after claim in the same run.
@@ -207,6 +208,20 @@ def _push(store: Store, trigger: str, every_open: bool, keepalive, connector, ca
         return PushOutcome(run=None)
     _finish_run(run, store, counts, call_error, started)
     return PushOutcome(run=run)
+
+
+def close_interrupted(store_id: int) -> int:
+    """Mark the store's runs still "running" as interrupted. Only for a caller holding the store's push
+    lock: then no other push of the store is alive, so such a run belongs to a worker that died."""
+    now = utcnow()
+    result = db.session.execute(
+        update(SyncRun)
+        .where(SyncRun.store_id == store_id, SyncRun.status == "running")
+        .values(status="failed", message=CODE_INTERRUPTED, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount
 
 
 def _has_claimable(store_id: int, every_open: bool) -> bool:
