@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template, request, url_for
 from werkzeug.routing import BuildError
 
-from .. import onboarding
+from .. import credentials, onboarding, sandbox_malls
 from ..extensions import db
 from ..models import Store
 
@@ -23,11 +23,21 @@ def link_to(*endpoints: str, **values) -> str:
 
 
 def sandbox_url(store: Store | None) -> str | None:
-    """The sandbox malls' page when the store talks to a sandbox (its stock page is where step 8 is checked)."""
-    base = current_app.config.get("SANDBOX_URL") or ""
-    if store is not None and store.endpoint and base and store.endpoint.startswith(base):
-        return base.rstrip("/") + "/"
-    return None
+    """The sandbox store's own page when the store talks to a sandbox mall (its listing CSV is downloaded
+    there in step 3, and its stock is checked there in step 8); the sandbox's list page as a fallback."""
+    base = (current_app.config.get("SANDBOX_URL") or "").rstrip("/")
+    if store is None or not store.endpoint or not base:
+        return None
+    if not (store.endpoint.startswith(base) or store.endpoint.startswith("ftp://127.0.0.1")):
+        return None
+    try:
+        mine = credentials.read(store)
+        for candidate in sandbox_malls.stores(base, mall=store.mall, timeout=2):
+            if candidate.get("endpoint") == store.endpoint and candidate.get("credentials") == mine:
+                return candidate.get("page") or base + "/"
+    except (sandbox_malls.SandboxUnavailable, credentials.CredentialKeyError):
+        pass
+    return base + "/" if store.endpoint.startswith(base) else None
 
 
 @bp.route("/guide")
@@ -39,10 +49,10 @@ def index():
     store_args = {"store": store.id} if store is not None else {}
     links = {
         "apply": link_to("support.apply"),
-        "mall_setup": link_to("settings.edit_store", "settings.store", store_id=store.id) if store else link_to("settings.new_store", "settings.stores"),
+        "mall_setup": link_to("settings.edit_store", store_id=store.id) if store else link_to("settings.choose_mall", "settings.stores"),
         "prepare_data": link_to("imports.index"),
         "import": link_to("imports.index", **store_args),
-        "sync_settings": link_to("settings.edit_store", "settings.store", store_id=store.id) if store else link_to("settings.stores"),
+        "sync_settings": link_to("settings.edit_store", store_id=store.id) if store else link_to("settings.choose_mall", "settings.stores"),
         "edit_stock": link_to("listings.index", **store_args),
         "history": link_to("sync.index", **store_args),
         "reflected": link_to("listings.index", **store_args),
@@ -53,7 +63,7 @@ def index():
         selected=selected,
         store=store,
         links=links,
-        stores_link=link_to("settings.stores"),
+        stores_link=link_to("settings.choose_mall", "settings.stores"),
         sandbox=sandbox_url(store),
         support_link=link_to("support.index"),
     )

@@ -133,6 +133,14 @@ def browser():
         chromium.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # Lets the page fixture know the test failed, to keep a screenshot of where it stopped.
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, "report_" + report.when, report)
+
+
 @pytest.fixture
 def page(browser, request) -> Page:
     context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="ja-JP")
@@ -144,6 +152,12 @@ def page(browser, request) -> Page:
     page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
     page.shot = Screenshots(page, request.node.name)
     yield page
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        try:
+            page.shot("failed-here")
+        except Exception:  # the page may be gone with the failure; the report says why
+            pass
     context.close()
     if errors:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
