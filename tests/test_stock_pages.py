@@ -178,3 +178,23 @@ def test_product_page_shows_stock_listings_and_history_with_a_chart(app, client,
     assert "<svg" in page and "<polyline" in page
     assert "棚卸" in page and "+2" in page and "-2" in page and "手入力" in page
     assert client.get("/products/999999").status_code == 404
+
+
+def test_a_search_with_very_many_matches_stops_counting_but_still_pages(app, client, auth):
+    from tatenpo.views.tables import COUNT_CAP
+
+    with app.app_context():
+        db.session.execute(
+            Product.__table__.insert(),
+            [{"code": f"M{i:05d}", "name": "マグ", "on_hand": 1, "allocated": 0, "stock_managed": True, "version": 0,
+              "search_text": f"m{i:05d} マグ"} for i in range(COUNT_CAP + 60)],
+        )
+        db.session.commit()
+    auth.login()
+    first = client.get("/products?q=マグ").get_data(as_text=True)
+    assert "1–50件目（2,000件以上）" in first and 'rel="next"' in first
+    # Past the counted matches the pages go on: the last rows are still reachable.
+    last = client.get("/products?q=マグ&page=42").get_data(as_text=True)
+    assert "M02059" in last and 'rel="next"' not in last
+    # Without a search the count is exact.
+    assert "2,060件中 1–50件" in client.get("/products").get_data(as_text=True)
