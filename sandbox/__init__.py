@@ -14,7 +14,7 @@ from .state import State
 
 
 def create_app(db_path: str, public_url: str, ftp_host: str = "127.0.0.1", ftp_port: int = 2121) -> Flask:
-    from . import admin, amazon, rakuten, shopify, yahoo
+    from . import admin, amazon, oauth, rakuten, shopify, yahoo
 
     app = Flask(__name__)
     app.config.update(PUBLIC_URL=public_url.rstrip("/"), FTP_HOST=ftp_host, FTP_PORT=ftp_port,
@@ -24,6 +24,8 @@ def create_app(db_path: str, public_url: str, ftp_host: str = "127.0.0.1", ftp_p
     app.extensions["sandbox.limiter"] = Limiter()
     for module in (admin, rakuten, yahoo, shopify, amazon):
         app.register_blueprint(module.bp)
+    app.register_blueprint(oauth.yahoo_bp)
+    app.register_blueprint(oauth.amazon_bp)
     return app
 
 

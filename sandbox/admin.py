@@ -152,8 +152,8 @@ def faults(store_id: int):
         unknown = set(body) - set(FAULT_NAMES) - {"clear"}
         if unknown:
             return _error(f"Unknown fault switch: {', '.join(sorted(unknown))}. Known: {', '.join(FAULT_NAMES)}.")
-        if body.get("auth") not in (None, False, "", "wrong", "expired"):
-            return _error('auth is "wrong" or "expired" (or null to switch it off).')
+        if body.get("auth") not in (None, False, "", "wrong", "expired", "revoked"):
+            return _error('auth is "wrong", "expired" or "revoked" (or null to switch it off).')
         return jsonify({"faults": state().set_faults(store_id, body)})
     # The store page's form: every switch is sent, empty meaning off.
     changes: dict[str, Any] = {"clear": True}
@@ -162,7 +162,7 @@ def faults(store_id: int):
         if not value:
             continue
         if name == "auth":
-            changes[name] = value if value in ("wrong", "expired") else None
+            changes[name] = value if value in ("wrong", "expired", "revoked") else None
         elif value in ("on", "true"):
             changes[name] = True
         else:

@@ -41,10 +41,10 @@ REPLIES = Replies(
 
 def _store(seller: str, api: str) -> tuple[Optional[dict], Optional[Response]]:
     token = request.headers.get("x-amz-access-token", "")
-    store = state().find_store("amazon", access_token=token) if token else None
+    store, issued = state().store_for_token("amazon", token) if token else (None, False)
     if store is None:
         return None, REPLIES.auth_wrong()
-    failure = fault_reply(store, REPLIES)
+    failure = fault_reply(store, REPLIES, refreshed_token=not issued)
     if failure is not None:
         return store, failure
     if seller != store["credentials"]["seller_id"]:

@@ -1,7 +1,10 @@
 """What every sandbox mall API shares: finding the sandbox state, fault switches and the call log.
 
 Fault switches (POST /_sandbox/stores/<id>/faults), checked on every API call of the store:
-  auth: "wrong" | "expired"   the mall rejects the credentials (revoked) or says the key/token expired
+  auth: "wrong" | "expired" | "revoked"
+                               wrong: the mall rejects the credentials; expired: the key / the access token
+                               issued with the store has expired (a token from a refresh still works);
+                               revoked: the refresh token is refused too and every access token is expired
   maintenance: true | N        the mall is down for maintenance (N: the next N calls)
   error_5xx: true | N          an internal server error
   throttle: true | N           rate limiting beyond the real limit
@@ -39,13 +42,14 @@ class Replies:
     throttled: Callable[[float], Response]
 
 
-def fault_reply(store: dict, replies: Replies) -> Optional[Response]:
-    """The failure a fault switch calls for, or None to serve the call normally (maybe after hanging)."""
+def fault_reply(store: dict, replies: Replies, refreshed_token: bool = False) -> Optional[Response]:
+    """The failure a fault switch calls for, or None to serve the call normally (maybe after hanging).
+    `refreshed_token`: the call came with an access token from a refresh, which outlives "expired"."""
     st = state()
     auth = store["faults"].get("auth")
-    if auth == "expired":
+    if auth == "revoked" or (auth == "expired" and not refreshed_token):
         return replies.auth_expired()
-    if auth:
+    if auth == "wrong":
         return replies.auth_wrong()
     if st.take_fault(store["id"], "timeout"):
         time.sleep(float(store["faults"].get("hang_seconds", 5)))

@@ -51,7 +51,14 @@ CREATE TABLE IF NOT EXISTS calls (
     at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_calls_store ON calls (store_id, id);
+CREATE TABLE IF NOT EXISTS tokens (
+    token TEXT PRIMARY KEY,
+    store_id INTEGER NOT NULL,
+    expires_at REAL NOT NULL
+);
 """
+
+TOKEN_SECONDS = 3600  # Yahoo! ID連携 and Login with Amazon access tokens live one hour
 
 
 class State:
@@ -130,6 +137,28 @@ class State:
     def store_by_shop(self, mall: str, shop: str) -> Optional[dict]:
         rows = self.query("SELECT * FROM stores WHERE mall = ? AND shop = ?", (mall, shop))
         return _store(rows[0]) if rows else None
+
+    # Access tokens (OAuth refresh) ---------------------------------------------------------------
+
+    def mint_token(self, store_id: int) -> tuple[str, int]:
+        token = "sbx-at-" + secrets.token_hex(16)
+        with self.tx() as c:
+            c.execute("INSERT INTO tokens (token, store_id, expires_at) VALUES (?, ?, ?)",
+                      (token, store_id, time.time() + TOKEN_SECONDS))
+        return token, TOKEN_SECONDS
+
+    def store_for_token(self, mall: str, token: str) -> tuple[Optional[dict], bool]:
+        """(store, issued) for an access token: `issued` is True for the token issued with the store (which the
+        "expired" fault expires), False for one minted by a refresh."""
+        store = self.find_store(mall, access_token=token)
+        if store is not None:
+            return store, True
+        rows = self.query("SELECT store_id FROM tokens WHERE token = ? AND expires_at > ?", (token, time.time()))
+        if rows:
+            found = self.store(rows[0]["store_id"])
+            if found is not None and found["mall"] == mall:
+                return found, False
+        return None, False
 
     # Faults ---------------------------------------------------------------------------------------
 
@@ -265,11 +294,14 @@ def issue_credentials(mall: str, store_id: int, shop: str) -> dict[str, str]:
     if mall == "rakuten-ftp":
         return {"ftp_user": f"sandbox{store_id}", "ftp_password": token[:12]}
     if mall == "yahoo":
-        return {"seller_id": f"snbx-{store_id}", "access_token": token}
+        return {"seller_id": f"snbx-{store_id}", "access_token": token, "client_id": f"dj00sandbox{store_id}",
+                "client_secret": secrets.token_hex(10), "refresh_token": "sbx-rt-" + secrets.token_hex(12)}
     if mall == "shopify":
         return {"shop": shop, "access_token": "shpat_" + token}
     if mall == "amazon":
-        return {"seller_id": f"A{store_id:04d}SANDBOX", "access_token": "Atza|" + token}
+        return {"seller_id": f"A{store_id:04d}SANDBOX", "access_token": "Atza|" + token,
+                "client_id": f"amzn1.application-oa2-client.sandbox{store_id}", "client_secret": secrets.token_hex(10),
+                "refresh_token": "Atzr|" + secrets.token_hex(12)}
     raise ValueError(mall)
 
 

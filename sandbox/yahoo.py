@@ -55,10 +55,10 @@ def _store(api: str) -> tuple[Optional[dict], Optional[Response]]:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme != "Bearer" or not token:
         return None, REPLIES.auth_wrong()
-    store = state().find_store("yahoo", access_token=token)
+    store, issued = state().store_for_token("yahoo", token)
     if store is None:
         return None, REPLIES.auth_wrong()
-    failure = fault_reply(store, REPLIES)
+    failure = fault_reply(store, REPLIES, refreshed_token=not issued)
     if failure is not None:
         return store, failure
     if request.form.get("seller_id") != store["credentials"]["seller_id"]:

@@ -66,14 +66,31 @@ def test_a_negative_quantity_fails_that_item_without_a_call(sandbox, redis_clien
     assert not result.ok and sandbox.calls(store["id"]) == []
 
 
-def test_expired_token_is_named_with_the_login_hint(sandbox, redis_client):
+def test_expired_token_without_a_refresh_token_is_named_with_the_login_hint(sandbox, redis_client):
     store = sandbox.create_store("amazon", items=1)
     sandbox.faults(store["id"], auth="expired")
-    check = connector(store, redis_client).check_login()
+    only_token = dict(store, credentials={k: store["credentials"][k] for k in ("seller_id", "access_token")})
+    check = connector(only_token, redis_client).check_login()
     assert not check.ok and check.hint == HINT_LOGIN and "expired" in check.message
     with pytest.raises(MallError) as caught:
-        connector(store, redis_client).push([PushItem(1, "TT-0001", quantity=1)])
+        connector(only_token, redis_client).push([PushItem(1, "TT-0001", quantity=1)])
     assert not caught.value.transient
+
+
+def test_an_expired_token_is_renewed_through_login_with_amazon(sandbox, redis_client):
+    store = sandbox.create_store("amazon", items=1)
+    sandbox.faults(store["id"], auth="expired")
+    assert connector(store, redis_client).push([PushItem(1, "TT-0001", quantity=23)])[0].ok
+    assert connector(store, redis_client).read([ItemRef(1, "TT-0001")])[0].quantity == 23
+    assert len([c for c in sandbox.calls(store["id"]) if c["api"] == "token"]) == 1
+
+
+def test_a_revoked_refresh_token_stops_the_push_with_the_login_hint(sandbox, redis_client):
+    store = sandbox.create_store("amazon", items=1)
+    sandbox.faults(store["id"], auth="revoked")
+    with pytest.raises(MallError) as caught:
+        connector(store, redis_client).push([PushItem(1, "TT-0001", quantity=1)])
+    assert caught.value.hint == HINT_LOGIN and not caught.value.transient
 
 
 @pytest.mark.parametrize("fault", ["error_5xx", "throttle", "maintenance", "timeout"])

@@ -66,11 +66,31 @@ def test_a_negative_quantity_is_never_sent_because_yahoo_would_subtract(sandbox,
     assert sandbox.stock(store["id"])[("tt-0001", "")] == before
 
 
-def test_expired_token_fails_the_connection_test_with_the_login_hint(sandbox, redis_client):
+def test_expired_token_without_a_refresh_token_fails_the_connection_test_with_the_login_hint(sandbox, redis_client):
     store = sandbox.create_store("yahoo", items=1)
     sandbox.faults(store["id"], auth="expired")
-    check = connector(store, redis_client).check_login()
+    only_token = dict(store, credentials={k: store["credentials"][k] for k in ("seller_id", "access_token")})
+    check = connector(only_token, redis_client).check_login()
     assert not check.ok and check.hint == HINT_LOGIN and "expired" in check.message
+
+
+def test_an_expired_token_is_renewed_with_the_refresh_token_and_shared_by_every_worker(sandbox, redis_client):
+    store = sandbox.create_store("yahoo", items=1)
+    sandbox.faults(store["id"], auth="expired")
+    assert connector(store, redis_client).push([PushItem(1, "tt-0001", "", quantity=17)])[0].ok
+    assert sandbox.stock(store["id"])[("tt-0001", "")] == 17
+    # Another worker process starts with the cached token: no second renewal, no failed call.
+    assert connector(store, redis_client).read([ItemRef(1, "tt-0001")])[0].quantity == 17
+    calls = sandbox.calls(store["id"])
+    assert [c["api"] for c in calls if c["api"] == "token"] == ["token"]
+    assert [c["status"] for c in calls if c["api"] == "getStock"] == [200]
+
+
+def test_a_revoked_refresh_token_asks_to_authorize_again(sandbox, redis_client):
+    store = sandbox.create_store("yahoo", items=1)
+    sandbox.faults(store["id"], auth="revoked")
+    check = connector(store, redis_client).check_login()
+    assert not check.ok and check.hint == HINT_LOGIN and "invalid_grant" in check.message
 
 
 def test_wrong_token_is_a_permanent_login_error(sandbox, redis_client):

@@ -96,6 +96,17 @@ def test_turning_sync_on_without_credentials_names_each_missing_field(client, st
         assert db.session.query(Store).count() == 0
 
 
+def test_a_refresh_token_alone_is_not_enough_but_the_whole_refresh_trio_is(client, staff, app):
+    response = client.post("/settings/stores/new/amazon", data={
+        "name": "A", "auto_sync": "on", "safety_stock": "0", "cred_seller_id": "A1", "cred_refresh_token": "Atzr|x"})
+    assert response.status_code == 400
+    assert "「SP-APIアクセストークン」を入力してください" in response.get_data(as_text=True)
+    response = client.post("/settings/stores/new/amazon", data={
+        "name": "A", "auto_sync": "on", "safety_stock": "0", "cred_seller_id": "A1", "cred_refresh_token": "Atzr|x",
+        "cred_client_id": "amzn1.application-oa2-client.x", "cred_client_secret": "s"})
+    assert response.status_code == 302
+
+
 def test_a_stopped_store_can_be_saved_without_credentials(client, staff, app):
     response = client.post("/settings/stores/new/amazon", data={"name": "準備中の店", "auto_sync": "off",
                                                                 "safety_stock": "0"})

@@ -28,8 +28,12 @@ CREDENTIAL_FIELDS: dict[str, list[CredentialField]] = {
     ],
     "yahoo": [
         CredentialField("seller_id", _l("Seller ID (store account)"), secret=False),
-        CredentialField("access_token", _l("Access token"),
-                        help=_l("Yahoo! ID連携 access token of the store API.")),
+        CredentialField("access_token", _l("Access token"), required=False,
+                        help=_l("Yahoo! ID連携 access token of the store API. It lasts an hour: also enter the "
+                                "client ID, secret and refresh token so Tatenpo renews it.")),
+        CredentialField("client_id", _l("Client ID (application ID)"), secret=False, required=False),
+        CredentialField("client_secret", _l("Client secret"), required=False),
+        CredentialField("refresh_token", _l("Refresh token"), required=False),
     ],
     "shopify": [
         CredentialField("shop", _l("Shop domain"), secret=False,
@@ -39,8 +43,12 @@ CREDENTIAL_FIELDS: dict[str, list[CredentialField]] = {
     ],
     "amazon": [
         CredentialField("seller_id", _l("Seller ID (merchant token)"), secret=False),
-        CredentialField("access_token", _l("SP-API access token"),
-                        help=_l("The Login with Amazon access token (x-amz-access-token).")),
+        CredentialField("access_token", _l("SP-API access token"), required=False,
+                        help=_l("The Login with Amazon access token (x-amz-access-token). It lasts an hour: also "
+                                "enter the LWA client ID, secret and refresh token so Tatenpo renews it.")),
+        CredentialField("client_id", _l("LWA client ID"), secret=False, required=False),
+        CredentialField("client_secret", _l("LWA client secret"), required=False),
+        CredentialField("refresh_token", _l("Refresh token"), required=False),
     ],
 }
 
@@ -63,8 +71,22 @@ DEFAULT_ENDPOINTS: dict[str, Optional[str]] = {
 }
 
 
+REFRESH_KEYS = ("client_id", "client_secret", "refresh_token")
+
+
 def credential_fields(mall: str) -> list[CredentialField]:
     return CREDENTIAL_FIELDS.get(mall, [])
+
+
+def missing_credentials(mall: str, present: set[str]) -> list[CredentialField]:
+    """The fields still needed before the store can sync: every required one, and for token malls either an
+    access token or the whole refresh trio (client ID, secret, refresh token)."""
+    fields = CREDENTIAL_FIELDS.get(mall, [])
+    missing = [f for f in fields if f.required and f.key not in present]
+    keys = {f.key for f in fields}
+    if "refresh_token" in keys and "access_token" not in present and not all(k in present for k in REFRESH_KEYS):
+        missing += [f for f in fields if f.key == "access_token"]
+    return missing
 
 
 def connector_for(mall: str, endpoint: Optional[str], credentials: dict, redis=None, timeout: float = 20,

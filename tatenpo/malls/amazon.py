@@ -1,7 +1,8 @@
 """Amazon.co.jp through SP-API Listings Items 2021-08-01: one patchListingsItem per SKU for
 `fulfillment_availability` (5 requests/s, burst 10), getListingsItem to read it back.
 
-[inferred] The access token is used as given; refreshing it from an LWA refresh token is not done here.
+Login with Amazon access tokens live an hour: with client_id, client_secret and refresh_token the connector
+renews them itself (tatenpo.malls.tokens); an access token alone works until it expires.
 """
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from flask_babel import gettext as _
 from .base import HINT_ITEM, HINT_LOGIN, Connector, ItemRef, ItemResult, LoginCheck, MallError, PushItem, ReadResult
 from .http import HttpClient, Pace, server_trouble
 from .pacing import Pacer, account_key
+from .tokens import TokenSource
 
 DEFAULT_ENDPOINT = "https://sellingpartnerapi-fe.amazon.com"
+TOKEN_URL = "https://api.amazon.com/auth/o2/token"
+SANDBOX_TOKEN_PATH = "/auth/o2/token"  # under a non-default endpoint (the sandbox) [inferred for others]
 JAPAN = "A1VC38T7YXB528"
 RATE, BURST = 5.0, 10
 NAME = "Amazon"
@@ -38,9 +42,11 @@ class AmazonConnector(Connector):
                  retries: int = 3, backoff: float = 1.0) -> None:
         self.base = (endpoint or DEFAULT_ENDPOINT).rstrip("/") + "/listings/2021-08-01/items"
         self.seller_id = credentials.get("seller_id", "")
-        self.token = credentials.get("access_token", "")
+        token_url = endpoint.rstrip("/") + SANDBOX_TOKEN_PATH if endpoint else TOKEN_URL
+        self.tokens = TokenSource(NAME, token_url, credentials, redis, timeout)
         self.http = HttpClient(NAME, Pacer(redis), timeout, retries, backoff)
-        self.http.session.headers.update({"x-amz-access-token": self.token, "Content-Type": "application/json"})
+        self.http.session.headers.update({"x-amz-access-token": self.tokens.current(),
+                                          "Content-Type": "application/json"})
         account = account_key("amazon", self.base, self.seller_id)
         self.patch_pace = Pace(account + ":patch", RATE, BURST)
         self.get_pace = Pace(account + ":get", RATE, BURST)
@@ -68,8 +74,18 @@ class AmazonConnector(Connector):
         return MallError(_("%(mall)s answered HTTP %(status)s.", mall=NAME, status=status), transient=False,
                          code=f"http-{status}")
 
+    def _call(self, method: str, url: str, pace: Pace, **kwargs) -> requests.Response:
+        try:
+            return self.http.call(method, url, pace=pace, classify=self._classify, **kwargs)
+        except MallError as exc:
+            if exc.code != "expired_token" or not self.tokens.can_refresh:
+                raise
+            # One-hour tokens: renew with the refresh token and try once more.
+            self.http.session.headers["x-amz-access-token"] = self.tokens.refresh()
+            return self.http.call(method, url, pace=pace, classify=self._classify, **kwargs)
+
     def _missing_credentials(self) -> Optional[MallError]:
-        if not self.seller_id or not self.token:
+        if not self.seller_id or not self.tokens.configured:
             return MallError(_("Enter the Amazon seller ID and access token in the EC site settings."),
                              transient=False, hint=HINT_LOGIN, code="no-credentials")
         return None
@@ -79,8 +95,8 @@ class AmazonConnector(Connector):
         if missing:
             return LoginCheck(False, missing.message, missing.hint)
         try:
-            response = self.http.call("GET", self._url("tatenpo-connection-test"), params={"marketplaceIds": JAPAN},
-                                      pace=self.get_pace, classify=self._classify)
+            response = self._call("GET", self._url("tatenpo-connection-test"), self.get_pace,
+                                  params={"marketplaceIds": JAPAN})
         except MallError as exc:
             return LoginCheck(False, exc.message, exc.hint)
         if response.status_code == 400:
@@ -113,8 +129,8 @@ class AmazonConnector(Connector):
         body = {"productType": item.attributes.get("product_type", "PRODUCT"), "patches": [{
             "op": "replace", "path": "/attributes/fulfillment_availability",
             "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": item.quantity}]}]}
-        response = self.http.call("PATCH", self._url(item.item_code), params={"marketplaceIds": JAPAN}, json=body,
-                                  pace=self.patch_pace, classify=self._classify)
+        response = self._call("PATCH", self._url(item.item_code), self.patch_pace, params={"marketplaceIds": JAPAN},
+                              json=body)
         if response.status_code == 404:
             return ItemResult(item.key, False, _("Amazon has no listing with seller SKU %(sku)s.", sku=item.item_code),
                               "NOT_FOUND", False, HINT_ITEM)
@@ -135,8 +151,8 @@ class AmazonConnector(Connector):
             raise missing
         results = []
         for item in items:
-            response = self.http.call("GET", self._url(item.item_code), pace=self.get_pace, classify=self._classify,
-                                      params={"marketplaceIds": JAPAN, "includedData": "summaries,fulfillmentAvailability"})
+            response = self._call("GET", self._url(item.item_code), self.get_pace,
+                                  params={"marketplaceIds": JAPAN, "includedData": "summaries,fulfillmentAvailability"})
             if response.status_code != 200:
                 results.append(ReadResult(item.key, None, _("Amazon has no listing with seller SKU %(sku)s.",
                                                             sku=item.item_code), HINT_ITEM, "NOT_FOUND"))

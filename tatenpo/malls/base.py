@@ -56,6 +56,7 @@ class CredentialField:
     label: Any
     secret: bool = True
     help: Any = ""
+    required: bool = True  # False: optional (e.g. the OAuth refresh trio beside an access token)
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,11 @@ from flask_babel import gettext as _
 from .base import HINT_ITEM, HINT_LOGIN, Connector, ItemRef, ItemResult, LoginCheck, MallError, PushItem, ReadResult
 from .http import HttpClient, Pace, server_trouble
 from .pacing import Pacer, account_key
+from .tokens import TokenSource
 
 DEFAULT_ENDPOINT = "https://circus.shopping.yahooapis.jp"
+TOKEN_URL = "https://auth.login.yahoo.co.jp/yconnect/v2/token"
+SANDBOX_TOKEN_PATH = "/yconnect/v2/token"  # under a non-default endpoint (the sandbox) [inferred for others]
 RATE = 1.0  # per URL
 MAX_QUANTITY = 999999  # [inferred]
 CODE = re.compile(r"^[0-9A-Za-z_-]{1,99}$")  # [inferred] half-width letters, digits, - and _
@@ -50,9 +53,10 @@ class YahooConnector(Connector):
                  retries: int = 3, backoff: float = 1.0) -> None:
         self.base = (endpoint or DEFAULT_ENDPOINT).rstrip("/") + "/ShoppingWebService/V1"
         self.seller_id = credentials.get("seller_id", "")
-        self.token = credentials.get("access_token", "")
+        token_url = endpoint.rstrip("/") + SANDBOX_TOKEN_PATH if endpoint else TOKEN_URL
+        self.tokens = TokenSource(NAME, token_url, credentials, redis, timeout, basic_auth=True)
         self.http = HttpClient(NAME, Pacer(redis), timeout, retries, backoff)
-        self.http.session.headers["Authorization"] = f"Bearer {self.token}"
+        self.http.session.headers["Authorization"] = f"Bearer {self.tokens.current()}"
         account = account_key("yahoo", self.base, self.seller_id)
         self.set_pace = Pace(account + ":setStock", RATE)
         self.get_pace = Pace(account + ":getStock", RATE)
@@ -77,7 +81,7 @@ class YahooConnector(Connector):
                          transient=False, code=f"http-{response.status_code}")
 
     def _missing_credentials(self) -> Optional[MallError]:
-        if not self.seller_id or not self.token:
+        if not self.seller_id or not self.tokens.configured:
             return MallError(_("Enter the Yahoo! seller ID and access token in the EC site settings."),
                              transient=False, hint=HINT_LOGIN, code="no-credentials")
         return None
@@ -98,7 +102,14 @@ class YahooConnector(Connector):
         data = {"seller_id": self.seller_id, "item_code": ",".join(_code(i) for i in chunk)}
         if quantities is not None:
             data["quantity"] = ",".join(quantities)
-        response = self.http.call("POST", url, data=data, pace=pace, classify=self._classify)
+        try:
+            response = self.http.call("POST", url, data=data, pace=pace, classify=self._classify)
+        except MallError as exc:
+            if exc.code != "expired_token" or not self.tokens.can_refresh:
+                raise
+            # One-hour tokens: renew with the refresh token and try once more.
+            self.http.session.headers["Authorization"] = f"Bearer {self.tokens.refresh()}"
+            response = self.http.call("POST", url, data=data, pace=pace, classify=self._classify)
         if response.status_code == 400:
             raise self._request_error(response)
         try:

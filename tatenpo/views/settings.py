@@ -21,7 +21,7 @@ from .. import connection_test, credentials, sandbox_malls, support
 from .. import stores as store_domain
 from ..extensions import db
 from ..inventory import StockError, parse_quantity
-from ..malls import CREDENTIAL_FIELDS, DEFAULT_ENDPOINTS, MALL_LABELS
+from ..malls import CREDENTIAL_FIELDS, DEFAULT_ENDPOINTS, MALL_LABELS, missing_credentials
 from ..malls.base import hint_text
 from ..models import Mall, Store
 
@@ -124,11 +124,11 @@ def _check_credentials(form, mall: str, values: dict, configured: set[str], auto
             getattr(form, "cred_shop").errors.append(_("Enter the part before .myshopify.com (letters, digits and -)."))
             ok = False
     if auto_sync:
-        for spec in CREDENTIAL_FIELDS[mall]:
-            if not values.get(spec.key) and spec.key not in configured:
-                getattr(form, "cred_" + spec.key).errors.append(
-                    _("Enter %(field)s to turn automatic stock sync on.", field=spec.label))
-                ok = False
+        present = configured | {key for key, value in values.items() if value}
+        for spec in missing_credentials(mall, present):
+            getattr(form, "cred_" + spec.key).errors.append(
+                _("Enter %(field)s to turn automatic stock sync on.", field=spec.label))
+            ok = False
     return ok
 
 

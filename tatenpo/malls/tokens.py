@@ -1,0 +1,100 @@
+"""Access tokens from a refresh token (Yahoo! ID連携 v2, Login with Amazon): one-hour tokens are fetched when
+the mall says the current one expired, and cached in Redis (keyed by a hash of the refresh token, never the
+token itself in the key) so every worker process uses the same fresh token without touching the database."""
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from typing import Optional
+
+import requests
+from flask_babel import gettext as _
+
+from .base import HINT_LOGIN, MallError
+
+# Refresh a little before the mall's own expiry, so a token never dies mid-batch.
+EARLY_SECONDS = 120
+_local: dict[str, tuple[str, float]] = {}
+_local_lock = threading.Lock()
+
+
+class TokenSource:
+    def __init__(self, mall_name: str, token_url: str, credentials: dict, redis=None, timeout: float = 20,
+                 basic_auth: bool = False) -> None:
+        self.mall_name = mall_name
+        self.token_url = token_url
+        self.static_token = credentials.get("access_token", "")
+        self.client_id = credentials.get("client_id", "")
+        self.client_secret = credentials.get("client_secret", "")
+        self.refresh_token = credentials.get("refresh_token", "")
+        self.redis = redis
+        self.timeout = timeout
+        self.basic_auth = basic_auth
+        digest = hashlib.sha256(f"{token_url}\x1f{self.client_id}\x1f{self.refresh_token}".encode()).hexdigest()[:24]
+        self.key = f"tatenpo:token:{digest}"
+
+    @property
+    def can_refresh(self) -> bool:
+        return bool(self.refresh_token and self.client_id and self.client_secret)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.static_token or self.can_refresh)
+
+    def current(self) -> str:
+        """A cached token from an earlier refresh (this or another process), else the one entered."""
+        if self.can_refresh:
+            cached = self._cached()
+            if cached:
+                return cached
+        return self.static_token
+
+    def refresh(self) -> str:
+        data = {"grant_type": "refresh_token", "refresh_token": self.refresh_token}
+        auth = None
+        if self.basic_auth:
+            auth = (self.client_id, self.client_secret)
+        else:
+            data.update(client_id=self.client_id, client_secret=self.client_secret)
+        try:
+            response = requests.post(self.token_url, data=data, auth=auth, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise MallError(_("Could not renew the %(mall)s access token: the token server did not answer.",
+                              mall=self.mall_name), transient=True, code="token-unreachable") from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        token = body.get("access_token")
+        if response.status_code != 200 or not token:
+            if response.status_code >= 500:
+                raise MallError(_("Could not renew the %(mall)s access token: the token server had an error.",
+                                  mall=self.mall_name), transient=True, code="token-server")
+            raise MallError(_("%(mall)s refused to renew the access token (%(error)s). Authorize Tatenpo again and "
+                              "enter the new refresh token in the EC site settings.", mall=self.mall_name,
+                              error=body.get("error") or response.status_code), transient=False, hint=HINT_LOGIN,
+                            code=str(body.get("error") or "invalid_grant"))
+        lifetime = max(60, int(body.get("expires_in") or 3600) - EARLY_SECONDS)
+        self._store(token, lifetime)
+        return token
+
+    def _cached(self) -> Optional[str]:
+        if self.redis is not None:
+            try:
+                value = self.redis.get(self.key)
+                return value.decode() if value else None
+            except Exception:  # noqa: BLE001 - Redis trouble: fall back to the process cache
+                pass
+        with _local_lock:
+            token, until = _local.get(self.key, ("", 0.0))
+            return token if until > time.monotonic() else None
+
+    def _store(self, token: str, lifetime: int) -> None:
+        with _local_lock:
+            _local[self.key] = (token, time.monotonic() + lifetime)
+        if self.redis is not None:
+            try:
+                self.redis.set(self.key, token, ex=lifetime)
+            except Exception:  # noqa: BLE001 - the process cache still holds it
+                pass
