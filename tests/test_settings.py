@@ -75,6 +75,20 @@ def test_saving_with_an_empty_secret_field_keeps_the_stored_secret(client, staff
     assert secrets == {"service_secret": "SP_keep", "license_key": "SL_new"}
 
 
+def test_a_store_can_have_its_own_sync_interval_within_limits(client, staff, app, make):
+    store = make.store(mall="yahoo", name="Y店")
+    response = client.post(f"/settings/stores/{store.id}", data={"name": "Y店", "auto_sync": "off",
+                                                                "safety_stock": "0", "sync_interval": "5"})
+    assert response.status_code == 400
+    assert "10〜86400秒" in response.get_data(as_text=True)
+    response = client.post(f"/settings/stores/{store.id}", data={"name": "Y店", "auto_sync": "off",
+                                                                "safety_stock": "0", "sync_interval": "６０"})
+    assert response.status_code == 302
+    saved, _secrets = stored(app, store.id)
+    assert saved.sync_interval_seconds == 60
+    assert 'value="60"' in client.get(f"/settings/stores/{store.id}").get_data(as_text=True)
+
+
 def test_bad_safety_stock_is_explained_and_nothing_is_saved(client, staff, app, make):
     store = make.store(mall="amazon", name="Amazon店", safety_stock=1)
     response = client.post(f"/settings/stores/{store.id}", data={

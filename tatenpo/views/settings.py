@@ -42,6 +42,7 @@ class StoreForm(FlaskForm):
                            default="off")
     immediate_sync = BooleanField(_l("Push a change within seconds (immediate sync)"))
     safety_stock = StringField(_l("Safety stock"), default="0", filters=[_strip])
+    sync_interval = StringField(_l("Sync interval (seconds)"), filters=[_strip])
     endpoint = StringField(_l("Endpoint"), filters=[_strip], validators=[Length(max=500)])
     sandbox_store = SelectField(_l("Use a sandbox store"), choices=[], validate_choice=False)
 
@@ -76,6 +77,22 @@ def _safety_stock(form) -> Optional[int]:
         form.safety_stock.errors.append(_("Safety stock must be from 0 to 999999."))
         return None
     return value
+
+
+def _sync_interval(form) -> tuple[bool, Optional[int]]:
+    """Empty: the app's default interval. Otherwise 10 s to one day (the scheduler's sweep is the floor)."""
+    text = form.sync_interval.data or ""
+    if not text:
+        return True, None
+    try:
+        value = parse_quantity(text)
+    except StockError as exc:
+        form.sync_interval.errors.append(str(exc.message))
+        return False, None
+    if not 10 <= value <= 86_400:
+        form.sync_interval.errors.append(_("The sync interval must be from 10 to 86400 seconds (or empty)."))
+        return False, None
+    return True, value
 
 
 def _endpoint(form, mall: str) -> tuple[bool, Optional[str]]:
@@ -138,6 +155,7 @@ def _save(form, mall: str, store: Optional[Store]) -> Optional[Store]:
     valid = form.validate()
     safety = _safety_stock(form)
     endpoint_ok, endpoint = _endpoint(form, mall)
+    interval_ok, interval = _sync_interval(form)
     values = {spec.key: getattr(form, "cred_" + spec.key).data or "" for spec in CREDENTIAL_FIELDS[mall]}
     sandbox = _apply_sandbox(form, mall) if valid else None
     if sandbox is not None:
@@ -145,17 +163,19 @@ def _save(form, mall: str, store: Optional[Store]) -> Optional[Store]:
     auto_sync = form.auto_sync.data == "on"
     configured = credentials.configured_keys(store) if store is not None else set()
     creds_ok = _check_credentials(form, mall, values, configured, auto_sync)
-    if not (valid and safety is not None and endpoint_ok and creds_ok) or form.sandbox_store.errors:
+    if not (valid and safety is not None and endpoint_ok and interval_ok and creds_ok) or form.sandbox_store.errors:
         return None
     try:
         if store is None:
             store = store_domain.create_store(mall, form.name.data, endpoint=endpoint, credential_values=values,
                                         auto_sync=auto_sync, immediate_sync=form.immediate_sync.data,
                                         safety_stock=safety)
+            store.sync_interval_seconds = interval
         else:
             changed_access = endpoint != store.endpoint or any(values.values())
             changes = dict(name=form.name.data, endpoint=endpoint, auto_sync=auto_sync,
-                           immediate_sync=form.immediate_sync.data, safety_stock=safety, credentials=values)
+                           immediate_sync=form.immediate_sync.data, safety_stock=safety, credentials=values,
+                           sync_interval_seconds=interval)
             if changed_access:  # the last 接続テスト no longer says anything about these credentials
                 changes.update(connection_ok=None, connection_checked_at=None, connection_message=None)
             store_domain.update_store(store, **changes)
@@ -174,7 +194,7 @@ def _render_form(form, mall: str, store: Optional[Store]):
         "settings/form.html", form=form, mall=mall, mall_label=MALL_LABELS[mall], store=store,
         credential_fields=CREDENTIAL_FIELDS[mall], configured=configured, default_endpoint=DEFAULT_ENDPOINTS[mall],
         sandbox_stores=sandbox_list, sandbox_error=sandbox_error, sandbox_url=current_app.config["SANDBOX_URL"],
-        application_done=support.covers(mall),
+        application_done=support.covers(mall), default_interval=current_app.config["SYNC_INTERVAL_SECONDS"],
     )
 
 
@@ -234,6 +254,7 @@ def edit_store(store_id: int):
         form = form_class(obj=None, data={
             "name": store.name, "auto_sync": "on" if store.auto_sync else "off", "immediate_sync": store.immediate_sync,
             "safety_stock": str(store.safety_stock), "endpoint": store.endpoint or "",
+            "sync_interval": str(store.sync_interval_seconds or ""),
             **{"cred_" + s.key: _visible(store, s.key) for s in CREDENTIAL_FIELDS[store.mall] if not s.secret},
         })
     _with_sandbox_choices(form, store.mall)
