@@ -206,3 +206,13 @@ def test_the_progress_bar_shows_rows_done_total_and_time_left_while_running(app,
         progress.Reporter(job.id)("write", 3000, 4000)
     text = client.get(f"/imports/{job.id}/progress").get_data(as_text=True)
     assert "保存中：販売データと商品 3,000 / 4,000 件" in text and "87%" in text
+
+
+def test_a_file_of_another_mall_is_refused_without_offering_a_column_mapping(app, client, auth, make):
+    auth.login()
+    store = make.store(mall="rakuten")
+    upload(client, store.id, "amazon-listings-en.txt")
+    job = latest_job(app)
+    page = client.get(f"/imports/{job.id}").get_data(as_text=True)
+    assert "別のモールです" in page
+    assert "CSVの列を指定" not in page

@@ -51,11 +51,13 @@ def detect(tables: list[Table], settings: dict[str, Any], forced: Optional[str] 
                     headers=", ".join(table.headers[:5]),
                 ),
                 row=1,
+                unrecognised=True,
             )
         if found is not None and match is not found:
             raise FileProblem(_l("The files are of different formats; upload them one at a time."))
         found = match
-    assert found is not None
+    if found is None:
+        raise FileProblem(_l("Choose a CSV file to upload."))
     if len(tables) > 1 and not found.multi_file:
         raise FileProblem(_l("Upload one file at a time for this format."))
     return found

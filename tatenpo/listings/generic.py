@@ -38,7 +38,9 @@ def read(tables: list[Table], problems: Problems, settings: dict[str, Any]) -> I
     if not saved.get("item_code"):
         from .reading import FileProblem
 
-        raise FileProblem(_l("Map the columns of this CSV first (which column is the item code, the stock, …)."))
+        raise FileProblem(
+            _l("Map the columns of this CSV first (which column is the item code, the stock, …)."), unrecognised=True
+        )
     for table in tables:
         c = table.columns
         positions = {field: c.require(header) for field, header in saved.items()}

@@ -236,7 +236,7 @@ def preview_job(job: ImportJob) -> Optional[Analysis]:
         job.message = str(problem.message)
         job.errors = [{"row": problem.row, "column": problem.column or "", "message": str(problem.message), "file": ""}]
         job.error_count = 1
-        job.preview = {}
+        job.preview = {"unrecognised": True} if problem.unrecognised else {}
         return None
     job.format = analysis.format.name
     job.encoding = analysis.encoding

@@ -42,11 +42,14 @@ _SIGNATURES = [
 class FileProblem(ValueError):
     """The file as a whole cannot be used; nothing is written. `row`/`column` say where, when known."""
 
-    def __init__(self, message, row: Optional[int] = None, column: Optional[str] = None) -> None:
+    def __init__(self, message, row: Optional[int] = None, column: Optional[str] = None,
+                 unrecognised: bool = False) -> None:
         super().__init__(str(message))
         self.message = message
         self.row = row
         self.column = column
+        # No format matched: the shop may map the columns itself (the generic format).
+        self.unrecognised = unrecognised
 
     def __str__(self) -> str:
         return str(self.message)

@@ -165,7 +165,7 @@ def _mapping_form(job: ImportJob, formdata=None) -> MappingForm | None:
 def job(job_id: int):
     job = _job(job_id)
     mapping = None
-    if job.status == "failed" and job.kind == "listings" and job.format is None:
+    if job.status == "failed" and job.kind == "listings" and (job.preview or {}).get("unrecognised"):
         mapping = _mapping_form(job)
     return render_template(
         "imports/job.html",
