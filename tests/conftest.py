@@ -197,3 +197,13 @@ def sandbox(tmp_path_factory):
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    """A plain Redis client on the session's Redis (what connectors pace through)."""
+    from redis import Redis
+
+    client = Redis.from_url(redis_url)
+    yield client
+    client.close()

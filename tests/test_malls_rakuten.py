@@ -10,13 +10,6 @@ from tatenpo.malls import connector_for
 from tatenpo.malls.base import HINT_ITEM, HINT_LOGIN, ItemRef, MallError, PushItem
 
 
-@pytest.fixture
-def redis_client(redis_url):
-    client = Redis.from_url(redis_url)
-    yield client
-    client.close()
-
-
 def connector(store, redis_client, **options):
     options = {"retries": 2, "backoff": 0.1, **options}
     return connector_for("rakuten", store["endpoint"], store["credentials"], redis_client, options.pop("timeout", 3), **options)

@@ -4,17 +4,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from redis import Redis
 
 from tatenpo.malls import connector_for
 from tatenpo.malls.base import HINT_ITEM, HINT_LOGIN, ItemRef, MallError, PushItem
-
-
-@pytest.fixture
-def redis_client(redis_url):
-    client = Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 def connector(store, redis_client, **options):

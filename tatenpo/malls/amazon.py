@@ -12,7 +12,8 @@ from urllib.parse import quote
 import requests
 from flask_babel import gettext as _
 
-from .base import HINT_ITEM, HINT_LOGIN, Connector, ItemRef, ItemResult, LoginCheck, MallError, PushItem, ReadResult
+from .base import (HINT_ITEM, HINT_LOGIN, Connector, ItemRef, ItemResult, LoginCheck, MallError, PushItem, ReadResult,
+                   push_batches)
 from .http import HttpClient, Pace, server_trouble
 from .pacing import Pacer, account_key
 from .tokens import TokenSource
@@ -107,23 +108,10 @@ class AmazonConnector(Connector):
         missing = self._missing_credentials()
         if missing:
             raise missing
-        results: list[ItemResult] = []
-        stopped: Optional[MallError] = None
-        for item in items:
-            if stopped is not None:  # the mall is down or refuses us: do not knock once per SKU
-                results.append(ItemResult(item.key, False, stopped.message, stopped.code, stopped.transient, stopped.hint))
-                continue
-            if item.quantity < 0:
-                results.append(ItemResult(item.key, False, _("The quantity cannot be negative."), "INVALID"))
-                continue
-            try:
-                results.append(self._patch(item))
-            except MallError as exc:
-                if not results:
-                    raise
-                stopped = exc
-                results.append(ItemResult(item.key, False, exc.message, exc.code, exc.transient, exc.hint))
-        return results
+        results = [ItemResult(i.key, False, _("The quantity cannot be negative."), "INVALID")
+                   for i in items if i.quantity < 0]
+        valid = [i for i in items if i.quantity >= 0]
+        return results + push_batches(valid, 1, lambda batch: [self._patch(batch[0])])
 
     def _patch(self, item: PushItem) -> ItemResult:
         body = {"productType": item.attributes.get("product_type", "PRODUCT"), "patches": [{

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from flask_babel import lazy_gettext as _l
 
@@ -140,3 +140,25 @@ class Connector(ABC):
 
     def close(self) -> None:
         """Release network resources (a connector may be reused for many calls before)."""
+
+
+def failed(key: int, error: MallError) -> ItemResult:
+    """An item that shares the fate of its failed call."""
+    return ItemResult(key, False, error.message, error.code, error.transient, error.hint)
+
+
+def push_batches(entries: Sequence, size: int, send: Callable[[list], list[ItemResult]],
+                 key: Callable[[Any], int] = lambda entry: entry.key) -> list[ItemResult]:
+    """Send `entries` in batches of `size`. A MallError before anything went through is raised (the whole push
+    failed); after that, the failed batch and every later one come back as failed items carrying the error,
+    without knocking on a mall that just refused."""
+    results: list[ItemResult] = []
+    for start in range(0, len(entries), size):
+        batch = list(entries[start:start + size])
+        try:
+            results += send(batch)
+        except MallError as exc:
+            if start == 0:
+                raise
+            return results + [failed(key(entry), exc) for entry in entries[start:]]
+    return results

@@ -12,7 +12,8 @@ from typing import Optional
 import requests
 from flask_babel import gettext as _
 
-from .base import HINT_APPLICATION, HINT_ITEM, HINT_LOGIN, Connector, ItemRef, ItemResult, LoginCheck, MallError, PushItem, ReadResult
+from .base import (HINT_APPLICATION, HINT_ITEM, HINT_LOGIN, Connector, ItemRef, ItemResult, LoginCheck, MallError,
+                   PushItem, ReadResult, push_batches)
 from .http import HttpClient, Pace, server_trouble
 from .pacing import Pacer, account_key
 
@@ -102,17 +103,7 @@ class RakutenConnector(Connector):
                                           "IE0003"))
             else:
                 valid.append(item)
-        pushed_any = False
-        for start in range(0, len(valid), self.max_batch):
-            chunk = valid[start:start + self.max_batch]
-            try:
-                results += self._upsert(chunk)
-                pushed_any = True
-            except MallError as exc:
-                if not pushed_any:
-                    raise
-                results += [ItemResult(i.key, False, exc.message, exc.code, exc.transient, exc.hint) for i in chunk]
-        return results
+        return results + push_batches(valid, self.max_batch, self._upsert)
 
     def _upsert(self, chunk: list[PushItem]) -> list[ItemResult]:
         results: list[ItemResult] = []

@@ -14,7 +14,8 @@ from typing import Any, Optional
 import requests
 from flask_babel import gettext as _
 
-from .base import HINT_ITEM, HINT_LOGIN, Connector, ItemRef, ItemResult, LoginCheck, MallError, PushItem, ReadResult
+from .base import (HINT_ITEM, HINT_LOGIN, Connector, ItemRef, ItemResult, LoginCheck, MallError, PushItem, ReadResult,
+                   push_batches)
 from .http import HttpClient, Pace, server_trouble
 from .pacing import Pacer, account_key
 
@@ -178,17 +179,7 @@ class ShopifyConnector(Connector):
     def push(self, items: list[PushItem]) -> list[ItemResult]:
         known, unknown = self._identify(items)
         results = [ItemResult(i.key, False, message, "INVALID_INVENTORY_ITEM", False, HINT_ITEM) for i, message in unknown]
-        pushed_any = False
-        for start in range(0, len(known), self.max_batch):
-            chunk = known[start:start + self.max_batch]
-            try:
-                results += self._set(chunk)
-                pushed_any = True
-            except MallError as exc:
-                if not pushed_any:
-                    raise
-                results += [ItemResult(i.key, False, exc.message, exc.code, exc.transient, exc.hint) for i, _i, _l in chunk]
-        return results
+        return results + push_batches(known, self.max_batch, self._set, key=lambda entry: entry[0].key)
 
     def _set(self, chunk: list[tuple[PushItem, str, str]]) -> list[ItemResult]:
         results: list[ItemResult] = []

@@ -12,7 +12,8 @@ from typing import Optional
 import requests
 from flask_babel import gettext as _
 
-from .base import HINT_ITEM, HINT_LOGIN, Connector, ItemRef, ItemResult, LoginCheck, MallError, PushItem, ReadResult
+from .base import (HINT_ITEM, HINT_LOGIN, Connector, ItemRef, ItemResult, LoginCheck, MallError, PushItem, ReadResult,
+                   push_batches)
 from .http import HttpClient, Pace, server_trouble
 from .pacing import Pacer, account_key
 from .tokens import TokenSource
@@ -152,25 +153,18 @@ class YahooConnector(Connector):
                                           "st-02104"))
             else:
                 valid.append(item)
-        pushed_any = False
-        for start in range(0, len(valid), self.max_batch):
-            chunk = valid[start:start + self.max_batch]
-            try:
-                answers = self._call(self.base + "/setStock", self.set_pace, chunk, [str(i.quantity) for i in chunk])
-            except MallError as exc:
-                if not pushed_any:
-                    raise
-                results += [ItemResult(i.key, False, exc.message, exc.code, exc.transient, exc.hint) for i in chunk]
+        return results + push_batches(valid, self.max_batch, self._set)
+
+    def _set(self, chunk: list[PushItem]) -> list[ItemResult]:
+        answers = self._call(self.base + "/setStock", self.set_pace, chunk, [str(i.quantity) for i in chunk])
+        results = []
+        for item, answer in zip(chunk, self._match(chunk, answers)):
+            error = _child(answer, "ErrorCode") if answer is not None else "missing"
+            if not error:
+                results.append(ItemResult(item.key, True))
                 continue
-            pushed_any = True
-            for item, answer in zip(chunk, self._match(chunk, answers)):
-                error = _child(answer, "ErrorCode") if answer is not None else "missing"
-                if not error:
-                    results.append(ItemResult(item.key, True))
-                    continue
-                text = ITEM_ERRORS.get(error, lambda: _("Yahoo! did not accept this item (%(code)s).", code=error))()
-                results.append(ItemResult(item.key, False, text, error, False,
-                                          HINT_ITEM if error != "st-02104" else None))
+            text = ITEM_ERRORS.get(error, lambda: _("Yahoo! did not accept this item (%(code)s).", code=error))()
+            results.append(ItemResult(item.key, False, text, error, False, HINT_ITEM if error != "st-02104" else None))
         return results
 
     def read(self, items: list[ItemRef]) -> list[ReadResult]:
