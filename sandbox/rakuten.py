@@ -72,6 +72,17 @@ def _limited(store: dict, api: str) -> Optional[Response]:
     return None if allowed else _throttled(wait)
 
 
+def _begin(api: str, with_body: bool = True) -> tuple[Optional[dict], Any, Optional[Response]]:
+    """(store, JSON body, failure) for a call: auth and faults, then the rate limit, then the body."""
+    store, failure = _store()
+    if failure is None:
+        failure = _limited(store, api)
+    body = None
+    if failure is None and with_body:
+        body, failure = _json_body()
+    return store, body, failure
+
+
 def _time(ts: float) -> str:
     return datetime.fromtimestamp(ts, JST).isoformat(timespec="seconds")
 
@@ -129,15 +140,9 @@ def _check_quantity(entry: dict, current: int, path: str, errors: list) -> Optio
 
 @bp.post("/bulk-upsert")
 def bulk_upsert():
-    store, failure = _store()
+    store, body, failure = _begin("bulk-upsert")
     if failure is not None:
         return record(store, "bulk-upsert", failure)
-    limited = _limited(store, "bulk-upsert")
-    if limited is not None:
-        return record(store, "bulk-upsert", limited)
-    body, bad = _json_body()
-    if bad is not None:
-        return record(store, "bulk-upsert", bad)
     entries = body.get("inventories") if isinstance(body, dict) else None
     if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_UPSERT:
         return record(store, "bulk-upsert", _errors(400, ("IE0003", f"inventories must hold 1 to {MAX_UPSERT} items", "inventories")))
@@ -160,15 +165,9 @@ def bulk_upsert():
 
 @bp.post("/bulk-get")
 def bulk_get():
-    store, failure = _store()
+    store, body, failure = _begin("bulk-get")
     if failure is not None:
         return record(store, "bulk-get", failure)
-    limited = _limited(store, "bulk-get")
-    if limited is not None:
-        return record(store, "bulk-get", limited)
-    body, bad = _json_body()
-    if bad is not None:
-        return record(store, "bulk-get", bad)
     entries = body.get("inventories") if isinstance(body, dict) else None
     if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_GET:
         return record(store, "bulk-get", _errors(400, ("IE0003", f"inventories must hold 1 to {MAX_GET} items", "inventories")))
@@ -183,12 +182,9 @@ def bulk_get():
 
 @bp.get("/bulk-get/range")
 def bulk_get_range():
-    store, failure = _store()
+    store, _body, failure = _begin("range", with_body=False)
     if failure is not None:
         return record(store, "range", failure)
-    limited = _limited(store, "range")
-    if limited is not None:
-        return record(store, "range", limited)
     try:
         low = int(request.args["minQuantity"])
         high = int(request.args["maxQuantity"])
@@ -203,12 +199,9 @@ def bulk_get_range():
 
 @bp.route("/manage-numbers/<manage>/variants/<variant>", methods=["GET", "PUT", "DELETE"])
 def single(manage: str, variant: str):
-    store, failure = _store()
+    store, body, failure = _begin("single", with_body=request.method == "PUT")
     if failure is not None:
         return record(store, "single", failure)
-    limited = _limited(store, "single")
-    if limited is not None:
-        return record(store, "single", limited)
     errors: list = []
     key = _check_ids({"manageNumber": manage, "variantId": variant}, "", errors)
     if errors:
@@ -222,9 +215,6 @@ def single(manage: str, variant: str):
         if not state().delete_item(store["id"], *key):
             return record(store, "single", _errors(404, ("GE0014", "The inventory was not found.", None)))
         return record(store, "single", Response(status=204), 1)
-    body, bad = _json_body()
-    if bad is not None:
-        return record(store, "single", bad)
     quantity = _check_quantity(body if isinstance(body, dict) else {}, known["quantity"] if known else 0, "", errors)
     if errors:
         return record(store, "single", _errors(400, *errors))

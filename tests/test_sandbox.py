@@ -198,3 +198,29 @@ def test_stock_survives_a_restart_of_the_sandbox(tmp_path):
     finally:
         process.terminate()
         process.wait(10)
+
+
+def _esa(store):
+    import base64
+
+    creds = store["credentials"]
+    return {"Authorization": "ESA " + base64.b64encode(
+        f"{creds['service_secret']}:{creds['license_key']}".encode()).decode()}
+
+
+def test_rakuten_single_inventory_get_put_delete_and_range(sandbox):
+    store = sandbox.create_store("rakuten", items=1)
+    single = store["endpoint"] + "/es/2.0/inventories/manage-numbers/tt-0001/variants/normal-inventory"
+    response = requests.put(single, headers=_esa(store), json={"mode": "ABSOLUTE", "quantity": 321}, timeout=10)
+    assert response.status_code == 204
+    time.sleep(1.05)  # single calls: 1 request/s
+    body = requests.get(single, headers=_esa(store), timeout=10).json()
+    assert body["quantity"] == 321 and body["updated"].endswith("+09:00")
+    ranged = requests.get(store["endpoint"] + "/es/2.0/inventories/bulk-get/range",
+                          params={"minQuantity": 300, "maxQuantity": 400}, headers=_esa(store), timeout=10).json()
+    assert [i["manageNumber"] for i in ranged["inventories"]] == ["tt-0001"]
+    time.sleep(1.05)
+    assert requests.delete(single, headers=_esa(store), timeout=10).status_code == 204
+    time.sleep(1.05)
+    missing = requests.get(single, headers=_esa(store), timeout=10)
+    assert missing.status_code == 404 and missing.json()["errors"][0]["code"] == "GE0014"
