@@ -12,6 +12,8 @@ from .malls.base import LoginCheck, hint_text
 from .models import Store, utcnow
 from .redis_conn import redis
 
+CHECK_TIMEOUT_SECONDS = 10.0
+
 
 def check(store: Store) -> LoginCheck:
     try:
@@ -20,8 +22,9 @@ def check(store: Store) -> LoginCheck:
         result = LoginCheck(False, _("The stored credentials cannot be decrypted (the credential key was replaced). "
                                      "Enter them again."), "login")
     else:
-        connector = connector_for(store.mall, store.endpoint, values, _redis_or_none(),
-                                  current_app.config["MALL_TIMEOUT_SECONDS"], retries=1, backoff=0.5)
+        # A person is waiting for the answer: one try, at most 10 seconds per call.
+        timeout = min(float(current_app.config["MALL_TIMEOUT_SECONDS"]), CHECK_TIMEOUT_SECONDS)
+        connector = connector_for(store.mall, store.endpoint, values, _redis_or_none(), timeout, retries=0)
         try:
             result = connector.check_login()
         finally:

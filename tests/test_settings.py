@@ -233,3 +233,13 @@ def test_the_settings_pages_require_login(client, make):
         response = client.get(path)
         assert response.status_code == 302 and "/login" in response.headers["Location"]
     assert client.post("/settings/stores/1/test").status_code in (302, 401)
+
+
+def test_a_mall_that_does_not_answer_fails_the_connection_test_quickly_with_the_reason(client, staff, app, sandbox, make):
+    app.config["MALL_TIMEOUT_SECONDS"] = 1
+    sandbox_store = sandbox.create_store("rakuten", items=1)
+    sandbox.faults(sandbox_store["id"], timeout=True, hang_seconds=3)
+    store = make.store(mall="rakuten", endpoint=sandbox_store["endpoint"], secrets=sandbox_store["credentials"])
+    fragment = client.post(f"/settings/stores/{store.id}/test", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "✗ 接続できません" in fragment and "1秒以内に応答がありませんでした" in fragment
+    sandbox.faults(sandbox_store["id"], timeout=None)

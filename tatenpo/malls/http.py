@@ -57,7 +57,7 @@ class HttpClient:
                 response = self.session.request(method, url, timeout=self.timeout, **kwargs)
             except requests.Timeout:
                 error = MallError(
-                    _("%(mall)s did not answer within %(seconds)s seconds.", mall=self.mall_name, seconds=self.timeout),
+                    _("%(mall)s did not answer within %(seconds)s seconds.", mall=self.mall_name, seconds=f"{self.timeout:g}"),
                     transient=True, code="timeout")
             except requests.ConnectionError:
                 error = MallError(_("Could not connect to %(mall)s.", mall=self.mall_name), transient=True,
