@@ -79,3 +79,17 @@ def test_stopped_store_shows_not_synced(client, auth, make):
     auth.login()
     row = client.get(f"/listings/{listing.id}/row", headers=HX).get_data(as_text=True)
     assert "同期対象外" in row and "hx-trigger" not in row
+
+
+def test_filters_refresh_only_the_table_when_asked_by_htmx(client, auth, make):
+    store = make.store(name="楽天店")
+    make.listing(store, make.product(code="KEEP-1"))
+    make.listing(store, make.product(code="OTHER-2"))
+    auth.login()
+    partial = client.get("/listings?q=keep", headers={"HX-Request": "true", "HX-Target": "listing-table"})
+    text = partial.get_data(as_text=True)
+    assert text.lstrip().startswith('<div id="listing-table">') and "<html" not in text
+    assert "KEEP-1" in text and "OTHER-2" not in text
+    assert "HX-Request" in partial.headers.get("Vary", "")
+    full = client.get("/listings?q=keep").get_data(as_text=True)
+    assert "<html" in full and 'hx-target="#listing-table"' in full

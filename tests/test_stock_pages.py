@@ -198,3 +198,13 @@ def test_a_search_with_very_many_matches_stops_counting_but_still_pages(app, cli
     assert "M02059" in last and 'rel="next"' not in last
     # Without a search the count is exact.
     assert "2,060件中 1–50件" in client.get("/products").get_data(as_text=True)
+
+
+def test_typing_a_search_refreshes_only_the_table(client, auth, make):
+    make.product(code="KEEP-1")
+    make.product(code="OTHER-2")
+    auth.login()
+    text = client.get("/products?q=keep", headers={"HX-Request": "true", "HX-Target": "product-table"}).get_data(as_text=True)
+    assert text.lstrip().startswith('<div id="product-table">') and "<html" not in text
+    assert "KEEP-1" in text and "OTHER-2" not in text
+    assert 'name="next" value="/products?q=keep"' in text  # bulk edit comes back to the filtered list

@@ -56,6 +56,8 @@ def index():
         list_url=request.full_path, unlinked_url=UNLINKED_URL, labels=row_labels(), base=url_for("listings.index"),
         products_base=url_for("stock.index"),
     )
+    if is_htmx() and request.headers.get("HX-Target") == "listing-table":
+        return render_template("listings/_table.html", **context)
     return render_template("listings/index.html", **context)
 
 
