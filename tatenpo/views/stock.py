@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import exists, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, load_only
 
 from .. import inventory, listing_status
 from ..extensions import db
@@ -80,9 +80,14 @@ def badges_for(products: list[Product]) -> dict[int, list]:
     ids = [p.id for p in products]
     if not ids:
         return {}
+    # Only what a badge shows: a page has hundreds of listings, and their JSON attributes are not needed here.
     listings = db.session.scalars(
         select(Listing)
-        .options(joinedload(Listing.store))
+        .options(
+            load_only(Listing.id, Listing.store_id, Listing.product_id, Listing.code, Listing.sync_enabled,
+                      Listing.reflected, Listing.reflection_error),
+            joinedload(Listing.store).load_only(Store.id, Store.name, Store.auto_sync),
+        )
         .where(Listing.product_id.in_(ids))
         .order_by(Listing.store_id, Listing.id)
     ).all()
