@@ -15,11 +15,12 @@ pytestmark = pytest.mark.browser
 
 def enter(page, live) -> None:  # noqa: F811
     """Logged in as the administrator, creating it on a fresh installation."""
-    page.goto(live.url + "/login")
+    page.goto(live.url + "/")
     if "/setup" in page.url:
         set_up_admin(page, live)
     else:
         log_in(page, live, "admin@example.jp")
+    expect(page.locator("header .account")).to_be_visible()
 
 
 def test_import_a_sandbox_csv_one_item_first_then_all(page, live, tmp_path):  # noqa: F811
