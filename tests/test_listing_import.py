@@ -291,3 +291,27 @@ def test_imported_listings_and_products_are_found_by_the_same_search_text_as_eve
         for item in db.session.scalars(select(Product)):
             assert item.search_text == search_key(item.code, item.name)
         assert "(株)髙島屋" in product("TS-RED").search_text  # ㈱ folded by NFKC, found by typing (株)
+
+
+def test_uploads_left_unconfirmed_for_a_week_are_removed(app, make):
+    from datetime import timedelta
+    from pathlib import Path
+
+    from tatenpo.listings import uploads
+    from tatenpo.models import utcnow
+
+    store = make.store(mall="rakuten")
+    with app.app_context():
+        old_id = upload(store.id, "rakuten-normal-item.csv")
+        old = db.session.get(ImportJob, old_id)
+        folder = Path(old.stored_path).parent
+        old.created_at = utcnow() - timedelta(days=8)
+        db.session.commit()
+        fresh_id = upload(store.id, "rakuten-normal-item.csv")  # any new upload tidies up
+        assert not folder.exists()
+        old = db.session.get(ImportJob, old_id)
+        assert old.stored_path is None and old.status == "previewed"
+        assert Path(db.session.get(ImportJob, fresh_id).stored_path).exists()
+        with pytest.raises(importer.FileProblem):
+            importer.run_job(old_id)
+        assert "もう一度アップロード" in db.session.get(ImportJob, old_id).message

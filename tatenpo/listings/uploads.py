@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import shutil
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO, Optional
 
@@ -12,7 +13,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from ..extensions import db
-from ..models import ImportJob
+from ..models import ImportJob, utcnow
 from .reading import FileProblem
 
 _BLOCK = 1 << 20
@@ -65,6 +66,7 @@ def save_upload(
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+    prune()
     job = ImportJob(
         kind=kind,
         store_id=store_id,
@@ -96,3 +98,25 @@ def discard(job: ImportJob) -> None:
         folder = path.parent
         if folder.parent == upload_root():
             shutil.rmtree(folder, ignore_errors=True)
+
+
+# Uploads that were previewed but never imported are kept this long, then removed.
+KEEP_DAYS = 7
+
+
+def prune(days: int = KEEP_DAYS) -> int:
+    """Remove the stored files of imports left unconfirmed (or failed) for `days`; the history row stays."""
+    from sqlalchemy import select
+
+    stale = db.session.scalars(
+        select(ImportJob).where(
+            ImportJob.status.in_(("uploaded", "previewed", "failed")),
+            ImportJob.stored_path.is_not(None),
+            ImportJob.created_at < utcnow() - timedelta(days=days),
+        )
+    ).all()
+    for job in stale:
+        discard(job)
+        job.stored_path = None
+        job.options = {**(job.options or {}), "files": []}
+    return len(stale)
