@@ -216,3 +216,24 @@ def test_a_file_of_another_mall_is_refused_without_offering_a_column_mapping(app
     page = client.get(f"/imports/{job.id}").get_data(as_text=True)
     assert "別のモールです" in page
     assert "CSVの列を指定" not in page
+
+
+def test_an_import_whose_background_job_vanished_is_shown_as_failed(app, client, auth, make):
+    auth.login()
+    store = make.store(mall="rakuten")
+    upload(client, store.id, "rakuten-normal-item.csv", create_products="y")
+    job = latest_job(app)
+    client.post(f"/imports/{job.id}/confirm")
+    with app.app_context():
+        running = db.session.get(ImportJob, job.id)
+        running.status = "running"  # a worker took it, then died; Redis lost the job with it
+        db.session.commit()
+        from rq.job import Job
+
+        Job.fetch(running.rq_job_id, connection=redis()).delete()
+    polled = client.get(f"/imports/{job.id}/progress")
+    assert polled.status_code == 286
+    assert "何も取り込んでいません" in polled.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(ImportJob, job.id).status == "failed"
+        assert db.session.scalar(select(Listing)) is None

@@ -307,6 +307,15 @@ def run_job(job_id: int) -> ImportJob:
     return job
 
 
+def mark_lost(job: ImportJob) -> None:
+    """The background job is gone (worker killed, Redis restarted) while the row still says queued/running.
+    Its transaction never committed, so nothing was imported; say so instead of polling forever."""
+    job.status = "failed"
+    job.finished_at = utcnow()
+    job.message = str(_l("The background import stopped before it finished (the worker was stopped or restarted). "
+                         "Nothing was imported; upload the file again."))
+
+
 def _mark_failed(job_id: int, exc: BaseException, errors, error_count, locale) -> None:
     job = db.session.get(ImportJob, job_id)
     if job is None:

@@ -23,7 +23,7 @@ from ..extensions import db
 from ..listings import detect, generic, importer, progress, unlinked, uploads
 from ..listings.reading import FileProblem, open_table
 from ..models import ImportJob, Listing, Store, utcnow
-from ..redis_conn import queue
+from ..redis_conn import queue, redis
 
 bp = Blueprint("imports", __name__)
 
@@ -285,12 +285,29 @@ def job_progress(job_id: int):
     """htmx polling target: the progress bar while queued/running; the result once finished (and 286)."""
     job = _job(job_id)
     db.session.refresh(job)
+    if job.status in ("queued", "running") and _background_job_lost(job):
+        importer.mark_lost(job)
+        db.session.commit()
     body = render_template("imports/_progress.html", job=job, state=_progress_state(job))
     finished = job.status in ("done", "failed")
     response = make_response(body, STOP_POLLING if finished else 200)
     if finished:
         response.headers["HX-Refresh"] = "true"
     return response
+
+
+def _background_job_lost(job: ImportJob) -> bool:
+    """True when RQ no longer has the job, or has it as failed/stopped while our row still waits on it."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    if not job.rq_job_id:
+        return False
+    try:
+        status = Job.fetch(job.rq_job_id, connection=redis()).get_status()
+    except NoSuchJobError:
+        return True
+    return status in ("failed", "stopped", "canceled")
 
 
 @bp.route("/imports/<int:job_id>/errors.csv")
