@@ -82,7 +82,7 @@ def _entries(app, store_id):
         return rows
 
 
-@pytest.mark.parametrize("mall", ["rakuten", "yahoo"])
+@pytest.mark.parametrize("mall", ["rakuten", "yahoo", "shopify", "amazon"])
 def test_a_push_sets_the_mall_stock_records_check_marks_and_reads_it_back(app, make, sandbox, mall):
     shop = Shop(app, make, sandbox, mall=mall, items=3)
     shop.set_stock(0, 11)
@@ -106,6 +106,27 @@ def test_a_push_sets_the_mall_stock_records_check_marks_and_reads_it_back(app, m
         store = db.session.get(Store, shop.store.id)
         assert store.consecutive_failures == 0 and store.last_success_at is not None
     assert all(a.reflected for a in _attempts(app, shop.store.id))
+
+
+def test_rakuten_ftp_results_come_from_the_result_log_with_its_errors_on_the_items(app, make, sandbox):
+    app.config.update(RAKUTEN_FTP_LOG_POLL_SECONDS=0.2, RAKUTEN_FTP_LOG_WAIT_SECONDS=30)
+    shop = Shop(app, make, sandbox, mall="rakuten-ftp", items=2)
+    ghost_product = make.product(on_hand=0)
+    ghost = make.listing(shop.store, ghost_product, item_code="no-such-item", variant_code="normal-inventory")
+    shop.set_stock(0, 14)
+    with app.app_context():
+        inventory.set_stock(ghost_product.id, 2)
+        db.session.commit()
+        run = push_store(shop.store.id).run
+        assert (run.status, run.succeeded, run.failed) == ("partial", 1, 1)
+        # The log was the check of step 8: nothing is left to read back.
+        assert db.session.get(Listing, shop.listings[0].id).reflected is True
+        assert readback.read_back(shop.store.id).checked == 0
+    assert shop.mall_stock(0) == 14
+    by_code = {a.listing_code: a for a in _attempts(app, shop.store.id)}
+    assert by_code[shop.listings[0].code].reflected is True
+    failed = by_code[ghost.code]
+    assert (failed.ok, failed.hint) == (False, "item") and "見つかりません" in failed.message
 
 
 def test_what_is_pushed_is_sellable_minus_safety_stock_capped_by_the_listing_maximum(app, make, sandbox):

@@ -50,9 +50,9 @@ MESSAGES = {
 
 # How many entries one claim takes; a bigger backlog is worked through claim after claim in the same run.
 CLAIM_SIZE = 2000
-# A run stops re-claiming after this many rounds, so edits arriving non-stop cannot keep one job forever
-# (what is left stays due and the next push takes it).
-MAX_ROUNDS = 20
+# Beyond the backlog found at the start, a run re-claims what became due meanwhile at most this many times,
+# so edits arriving non-stop cannot keep one job forever (what is left stays due for the next push).
+EXTRA_ROUNDS = 5
 RETRY_FIRST_SECONDS = 30
 RETRY_MAX_SECONDS = 30 * 60
 PARK_SECONDS = 60 * 60  # a permanent failure is tried again after an hour (or at once with 今すぐ同期)
@@ -166,8 +166,10 @@ def _push(store: Store, trigger: str, every_open: bool, keepalive, connector, ca
     started = time.monotonic()
     counts = {"total": 0, "succeeded": 0, "failed": 0, "retried": 0}
 
+    backlog = db.session.scalar(select(db.func.count()).select_from(SyncEntry).where(SyncEntry.store_id == store.id))
+    max_rounds = -(-backlog // CLAIM_SIZE) + EXTRA_ROUNDS
     rounds = 0
-    while call_error is None and rounds < MAX_ROUNDS:
+    while call_error is None and rounds < max_rounds:
         rounds += 1
         if run is None:
             if not _has_claimable(store.id, every_open):
@@ -289,8 +291,6 @@ def _renew_and_load(ids: list[int], token: str, lease: int) -> list[tuple[PushIt
         .order_by(SyncEntry.id)
         .execution_options(populate_existing=True)
     ).all()
-    # Commit before the network call: no row stays locked while the mall answers.
-    db.session.commit()
     items = []
     for entry, listing in rows:
         item = PushItem(
@@ -304,6 +304,9 @@ def _renew_and_load(ids: list[int], token: str, lease: int) -> list[tuple[PushIt
         )
         items.append((item, _EntrySnapshot(entry.id, entry.version, entry.attempts, listing.id, listing.code,
                                            listing.product_id, entry.target_quantity)))
+    # Commit before the network call: no row stays locked while the mall answers. (Plain values were taken
+    # above: the commit expires the rows, and touching them again would cost a query each.)
+    db.session.commit()
     return items
 
 

@@ -56,7 +56,9 @@ def request_push(store_id: int, trigger: str = "schedule", delay: float = 0.0) -
         return False
     queue("sync").enqueue(
         jobs.push_store, store_id, trigger,
-        job_timeout=max(600, lease * 10), result_ttl=3600, failure_ttl=7 * 24 * 3600,
+        # Long enough for a full push of a big catalog at the mall's rate (500,000 Rakuten SKUs ≈ 21 min);
+        # a stuck call is bounded by MALL_TIMEOUT_SECONDS, not by this.
+        job_timeout=6 * 3600, result_ttl=3600, failure_ttl=7 * 24 * 3600,
         description=f"push store {store_id} ({trigger})",
     )
     return True
