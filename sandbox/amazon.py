@@ -34,6 +34,7 @@ REPLIES = Replies(
     auth_expired=lambda: _errors(403, "Unauthorized", "The access token you provided has expired."),
     maintenance=lambda: _errors(503, "ServiceUnavailable", "Service temporarily unavailable. Please try again later."),
     server_error=lambda: _errors(500, "InternalFailure", "We encountered an internal error. Please try again."),
+    gateway_timeout=lambda: _errors(504, "RequestTimeout", "The request timed out."),
     throttled=lambda wait: _errors(429, "QuotaExceeded", "You exceeded your quota for the requested resource.",
                                    {"Retry-After": str(max(1, round(wait)))}),
 )

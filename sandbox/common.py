@@ -8,7 +8,8 @@ Fault switches (POST /_sandbox/stores/<id>/faults), checked on every API call of
   maintenance: true | N        the mall is down for maintenance (N: the next N calls)
   error_5xx: true | N          an internal server error
   throttle: true | N           rate limiting beyond the real limit
-  timeout: true | N            the call hangs for `hang_seconds` (default 5) before it is answered
+  timeout: true | N            the call hangs for `hang_seconds` (default 5), then gets 504 and changes nothing:
+                               a client that gave up (or died) never has its stale call land later
   reflection_delay: seconds    a new quantity shows in reads and on the store page only after this delay
 """
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Replies:
     auth_expired: Callable[[], Response]
     maintenance: Callable[[], Response]
     server_error: Callable[[], Response]
+    gateway_timeout: Callable[[], Response]
     throttled: Callable[[float], Response]
 
 
@@ -53,6 +55,7 @@ def fault_reply(store: dict, replies: Replies, refreshed_token: bool = False) ->
         return replies.auth_wrong()
     if st.take_fault(store["id"], "timeout"):
         time.sleep(float(store["faults"].get("hang_seconds", 5)))
+        return replies.gateway_timeout()
     if st.take_fault(store["id"], "maintenance"):
         return replies.maintenance()
     if st.take_fault(store["id"], "error_5xx"):

@@ -47,6 +47,7 @@ REPLIES = Replies(
     auth_expired=lambda: _errors(401, ("GA0001", "The license key has expired.", None)),
     maintenance=lambda: _errors(503, ("GE0012", "The system is under maintenance.", None)),  # [inferred] code
     server_error=lambda: _errors(500, ("GE0099", "Internal server error.", None)),  # [inferred] code
+    gateway_timeout=lambda: _errors(504, ("GE0099", "Gateway timeout.", None)),  # [inferred] code
     throttled=_throttled,
 )
 

@@ -50,6 +50,7 @@ REPLIES = Replies(
     auth_expired=lambda: _plain(401, "[API] Invalid API key or access token (unrecognized login or wrong password)"),
     maintenance=lambda: _plain(503, "Service Unavailable"),
     server_error=lambda: _plain(500, "Internal Server Error"),
+    gateway_timeout=lambda: _plain(504, "Gateway Timeout"),
     throttled=lambda wait: _throttled(SHOPIFY_MUTATION_COST, 0.0),  # recorded under the api "graphql"
 )
 

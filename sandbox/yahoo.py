@@ -47,6 +47,7 @@ REPLIES = Replies(
     auth_expired=lambda: _unauthorized("expired token"),
     maintenance=lambda: _error("ただいまメンテナンス中です。", "ws-03", 503),  # [inferred] code
     server_error=lambda: _error("Internal Server Error", "ws-01", 500),  # [inferred] code
+    gateway_timeout=lambda: _error("Gateway Timeout", "ws-01", 504),  # [inferred] code
     throttled=_throttled,
 )
 

@@ -224,3 +224,21 @@ def test_rakuten_single_inventory_get_put_delete_and_range(sandbox):
     time.sleep(1.05)
     missing = requests.get(single, headers=_esa(store), timeout=10)
     assert missing.status_code == 404 and missing.json()["errors"][0]["code"] == "GE0014"
+
+
+def test_a_hung_call_changes_nothing_even_after_its_client_gave_up(sandbox):
+    store = sandbox.create_store("amazon", items=1)
+    before = sandbox.stock(store["id"])[("TT-0001", "")]
+    sandbox.faults(store["id"], timeout=1, hang_seconds=1)
+    url = f"{store['endpoint']}/listings/2021-08-01/items/{store['credentials']['seller_id']}/TT-0001"
+    body = {"productType": "PRODUCT", "patches": [{"op": "replace", "path": "/attributes/fulfillment_availability",
+                                                    "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": before + 5}]}]}
+    try:
+        requests.patch(url, params={"marketplaceIds": "A1VC38T7YXB528"}, json=body, timeout=0.3,
+                       headers={"x-amz-access-token": store["credentials"]["access_token"]})
+        raise AssertionError("the call should have hung")
+    except requests.Timeout:
+        pass
+    time.sleep(1.3)
+    assert sandbox.stock(store["id"])[("TT-0001", "")] == before
+    assert [c["status"] for c in sandbox.calls(store["id"])] == [504]
