@@ -106,7 +106,9 @@ def _read_table(table: Table, problems: Problems) -> Iterator[Record]:
             item, title, number = manage, row[i_name], row[i_number]
         pending = None
         system_sku = row[i_system].strip()
-        choices = [value for value in (row[i].strip() for i in i_choices) if value]
+        choices = [row[i].strip() for i in i_choices]
+        if "" in choices:
+            choices = [value for value in choices if value]
         record = Record(
             row=row_no,
             item_code=manage.lower(),
