@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
 from ..conftest import PASSWORD, SandboxMalls
 
@@ -24,6 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+# Two cores are shared by the app's processes, the sandbox and chromium: give pages time before failing.
+expect.set_options(timeout=15_000)
 
 
 def free_port() -> int:
@@ -187,6 +190,8 @@ def set_up_admin(page: Page, live: LiveTatenpo, email: str = "admin@example.jp")
     page.locator("#password").fill(PASSWORD)
     page.locator("#confirm").fill(PASSWORD)
     page.locator("form button[type=submit], form input[type=submit]").last.click()
+    # Creating the account hashes its password (slow on purpose): wait until the guide is there.
+    page.wait_for_url(re.compile(r"/guide"))
 
 
 def log_in(page: Page, live: LiveTatenpo, email: str, password: str = PASSWORD) -> None:
@@ -194,6 +199,7 @@ def log_in(page: Page, live: LiveTatenpo, email: str, password: str = PASSWORD) 
     page.locator("#email").fill(email)
     page.locator("#password").fill(password)
     page.locator("main form [type=submit]").click()
+    page.wait_for_url(lambda url: "/login" not in url)
 
 
 def log_out(page: Page) -> None:
