@@ -208,6 +208,15 @@ def test_new_credentials_clear_the_old_connection_result(client, staff, app, mak
     assert saved.connection_ok is None
 
 
+def test_saving_unchanged_credentials_keeps_the_connection_result(client, staff, app, make):
+    store = make.store(mall="yahoo", secrets={"seller_id": "a", "access_token": "b"}, connection_ok=True,
+                       connection_message="接続OK")
+    client.post(f"/settings/stores/{store.id}", data={"name": "新しい名前", "auto_sync": "on", "safety_stock": "1",
+                                                      "cred_seller_id": "a", "cred_access_token": ""})
+    saved, _secrets = stored(app, store.id)
+    assert saved.name == "新しい名前" and saved.connection_ok is True
+
+
 def test_when_the_sandbox_is_down_the_form_says_so_and_still_saves(client, auth, app):
     app.config["SANDBOX_URL"] = "http://127.0.0.1:9"
     auth.login()

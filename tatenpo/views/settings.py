@@ -172,7 +172,8 @@ def _save(form, mall: str, store: Optional[Store]) -> Optional[Store]:
                                         safety_stock=safety)
             store.sync_interval_seconds = interval
         else:
-            changed_access = endpoint != store.endpoint or any(values.values())
+            stored = credentials.read(store)
+            changed_access = endpoint != store.endpoint or any(v and stored.get(k) != v for k, v in values.items())
             changes = dict(name=form.name.data, endpoint=endpoint, auto_sync=auto_sync,
                            immediate_sync=form.immediate_sync.data, safety_stock=safety, credentials=values,
                            sync_interval_seconds=interval)
