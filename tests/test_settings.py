@@ -252,3 +252,17 @@ def test_a_mall_that_does_not_answer_fails_the_connection_test_quickly_with_the_
     fragment = client.post(f"/settings/stores/{store.id}/test", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "✗ 接続できません" in fragment and "1秒以内に応答がありませんでした" in fragment
     sandbox.faults(sandbox_store["id"], timeout=None)
+
+
+def test_credentials_that_cannot_be_decrypted_any_more_are_asked_for_again(client, staff, app, make):
+    store = make.store(mall="yahoo", name="鍵が変わった店")
+    with app.app_context():
+        db.session.get(Store, store.id).credentials_token = "gAAAA-not-a-token-of-this-key"
+        db.session.commit()
+    assert "復号できません" in client.get(f"/settings/stores/{store.id}").get_data(as_text=True)
+    assert client.get("/settings/stores").status_code == 200
+    response = client.post(f"/settings/stores/{store.id}", data={
+        "name": store.name, "auto_sync": "on", "safety_stock": "0", "cred_seller_id": "s1", "cred_access_token": "t1"})
+    assert response.status_code == 302
+    _saved, secrets = stored(app, store.id)
+    assert secrets == {"seller_id": "s1", "access_token": "t1"}

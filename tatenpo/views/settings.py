@@ -47,6 +47,17 @@ class StoreForm(FlaskForm):
     sandbox_store = SelectField(_l("Use a sandbox store"), choices=[], validate_choice=False)
 
 
+def _stored(store: Optional[Store]) -> Optional[dict]:
+    """The store's saved credentials; {} for a new store; None when they cannot be decrypted any more (the
+    instance's credential key was replaced), which the form says so the shop enters them again."""
+    if store is None:
+        return {}
+    try:
+        return credentials.read(store)
+    except credentials.CredentialKeyError:
+        return None
+
+
 def _form_class(mall: str):
     """StoreForm plus the mall's credential fields (cred_<key>); secrets as password fields, never echoed."""
     fields = {}
@@ -161,7 +172,11 @@ def _save(form, mall: str, store: Optional[Store]) -> Optional[Store]:
     if sandbox is not None:
         endpoint, values = sandbox
     auto_sync = form.auto_sync.data == "on"
-    configured = credentials.configured_keys(store) if store is not None else set()
+    saved = _stored(store)
+    if saved is None:  # unreadable: whatever is typed now replaces it
+        store.credentials_token = None
+        saved = {}
+    configured = {key for key, value in saved.items() if value}
     creds_ok = _check_credentials(form, mall, values, configured, auto_sync)
     if not (valid and safety is not None and endpoint_ok and interval_ok and creds_ok) or form.sandbox_store.errors:
         return None
@@ -172,8 +187,7 @@ def _save(form, mall: str, store: Optional[Store]) -> Optional[Store]:
                                         safety_stock=safety)
             store.sync_interval_seconds = interval
         else:
-            stored = credentials.read(store)
-            changed_access = endpoint != store.endpoint or any(v and stored.get(k) != v for k, v in values.items())
+            changed_access = endpoint != store.endpoint or any(v and saved.get(k) != v for k, v in values.items())
             changes = dict(name=form.name.data, endpoint=endpoint, auto_sync=auto_sync,
                            immediate_sync=form.immediate_sync.data, safety_stock=safety, credentials=values,
                            sync_interval_seconds=interval)
@@ -190,12 +204,13 @@ def _save(form, mall: str, store: Optional[Store]) -> Optional[Store]:
 
 def _render_form(form, mall: str, store: Optional[Store]):
     sandbox_list, sandbox_error = _sandbox_stores(mall)
-    configured = credentials.configured_keys(store) if store is not None else set()
+    saved = _stored(store)
+    configured = {key for key, value in (saved or {}).items() if value}
     return render_template(
         "settings/form.html", form=form, mall=mall, mall_label=MALL_LABELS[mall], store=store,
         credential_fields=CREDENTIAL_FIELDS[mall], configured=configured, default_endpoint=DEFAULT_ENDPOINTS[mall],
         sandbox_stores=sandbox_list, sandbox_error=sandbox_error, sandbox_url=current_app.config["SANDBOX_URL"],
-        application_done=support.covers(mall), default_interval=current_app.config["SYNC_INTERVAL_SECONDS"],
+        credentials_unreadable=saved is None, application_done=support.covers(mall), default_interval=current_app.config["SYNC_INTERVAL_SECONDS"],
     )
 
 
@@ -218,10 +233,7 @@ def stores():
     rows = db.session.scalars(select(Store).order_by(Store.id)).all()
     keys = {}
     for store in rows:
-        try:
-            keys[store.id] = credentials.configured_keys(store)
-        except credentials.CredentialKeyError:
-            keys[store.id] = set()
+        keys[store.id] = {key for key, value in (_stored(store) or {}).items() if value}
     return render_template("settings/stores.html", stores=rows, configured=keys, fields=CREDENTIAL_FIELDS,
                            labels=MALL_LABELS)
 
@@ -269,10 +281,7 @@ def edit_store(store_id: int):
 
 
 def _visible(store: Store, key: str) -> str:
-    try:
-        return credentials.read(store).get(key, "")
-    except credentials.CredentialKeyError:
-        return ""
+    return (_stored(store) or {}).get(key, "")
 
 
 @bp.route("/settings/stores/<int:store_id>/test", methods=["POST"])
