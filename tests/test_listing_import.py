@@ -315,3 +315,15 @@ def test_uploads_left_unconfirmed_for_a_week_are_removed(app, make):
         with pytest.raises(importer.FileProblem):
             importer.run_job(old_id)
         assert "もう一度アップロード" in db.session.get(ImportJob, old_id).message
+
+
+def test_listings_linked_on_a_later_import_are_scheduled(app, make):
+    store = make.store(mall="rakuten", auto_sync=True)
+    with app.app_context():
+        import_file(store.id, "rakuten-normal-item.csv", create_products=False)
+        assert db.session.scalar(select(func.count()).select_from(SyncEntry)) == 0  # unlinked: nothing to push
+        job = import_file(store.id, "rakuten-normal-item.csv", create_products=True)
+        assert job.result["updated"] == 4 and job.result["scheduled"] == 4
+        red = listings_of(store.id)[("tshirt", "tshirt-red")]
+        entry = db.session.scalar(select(SyncEntry).where(SyncEntry.listing_id == red.id))
+        assert entry.target_quantity == 5 and entry.due_at is not None
