@@ -74,7 +74,7 @@ def generate(path: Path, rows: int, seed: int = 1) -> int:
             product[column["ジャンルID"]] = "215783"
             product[column["キャッチコピー"]] = text(rng, 30)
             # Quoted newlines inside the descriptions, as real HTML descriptions have.
-            product[column["PC用商品説明文"]] = text(rng, 400) + "\n" + text(rng, 400)
+            product[column["PC用商品説明文"]] = text(rng, 380) + "\n" + text(rng, 380)
             product[column["スマートフォン用商品説明文"]] = text(rng, 400)
             product[column["PC用販売説明文"]] = text(rng, 200)
             for n in range(1, IMAGES + 1):
