@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
-from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from . import inventory
 from .extensions import db
-from .listings import progress, uploads
+from .listings import lifecycle, uploads
 from .listings.reading import ENCODING_LABELS, FileProblem, cell, open_table
-from .listings.records import MAX_KEPT_ERRORS, Problems, read_quantity
-from .models import ImportJob, Product, StockChangeKind, utcnow
-
-log = logging.getLogger(__name__)
+from .listings.records import ERRORS_ON_JOB, Problems, read_quantity
+from .models import ImportJob, Product, StockChangeKind
 
 HEADERS = ["商品コード", "商品名", "在庫数", "引当数", "販売可能数"]
 CODE_COLUMN = ("商品コード", "product code", "code")
@@ -34,10 +30,6 @@ QUANTITY_COLUMN = ("在庫数", "on hand", "stock")
 ENCODINGS = ("cp932", "utf-8-sig")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _CHUNK = 900
-
-
-class StockImportRefused(Exception):
-    """Row errors: nothing was written."""
 
 
 def neutralise(text: str) -> str:
@@ -171,7 +163,7 @@ def preview_job(job: ImportJob) -> Optional[StockPlan]:
     job.format = "stock"
     job.encoding = plan.encoding
     job.preview = {"counts": plan.counts(), "samples": plan.samples}
-    job.errors = [e.as_dict() for e in plan.problems.errors[:MAX_KEPT_ERRORS]]
+    job.errors = [e.as_dict() for e in plan.problems.errors[:ERRORS_ON_JOB]]
     job.error_count = plan.problems.error_count
     job.total_rows = plan.rows
     job.status = "previewed"
@@ -180,53 +172,17 @@ def preview_job(job: ImportJob) -> Optional[StockPlan]:
 
 
 def run_job(job_id: int) -> ImportJob:
-    """The background 在庫取込: all changes in one transaction, or none; failures mark the job and propagate."""
-    job = db.session.get(ImportJob, job_id)
-    if job is None:
-        raise LookupError(f"import job {job_id} does not exist")
-    if job.status == "done":
-        return job
-    locale = job.user.locale if job.user is not None else None
-    job.status = "running"
-    job.started_at = utcnow()
-    db.session.commit()
-    try:
-        with force_locale(locale or "ja"):
-            (path, name), *_ = uploads.job_files(job)
-            plan = plan_import(path, name)
-            if plan.problems.error_count:
-                job.errors = [e.as_dict() for e in plan.problems.errors[:MAX_KEPT_ERRORS]]
-                job.error_count = plan.problems.error_count
-                raise StockImportRefused(
-                    str(_l("%(count)s rows have errors; nothing was imported.", count=plan.problems.error_count))
-                )
-            changed = apply_plan(plan, user=job.user, note=f"在庫取込 #{job.id} {job.filename}"[:500],
-                                 report=progress.Reporter(job.id))
-            job.result = {"changed": changed, "unchanged": plan.unchanged, "rows": plan.rows}
-            job.done_rows = job.total_rows = plan.rows
-            job.status = "done"
-            job.finished_at = utcnow()
-            job.message = str(_l("Stock set for %(changed)s products (%(unchanged)s unchanged).",
-                                 changed=changed, unchanged=plan.unchanged))
-        db.session.commit()
-    except BaseException as exc:
-        refused = isinstance(exc, StockImportRefused)
-        errors, error_count = (list(job.errors or []), job.error_count) if refused else (None, None)
-        db.session.rollback()
-        job = db.session.get(ImportJob, job_id)
-        with force_locale(locale or "ja"):
-            if isinstance(exc, (FileProblem, StockImportRefused, inventory.StockError)):
-                message = str(exc)
-            else:
-                log.exception("stock import %s failed", job_id)
-                message = str(_l("The import failed and nothing was changed: %(reason)s", reason=str(exc) or type(exc).__name__))
-        job.status = "failed"
-        job.message = message
-        job.finished_at = utcnow()
-        if errors is not None:
-            job.errors, job.error_count = errors, error_count
-        db.session.commit()
-        raise
-    uploads.discard(job)
-    progress.clear(job.id)
-    return job
+    """The background 在庫取込: all changes in one transaction, or none (see listings.lifecycle.run)."""
+
+    def work(job: ImportJob, reporter) -> str:
+        (path, name), *_ = uploads.job_files(job)
+        plan = plan_import(path, name)
+        if plan.problems.error_count:
+            lifecycle.refuse(job, plan.problems)
+        changed = apply_plan(plan, user=job.user, note=f"在庫取込 #{job.id} {job.filename}"[:500], report=reporter)
+        job.result = {"changed": changed, "unchanged": plan.unchanged, "rows": plan.rows}
+        job.done_rows = job.total_rows = plan.rows
+        return str(_l("Stock set for %(changed)s products (%(unchanged)s unchanged).",
+                      changed=changed, unchanged=plan.unchanged))
+
+    return lifecycle.run(job_id, work, expected=(inventory.StockError,))

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from tatenpo.extensions import db
-from tatenpo.listings import importer
+from tatenpo.listings import importer, lifecycle
 from tatenpo.models import ImportJob
 
 from .listing_helpers import fixture, import_file, snapshot, upload
@@ -81,7 +81,7 @@ def test_bad_rows_are_shown_with_row_and_column_and_block_the_import(app, rakute
         assert (error["row"], error["column"]) == (row + 1, column)
         assert words in error["message"]
         # Confirming anyway is refused as a whole: the good row is not written either.
-        with pytest.raises(importer.ImportRefused):
+        with pytest.raises(lifecycle.RowsRefused):
             importer.run_job(job_id)
         job = _job(job_id)
         assert job.status == "failed"

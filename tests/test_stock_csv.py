@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from tatenpo import stock_csv
 from tatenpo.extensions import db
-from tatenpo.listings import uploads
+from tatenpo.listings import lifecycle, uploads
 from tatenpo.models import ImportJob, Product, StockChangeKind, StockHistory, SyncEntry
 from tatenpo.redis_conn import queue, redis
 
@@ -104,7 +104,7 @@ def test_a_bad_row_is_named_and_nothing_is_set(app, make, body, row, column, mes
         job = stock_job(("商品コード,在庫数\r\nA-1,11\r\n" + body).encode("cp932"))
         error = job.errors[0]
         assert (job.error_count, error["row"], error["column"], error["message"]) == (1, row, column, message)
-        with pytest.raises(stock_csv.StockImportRefused):
+        with pytest.raises(lifecycle.RowsRefused):
             stock_csv.run_job(job.id)
         assert db.session.get(ImportJob, job.id).status == "failed"
         assert state() == before

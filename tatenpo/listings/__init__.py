@@ -8,6 +8,7 @@ all-or-nothing import. Views, jobs and the CLI call `importer`; nothing here kno
     detect       which format a file is
     linking      紐付け rules and the plan (what would change)
     importer     preview and import (one transaction)
+    bulk         driver-level bulk writes for big files
     unlinked     the 未紐付け list: link a listing to a product or create one
     uploads      stored uploads under instance/uploads/
     progress     a running import's progress (Redis)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from .reading import Columns, Table, cell
 from .records import PRODUCT_CODE_COLUMN, SELL_CODE_COLUMN, Problems, Record
@@ -42,7 +42,3 @@ def blank(value: str) -> bool:
     text = value.strip()
     return text == "" or text.lower() in ("<br>", "<br/>", "<br />")
 
-
-def optional_int(text: str) -> Optional[int]:
-    text = text.strip()
-    return int(text) if text.isdigit() and text.isascii() else None

@@ -7,33 +7,24 @@ store with 自動在庫同期 on are put on the sync schedule through tatenpo.in
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from .. import inventory
 from ..extensions import db
 from ..models import ImportJob, Listing, Product, StockChangeKind, StockHistory, Store, SyncEntry, utcnow
-from . import detect, progress, uploads
+from . import detect, lifecycle, uploads
 from .base import Format
 from .bulk import BulkWriter, fold, search_text
 from .linking import Plan, build_plan, select_subset
 from .reading import ENCODING_LABELS, FileProblem, Table, open_table
-from .records import Problems
-
-log = logging.getLogger(__name__)
+from .records import ERRORS_ON_JOB, Problems
 
 Progress = Optional[Callable[[str, int, int], None]]
 _WRITE_CHUNK = 2000
-SHOWN_ERRORS = 1000  # kept on the ImportJob; the error report lists them
-
-
-class ImportRefused(Exception):
-    """The file has row errors: nothing was written. The message says how many and where to look."""
 
 
 @dataclass
@@ -299,7 +290,7 @@ def preview_job(job: ImportJob) -> Optional[Analysis]:
         "skipped": analysis.problems.skipped_reasons,
         "format_label": str(analysis.format.label),
     }
-    job.errors = [e.as_dict() for e in analysis.problems.errors[:SHOWN_ERRORS]]
+    job.errors = [e.as_dict() for e in analysis.problems.errors[:ERRORS_ON_JOB]]
     job.error_count = analysis.problems.error_count
     job.total_rows = analysis.plan.rows
     job.done_rows = 0
@@ -313,76 +304,20 @@ def import_note(job: ImportJob) -> str:
 
 
 def run_job(job_id: int) -> ImportJob:
-    """The background import: all rows in one transaction, or nothing. On any failure the job is marked
-    failed with the reason (committed separately) and the exception propagates to RQ."""
-    job = db.session.get(ImportJob, job_id)
-    if job is None:
-        raise LookupError(f"import job {job_id} does not exist")
-    if job.status == "done":
-        return job  # a retried RQ job must not import twice
-    locale = job.user.locale if job.user is not None else None
-    job.status = "running"
-    job.started_at = utcnow()
-    job.done_rows = 0
-    db.session.commit()
-    reporter = progress.Reporter(job.id)
-    try:
-        with force_locale(locale or "ja"):
-            store = db.session.get(Store, job.store_id) if job.store_id else None
-            if store is None:
-                raise FileProblem(_l("The store no longer exists."))
-            total = job.total_rows or 0
-            analysis = analyse(store, uploads.job_files(job), report=reporter, total=total, **job_options(job))
-            if analysis.problems.error_count:
-                job.errors = [e.as_dict() for e in analysis.problems.errors[:SHOWN_ERRORS]]
-                job.error_count = analysis.problems.error_count
-                raise ImportRefused(
-                    str(_l("%(count)s rows have errors; nothing was imported.", count=analysis.problems.error_count))
-                )
-            result = write(store, analysis.plan, note=import_note(job), user_id=job.user_id, report=reporter)
-            job.result = result
-            job.total_rows = analysis.plan.rows
-            job.done_rows = analysis.plan.rows
-            job.status = "done"
-            job.finished_at = utcnow()
-            job.message = str(_l("Imported: %(new)s new, %(updated)s updated, %(unchanged)s unchanged listings; "
-                                 "%(created)s products created.", new=result["new"], updated=result["updated"],
-                                 unchanged=result["unchanged"], created=result["products_created"]))
-        db.session.commit()
-    except BaseException as exc:
-        errors = list(job.errors or []) if isinstance(exc, ImportRefused) else None
-        error_count = job.error_count if isinstance(exc, ImportRefused) else None
-        db.session.rollback()
-        _mark_failed(job_id, exc, errors, error_count, locale)
-        raise
-    uploads.discard(job)
-    progress.clear(job.id)
-    return job
+    """The background import: all rows in one transaction, or nothing (see lifecycle.run)."""
 
+    def work(job: ImportJob, reporter) -> str:
+        store = db.session.get(Store, job.store_id) if job.store_id else None
+        if store is None:
+            raise FileProblem(_l("The store no longer exists."))
+        analysis = analyse(store, uploads.job_files(job), report=reporter, total=job.total_rows or 0, **job_options(job))
+        if analysis.problems.error_count:
+            lifecycle.refuse(job, analysis.problems)
+        result = write(store, analysis.plan, note=import_note(job), user_id=job.user_id, report=reporter)
+        job.result = result
+        job.total_rows = job.done_rows = analysis.plan.rows
+        return str(_l("Imported: %(new)s new, %(updated)s updated, %(unchanged)s unchanged listings; "
+                      "%(created)s products created.", new=result["new"], updated=result["updated"],
+                      unchanged=result["unchanged"], created=result["products_created"]))
 
-def mark_lost(job: ImportJob) -> None:
-    """The background job is gone (worker killed, Redis restarted) while the row still says queued/running.
-    Its transaction never committed, so nothing was imported; say so instead of polling forever."""
-    job.status = "failed"
-    job.finished_at = utcnow()
-    job.message = str(_l("The background import stopped before it finished (the worker was stopped or restarted). "
-                         "Nothing was imported; upload the file again."))
-
-
-def _mark_failed(job_id: int, exc: BaseException, errors, error_count, locale) -> None:
-    job = db.session.get(ImportJob, job_id)
-    if job is None:
-        return
-    with force_locale(locale or "ja"):
-        if isinstance(exc, (FileProblem, ImportRefused)):
-            message = str(exc)
-        else:
-            log.exception("listing import %s failed", job_id)
-            message = str(_l("The import failed and nothing was changed: %(reason)s", reason=str(exc) or type(exc).__name__))
-    job.status = "failed"
-    job.message = message
-    job.finished_at = utcnow()
-    if errors is not None:
-        job.errors = errors
-        job.error_count = error_count or len(errors)
-    db.session.commit()
+    return lifecycle.run(job_id, work)

@@ -18,7 +18,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from ..extensions import db
-from ..models import Listing, Product
+from ..models import Product
 from .bulk import BulkWriter
 
 encode_json = BulkWriter.json

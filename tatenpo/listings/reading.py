@@ -150,9 +150,6 @@ class Table:
                     row.extend([""] * (width - len(row)) if len(row) < width else ("",))
                 yield number, row
 
-    def count_rows(self) -> int:
-        return sum(1 for _ in self.rows())
-
 
 def _first_bad_line(path: Path, encoding: str) -> int:
     """The line (1-based) holding the first undecodable bytes. Only runs when decoding failed; CP932 and

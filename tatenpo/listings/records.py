@@ -14,6 +14,8 @@ SELL_CODE_COLUMN = "system-sell-code"  # 販売コード
 
 # Errors kept in detail (for the preview and the error report); the count is always exact.
 MAX_KEPT_ERRORS = 5000
+# Errors stored on the ImportJob for the preview and the downloadable report.
+ERRORS_ON_JOB = 1000
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from .. import jobs, stock_csv
 from ..extensions import db
-from ..listings import detect, generic, importer, progress, unlinked, uploads
+from ..listings import detect, generic, importer, lifecycle, progress, unlinked, uploads
 from ..listings.reading import FileProblem, open_table
 from ..models import ImportJob, Listing, Store, utcnow
 from ..redis_conn import queue, redis
@@ -286,7 +286,7 @@ def job_progress(job_id: int):
     job = _job(job_id)
     db.session.refresh(job)
     if job.status in ("queued", "running") and _background_job_lost(job):
-        importer.mark_lost(job)
+        lifecycle.mark_lost(job)
         db.session.commit()
     body = render_template("imports/_progress.html", job=job, state=_progress_state(job))
     finished = job.status in ("done", "failed")

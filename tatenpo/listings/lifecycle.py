@@ -1,0 +1,88 @@
+"""The life of a background import (販売取込 and 在庫取込 alike): mark it running, do the work in one
+transaction, then mark it done — or roll everything back, mark it failed with the reason in the user's
+language, and let the exception propagate to RQ (its failed-job registry and retries)."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
+
+from ..extensions import db
+from ..models import ImportJob, utcnow
+from . import progress, uploads
+from .reading import FileProblem
+from .records import ERRORS_ON_JOB
+
+log = logging.getLogger(__name__)
+
+
+class RowsRefused(Exception):
+    """Some rows have errors (kept on the job): nothing was written."""
+
+
+def run(job_id: int, work: Callable[[ImportJob, progress.Reporter], str], expected: tuple = ()) -> ImportJob:
+    """`work(job, reporter)` writes in the session and returns the success message; it may set job.result.
+    Exceptions of `expected` types (and FileProblem, RowsRefused) are the user's to fix; others are logged."""
+    job = db.session.get(ImportJob, job_id)
+    if job is None:
+        raise LookupError(f"import job {job_id} does not exist")
+    if job.status == "done":
+        return job  # a retried RQ job must not import twice
+    locale = (job.user.locale if job.user is not None else None) or "ja"
+    job.status = "running"
+    job.started_at = utcnow()
+    job.done_rows = 0
+    db.session.commit()
+    try:
+        with force_locale(locale):
+            message = work(job, progress.Reporter(job.id))
+            job.status = "done"
+            job.finished_at = utcnow()
+            job.message = message
+        db.session.commit()
+    except BaseException as exc:
+        refused = isinstance(exc, RowsRefused)
+        errors, error_count = (list(job.errors or []), job.error_count) if refused else (None, None)
+        db.session.rollback()
+        _mark_failed(job_id, exc, errors, error_count, locale, (FileProblem, RowsRefused, *expected))
+        raise
+    uploads.discard(job)
+    progress.clear(job.id)
+    return job
+
+
+def refuse(job: ImportJob, problems) -> None:
+    """Keep the row errors on the job and stop: nothing of the file is written."""
+    job.errors = [e.as_dict() for e in problems.errors[:ERRORS_ON_JOB]]
+    job.error_count = problems.error_count
+    raise RowsRefused(str(_l("%(count)s rows have errors; nothing was imported.", count=problems.error_count)))
+
+
+def mark_lost(job: ImportJob) -> None:
+    """The background job is gone (worker killed, Redis restarted) while the row still says queued/running.
+    Its transaction never committed, so nothing was imported; say so instead of polling forever."""
+    job.status = "failed"
+    job.finished_at = utcnow()
+    job.message = str(_l("The background import stopped before it finished (the worker was stopped or restarted). "
+                         "Nothing was imported; upload the file again."))
+
+
+def _mark_failed(job_id: int, exc: BaseException, errors, error_count, locale: str, expected: tuple) -> None:
+    job = db.session.get(ImportJob, job_id)
+    if job is None:
+        return
+    with force_locale(locale):
+        if isinstance(exc, expected):
+            message = str(exc)
+        else:
+            log.exception("import %s failed", job_id)
+            message = str(_l("The import failed and nothing was changed: %(reason)s", reason=str(exc) or type(exc).__name__))
+    job.status = "failed"
+    job.message = message
+    job.finished_at = utcnow()
+    if errors is not None:
+        job.errors = errors
+        job.error_count = error_count or len(errors)
+    db.session.commit()
