@@ -17,7 +17,7 @@ from flask_babel import lazy_gettext as _l
 from .base import Format, Overrides
 from .reading import Columns, Table, cell, header_key
 from .records import Problems, Record, read_quantity
-from .shopify_products import fallback_code, variant_key
+from .shopify_products import variant_record
 
 AVAILABLE = ("Available (not editable)", "Available")
 ON_HAND = ("On hand (current)", "On hand")
@@ -80,33 +80,15 @@ def read(tables: list[Table], problems: Problems, settings: dict[str, Any]) -> I
                 continue
             location, position = chosen
             values = [cell(row, i) for i in i_options]
-            sku = cell(row, i_sku).strip()
-            key = variant_key(values)
             raw = cell(row, position).strip()
-            attributes: dict[str, Any] = {"handle": handle}
-            if sku:
-                attributes["sku"] = sku
-            if key:
-                attributes["options"] = key
-            if location:
-                attributes["location"] = location
+            extra: dict[str, Any] = {"location": location} if location else {}
             if raw.lower() == NOT_STOCKED:
-                attributes["not_stocked"] = True
+                extra["not_stocked"] = True
                 quantity = None
             else:
                 quantity = read_quantity(raw, row_no, c.name(position), problems, table.filename)
-            name = titles.get(handle, handle)
-            code = sku or fallback_code(handle, values)
-            record = Record(
-                row=row_no,
-                item_code=code,
-                variant_code="",
-                code=code,
-                title=f"{name} {key}".strip() if key else name,
-                quantity=quantity,
-                attributes=attributes,
-                filename=table.filename,
-            )
+            record = variant_record(row_no, handle, titles.get(handle, handle), values, cell(row, i_sku).strip(),
+                                    quantity, extra, table.filename)
             yield overrides.apply(record, row)
 
 

@@ -61,29 +61,37 @@ def read(tables: list[Table], problems: Problems, settings: dict[str, Any]) -> I
             if not sku and not any(v.strip() for v in values) and not cell(row, i_price).strip():
                 problems.skip(_l("Image rows of the Shopify export"))
                 continue
-            key = variant_key(values)
-            attributes: dict[str, Any] = {"handle": handle}
-            if sku:
-                attributes["sku"] = sku
-            if key:
-                attributes["options"] = key
+            extra: dict[str, Any] = {}
             if cell(row, i_item_id).strip():
-                attributes["inventory_item_id"] = cell(row, i_item_id).strip()
+                extra["inventory_item_id"] = cell(row, i_item_id).strip()
             if i_tracker is not None and not cell(row, i_tracker).strip():
-                attributes["untracked"] = True
-            name = titles.get(handle, handle)
-            code = sku or fallback_code(handle, values)
-            record = Record(
-                row=row_no,
-                item_code=attributes.get("inventory_item_id") or code,
-                variant_code="",
-                code=code,
-                title=f"{name} {key}".strip() if key else name,
-                quantity=read_quantity(cell(row, i_quantity), row_no, "Variant Inventory Qty", problems, table.filename),
-                attributes=attributes,
-                filename=table.filename,
-            )
+                extra["untracked"] = True
+            quantity = read_quantity(cell(row, i_quantity), row_no, "Variant Inventory Qty", problems, table.filename)
+            record = variant_record(row_no, handle, titles.get(handle, handle), values, sku, quantity, extra, table.filename)
             yield overrides.apply(record, row)
+
+
+def variant_record(row_no: int, handle: str, name: str, values: list[str], sku: str, quantity, extra: dict[str, Any],
+                   filename: str) -> Record:
+    """One Shopify variant as a listing (shared by the products and the inventory export)."""
+    key = variant_key(values)
+    code = sku or fallback_code(handle, values)
+    attributes: dict[str, Any] = {"handle": handle}
+    if sku:
+        attributes["sku"] = sku
+    if key:
+        attributes["options"] = key
+    attributes.update(extra)
+    return Record(
+        row=row_no,
+        item_code=attributes.get("inventory_item_id") or code,
+        variant_code="",
+        code=code,
+        title=f"{name} {key}".strip() if key else name,
+        quantity=quantity,
+        attributes=attributes,
+        filename=filename,
+    )
 
 
 FORMAT = Format(
