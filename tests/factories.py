@@ -80,3 +80,22 @@ class Factory:
             **fields,
         )
         return self._save(application)
+
+    def attempt(self, store, listing=None, ok=True, quantity=1, **fields):
+        """One push of one listing as the sync engine records it (a SyncRun with one SyncAttempt)."""
+        from tatenpo.models import SyncAttempt, SyncRun
+
+        with self.app.app_context():
+            run = SyncRun(store_id=store.id, trigger="schedule", status="success" if ok else "failed")
+            db.session.add(run)
+            db.session.flush()
+            attempt = SyncAttempt(
+                run_id=run.id, store_id=store.id, listing_id=listing.id if listing is not None else None,
+                listing_code=fields.pop("listing_code", listing.code if listing is not None else "x"),
+                quantity=quantity, ok=ok, **fields,
+            )
+            db.session.add(attempt)
+            db.session.commit()
+            db.session.refresh(attempt)
+            db.session.expunge(attempt)
+        return attempt

@@ -6,7 +6,7 @@ import re
 
 from tatenpo import onboarding
 from tatenpo.extensions import db
-from tatenpo.models import ImportJob, Listing, StockChangeKind, StockHistory, Store, SyncAttempt, SyncRun
+from tatenpo.models import ImportJob, Listing, StockChangeKind, StockHistory, Store
 
 HX = {"HX-Request": "true"}
 
@@ -75,12 +75,7 @@ def test_steps_follow_the_real_state_one_by_one(app, client, auth, make):
     page = client.get("/guide").get_data(as_text=True)
     assert _done(page) == [1, 2, 3, 4, 5, 6] and _current(page) == [7]
 
-    with app.app_context():
-        run = SyncRun(store_id=store.id, trigger="schedule", status="success")
-        db.session.add(run)
-        db.session.flush()
-        db.session.add(SyncAttempt(run_id=run.id, store_id=store.id, listing_id=listing.id, listing_code="A-1", quantity=7, ok=True))
-        db.session.commit()
+    make.attempt(store, listing, ok=True, quantity=7)
     assert _done(client.get("/guide").get_data(as_text=True)) == [1, 2, 3, 4, 5, 6, 7]
 
     with app.app_context():
@@ -119,13 +114,7 @@ def test_troubleshooting_checks_name_what_went_wrong(app, client, auth, make):
     auth.login()
     store = make.store(mall="yahoo", name="ヤフー店", connection_ok=False, connection_message="アクセストークンが無効です")
     listing = make.listing(store, make.product())
-    with app.app_context():
-        run = SyncRun(store_id=store.id, trigger="schedule", status="failed")
-        db.session.add(run)
-        db.session.flush()
-        db.session.add(SyncAttempt(run_id=run.id, store_id=store.id, listing_id=listing.id, listing_code="x",
-                                   quantity=1, ok=False, hint="login", message="ログインIDまたはパスワードが違います"))
-        db.session.commit()
+    make.attempt(store, listing, ok=False, hint="login", message="ログインIDまたはパスワードが違います")
     page = client.get("/guide").get_data(as_text=True)
     assert "接続テストに失敗しました: アクセストークンが無効です" in page
     assert "ログインIDまたはパスワードが違います" in page

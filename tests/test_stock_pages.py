@@ -2,10 +2,10 @@
 (htmx edit-row) with errors inline, bulk edit all-or-nothing, and the product page."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from tatenpo.extensions import db
-from tatenpo.models import Product, StockChangeKind, StockHistory, SyncAttempt, SyncEntry, SyncRun, utcnow
+from tatenpo.models import Product, StockChangeKind, StockHistory, SyncEntry
 
 HX = {"HX-Request": "true"}
 
@@ -62,13 +62,7 @@ def test_filters_by_store_link_and_sync_state(client, auth, make):
     assert "ALONE-1" in unlinked and "R-1" not in unlinked and "/imports/unlinked" in unlinked
     unreflected = client.get("/products?state=unreflected").get_data(as_text=True)
     assert "Y-1" in unreflected and "R-1" not in unreflected
-    with client.application.app_context():
-        run = SyncRun(store_id=yahoo.id, trigger="schedule", status="failed")
-        db.session.add(run)
-        db.session.flush()
-        db.session.add(SyncAttempt(run_id=run.id, store_id=yahoo.id, listing_id=listing.id, listing_code="Y-1",
-                                   quantity=3, ok=False, message="ログインに失敗しました", hint="login"))
-        db.session.commit()
+    make.attempt(yahoo, listing, ok=False, quantity=3, message="ログインに失敗しました", hint="login")
     failed = client.get("/products?state=failed").get_data(as_text=True)
     assert "Y-1" in failed and "R-1" not in failed and "ログインに失敗しました" in failed
 
@@ -76,7 +70,7 @@ def test_filters_by_store_link_and_sync_state(client, auth, make):
 def test_clicking_the_stock_opens_an_edit_row_and_saving_shows_waiting_to_sync(app, client, auth, make):
     store = make.store(name="楽天店")
     product = make.product(code="A-1", on_hand=3)
-    make.listing(store, product)
+    listing = make.listing(store, product)
     auth.login()
     edit = client.get(f"/products/{product.id}/stock/edit", headers=HX).get_data(as_text=True)
     assert edit.lstrip().startswith("<tr") and 'class="stock-input' in edit and 'value="3"' in edit
@@ -96,14 +90,9 @@ def test_clicking_the_stock_opens_an_edit_row_and_saving_shows_waiting_to_sync(a
         assert entry.target_quantity == 1200
 
     # The push lands: the schedule entry is closed and a ✓ attempt recorded (what the sync engine writes).
+    make.attempt(store, listing, ok=True, quantity=1200)
     with app.app_context():
-        entry = db.session.scalar(select(SyncEntry))
-        run = SyncRun(store_id=store.id, trigger="immediate", status="success")
-        db.session.add(run)
-        db.session.flush()
-        db.session.add(SyncAttempt(run_id=run.id, store_id=store.id, listing_id=entry.listing_id, listing_code="A-1",
-                                   quantity=1200, ok=True, created_at=utcnow()))
-        db.session.delete(entry)
+        db.session.execute(delete(SyncEntry))
         db.session.commit()
     polled = client.get(f"/products/{product.id}/row", headers=HX).get_data(as_text=True)
     assert "✓" in polled and "同期待ち" not in polled and "hx-trigger" not in polled

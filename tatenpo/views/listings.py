@@ -2,15 +2,14 @@
 linked product editable in place (step 6 of the guide: 販売データへ在庫数を入力)."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from .. import inventory, listing_status
+from .. import listing_status
 from ..extensions import db
 from ..models import Listing, Store, search_key
-from .stock import change_stock, row_labels
+from .stock import row_labels, save_typed_stock
 from .tables import is_htmx, paginate, safe_next
 
 bp = Blueprint("listings", __name__)
@@ -96,20 +95,7 @@ def save(listing_id: int):
     listing = _listing(listing_id)
     if listing.product is None:
         abort(404)
-    product_id, code = listing.product_id, listing.product.code
-    typed = request.form.get("on_hand", "")
     back = safe_next(request.form.get("next"), url_for("listings.index"))
-    try:
-        change_stock(product_id, typed)
-    except inventory.StockError as exc:
-        db.session.rollback()
-        if is_htmx():
-            return render_row(_listing(listing_id), error=str(exc.message), editing=True, value=typed)
-        flash(_("%(code)s: %(message)s", code=code, message=exc.message), "error")
-        return redirect(back)
-    db.session.commit()
-    db.session.expire_all()
-    if is_htmx():
-        return render_row(_listing(listing_id))
-    flash(_("Saved the stock of %(code)s.", code=code), "success")
-    return redirect(back)
+    return save_typed_stock(
+        listing.product_id, listing.product.code, lambda **row_state: render_row(_listing(listing_id), **row_state), back
+    )

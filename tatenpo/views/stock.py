@@ -170,23 +170,34 @@ def edit(product_id: int):
     return render_row(product, editing=True)
 
 
-@bp.route("/products/<int:product_id>/stock", methods=["POST"])
-def save(product_id: int):
-    product = _product(product_id)
+def save_typed_stock(product_id: int, code: str, rerender, back: str):
+    """The inline save shared by the product and listing rows: apply the typed stock and commit, then the row
+    again (htmx) or a redirect with a message (no JavaScript). A refused number changes nothing and comes
+    back in the edit row with the reason; `rerender(**row_state)` draws the row from fresh data."""
     typed = request.form.get("on_hand", "")
     try:
-        change_stock(product.id, typed, note=(request.form.get("note") or "").strip() or None)
+        change_stock(product_id, typed, note=(request.form.get("note") or "").strip() or None)
     except inventory.StockError as exc:
         db.session.rollback()
         if is_htmx():
-            return render_row(db.session.get(Product, product_id), error=str(exc.message), editing=True, value=typed)
-        flash(_("%(code)s: %(message)s", code=product.code, message=exc.message), "error")
-        return redirect(safe_next(request.form.get("next"), url_for("stock.detail", product_id=product_id)))
+            return rerender(error=str(exc.message), editing=True, value=typed)
+        flash(_("%(code)s: %(message)s", code=code, message=exc.message), "error")
+        return redirect(back)
     db.session.commit()
+    db.session.expire_all()
     if is_htmx():
-        return render_row(db.session.get(Product, product_id))
-    flash(_("Saved the stock of %(code)s.", code=product.code), "success")
-    return redirect(safe_next(request.form.get("next"), url_for("stock.detail", product_id=product_id)))
+        return rerender()
+    flash(_("Saved the stock of %(code)s.", code=code), "success")
+    return redirect(back)
+
+
+@bp.route("/products/<int:product_id>/stock", methods=["POST"])
+def save(product_id: int):
+    product = _product(product_id)
+    back = safe_next(request.form.get("next"), url_for("stock.detail", product_id=product_id))
+    return save_typed_stock(
+        product.id, product.code, lambda **row_state: render_row(_product(product_id), **row_state), back
+    )
 
 
 @bp.route("/products/bulk", methods=["POST"])

@@ -189,19 +189,13 @@ def detail(application_id: int):
 @role_required(Role.SUPPORT)
 def complete(application_id: int):
     application = _application(application_id)
-    form = CompleteForm()
-    if not form.validate_on_submit():
+    if not CompleteForm().validate_on_submit():
         abort(400)
-    try:
-        support.complete(application, handled_by=current_user._get_current_object())
-    except support.ApplicationError as exc:
-        db.session.rollback()
-        flash(str(exc.message), "error")
-        return redirect(url_for("support.detail", application_id=application.id))
-    db.session.commit()
-    flash(_("Marked as setup complete. Order-mail addresses were issued."), "success")
-    _notify(application)
-    return redirect(url_for("support.detail", application_id=application.id))
+    return _process(
+        application,
+        lambda handler: support.complete(application, handled_by=handler),
+        _("Marked as setup complete. Order-mail addresses were issued."),
+    )
 
 
 @bp.route("/support/applications/<int:application_id>/return", methods=["POST"])
@@ -221,15 +215,24 @@ def return_(application_id: int):
             ),
             422,
         )
+    return _process(
+        application,
+        lambda handler: support.return_application(application, form.comment.data, handled_by=handler),
+        _("Returned to the applicant with your comment."),
+    )
+
+
+def _process(application: SupportApplication, change, done_message: str):
+    """Apply a support decision (設定完了 / 差し戻し) in one commit, then tell the applicant."""
     try:
-        support.return_application(application, form.comment.data, handled_by=current_user._get_current_object())
+        change(current_user._get_current_object())
     except support.ApplicationError as exc:
         db.session.rollback()
         flash(str(exc.message), "error")
-        return redirect(url_for("support.detail", application_id=application.id))
-    db.session.commit()
-    flash(_("Returned to the applicant with your comment."), "success")
-    _notify(application)
+    else:
+        db.session.commit()
+        flash(done_message, "success")
+        _notify(application)
     return redirect(url_for("support.detail", application_id=application.id))
 
 

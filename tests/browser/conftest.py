@@ -204,3 +204,26 @@ def log_in(page: Page, live: LiveTatenpo, email: str, password: str = PASSWORD) 
 
 def log_out(page: Page) -> None:
     page.locator("header form button[type=submit]").click()
+
+
+def fill_application(page: Page) -> None:
+    """The support-center form answered as a shop applying for 楽天市場 and Yahoo!ショッピング."""
+    page.locator("#company").fill("株式会社たてんぽ商店")
+    page.locator("#contact_name").fill("山田 花子")
+    page.locator("#contact_email").fill("hanako@example.jp")
+    page.get_by_label("楽天市場").check()
+    page.get_by_label("Yahoo!ショッピング").check()
+
+
+def support_completes_the_first_application(page: Page, live: LiveTatenpo) -> None:
+    """A support user (created by script, as support staff are) logs in and marks the waiting one 設定完了."""
+    live.flask("create-user", "support@example.jp", "--password", PASSWORD, "--role", "support")
+    log_in(page, live, "support@example.jp")
+    page.goto(live.url + "/support")
+    queue = page.locator("table").first
+    expect(queue).to_contain_text("株式会社たてんぽ商店")
+    queue.get_by_role("link", name="開く").click()
+    page.shot("support-detail")
+    page.get_by_role("button", name="設定完了にする").click()
+    expect(page.locator(".flash-success")).to_contain_text("設定完了にしました")
+    expect(page.locator("h1 .badge")).to_have_text("設定完了")

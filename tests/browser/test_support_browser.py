@@ -8,8 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from ..conftest import PASSWORD
-from .conftest import log_in, log_out, set_up_admin
+from .conftest import fill_application, log_in, log_out, set_up_admin, support_completes_the_first_application
 
 pytestmark = pytest.mark.browser
 
@@ -36,11 +35,7 @@ def test_apply_then_support_completes_and_the_guide_follows(page, live):
     expect(page.locator("#contact_email-feedback")).to_contain_text("正しいメールアドレス")
     page.shot("inline-errors")
 
-    page.locator("#company").fill("株式会社たてんぽ商店")
-    page.locator("#contact_name").fill("山田 花子")
-    page.locator("#contact_email").fill("hanako@example.jp")
-    page.get_by_label("楽天市場").check()
-    page.get_by_label("Yahoo!ショッピング").check()
+    fill_application(page)
     page.locator("#note").fill("楽天市場に2店舗目を出店予定")
     page.locator("#contact_name").focus()
     expect(page.locator(".feedback .error")).to_have_count(0)
@@ -54,16 +49,7 @@ def test_apply_then_support_completes_and_the_guide_follows(page, live):
     page.shot("applied")
     log_out(page)
 
-    live.flask("create-user", "support@example.jp", "--password", PASSWORD, "--role", "support")
-    log_in(page, live, "support@example.jp")
-    page.goto(live.url + "/support")
-    queue = page.locator("table").first
-    expect(queue).to_contain_text("株式会社たてんぽ商店")
-    queue.get_by_role("link", name="開く").click()
-    page.shot("support-detail")
-    page.get_by_role("button", name="設定完了にする").click()
-    expect(page.locator(".flash-success")).to_contain_text("設定完了にしました")
-    expect(page.locator("h1 .badge")).to_have_text("設定完了")
+    support_completes_the_first_application(page, live)
     page.goto(live.url + "/support/mail")
     expect(page.locator("table")).to_contain_text("hanako@example.jp")
     page.locator("table a").first.click()

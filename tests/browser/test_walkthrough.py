@@ -11,8 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from ..conftest import PASSWORD
-from .conftest import log_in, log_out, set_up_admin
+from .conftest import fill_application, log_in, log_out, set_up_admin, support_completes_the_first_application
 
 pytestmark = pytest.mark.browser
 
@@ -33,11 +32,7 @@ def test_the_eight_steps_from_a_fresh_install(page, live, tmp_path):
 
     # Step 1: apply at the support center.
     page.locator("#step-1 a.button").click()
-    page.locator("#company").fill("株式会社たてんぽ商店")
-    page.locator("#contact_name").fill("山田 花子")
-    page.locator("#contact_email").fill("hanako@example.jp")
-    page.get_by_label("楽天市場").check()
-    page.get_by_label("Yahoo!ショッピング").check()
+    fill_application(page)
     page.get_by_role("button", name="申請内容を確認する").click()
     page.get_by_role("button", name="申請する").click()
     expect(page.locator("h1 .badge")).to_have_text("申請中")
@@ -45,13 +40,7 @@ def test_the_eight_steps_from_a_fresh_install(page, live, tmp_path):
     log_out(page)
 
     # A support user completes it.
-    live.flask("create-user", "support@example.jp", "--password", PASSWORD, "--role", "support")
-    log_in(page, live, "support@example.jp")
-    page.goto(live.url + "/support")
-    page.locator("table").first.get_by_role("link", name="開く").click()
-    page.get_by_role("button", name="設定完了にする").click()
-    expect(page.locator("h1 .badge")).to_have_text("設定完了")
-    page.shot("support-completed")
+    support_completes_the_first_application(page, live)
     log_out(page)
     log_in(page, live, SHOP)
 
