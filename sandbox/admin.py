@@ -130,6 +130,23 @@ def edit_stock(store_id: int):
     return jsonify({"updated": sum(known), "unknown": len(known) - sum(known)})
 
 
+@bp.post("/_sandbox/stores/<int:store_id>/items/delete")
+def delete_items(store_id: int):
+    """The mall no longer has these items (deleted in RMS, say): how an unknown-item mismatch is made.
+    JSON {"items": [{"code", "variant"}]}, or the store page's form (code, variant)."""
+    _store_or_404(store_id)
+    if request.is_json:
+        entries = (request.get_json(silent=True) or {}).get("items") or []
+    else:
+        entries = [{"code": request.form.get("code", ""), "variant": request.form.get("variant", "")}]
+    if not entries or not all(isinstance(e, dict) and e.get("code") for e in entries):
+        return _error("Each item needs a code (and its variant).")
+    deleted = sum(state().delete_item(store_id, str(e["code"]), str(e.get("variant", ""))) for e in entries)
+    if not request.is_json:
+        return redirect(url_for("admin.store_page", store_id=store_id))
+    return jsonify({"deleted": deleted})
+
+
 @bp.get("/_sandbox/stores/<int:store_id>/listing.csv")
 def listing(store_id: int):
     store = _store_or_404(store_id)

@@ -159,6 +159,10 @@ class SandboxMalls:
         """Edit stock directly on the mall (drift): items = [{"code", "variant", "quantity"}]."""
         return self._call("POST", f"/_sandbox/stores/{store_id}/stock", json={"items": items}).json()
 
+    def delete_items(self, store_id: int, items: list[dict]) -> int:
+        """The mall no longer has these items: items = [{"code", "variant"}]."""
+        return self._call("POST", f"/_sandbox/stores/{store_id}/items/delete", json={"items": items}).json()["deleted"]
+
     def faults(self, store_id: int, **switches) -> dict:
         return self._call("POST", f"/_sandbox/stores/{store_id}/faults", json=switches).json()["faults"]
 

@@ -148,3 +148,12 @@ def test_read_back_of_1001_items_uses_two_bulk_gets(sandbox, redis_client):
     results = connector(store, redis_client).read(refs)
     assert len(results) == 1001 and all(r.quantity is None for r in results)
     assert [c["items"] for c in sandbox.calls(store["id"]) if c["api"] == "bulk-get"] == [1000, 1]
+
+
+def test_an_item_deleted_on_the_mall_reads_back_as_missing_with_the_item_hint(sandbox, redis_client):
+    store = sandbox.create_store("rakuten", items=2)
+    assert sandbox.delete_items(store["id"], [{"code": "tt-0001", "variant": "normal-inventory"}]) == 1
+    mall = connector(store, redis_client)
+    read = {r.key: r for r in mall.read([ItemRef(1, "tt-0001", "normal-inventory"), ItemRef(2, "tt-0002", "s")])}
+    assert read[1].quantity is None and read[1].hint == HINT_ITEM
+    assert read[2].quantity is not None
