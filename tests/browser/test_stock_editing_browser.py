@@ -120,6 +120,15 @@ def test_bulk_edit_of_selected_rows(page, live, shop):
     expect(page.locator(".flash-success")).to_contain_text("2 商品の在庫数を変更しました")
     expect(rows.nth(1).locator("a.stock-edit")).to_have_text("3")
     expect(rows.nth(2).locator("a.stock-edit")).to_have_text("3")
+    # While the rows poll for their push, a ticked box stays ticked and the keyboard focus stays put.
+    expect(rows.nth(1).locator(".badge.sync")).to_have_attribute("data-state", "pending")
+    rows.nth(1).locator("input.row-select").check()
+    rows.nth(2).locator("a.stock-edit").focus()
+    expect(rows.nth(1).locator(".badge.sync")).to_have_attribute("data-state", "ok", timeout=60_000)
+    expect(rows.nth(2).locator(".badge.sync")).to_have_attribute("data-state", "ok", timeout=60_000)
+    expect(rows.nth(1).locator("input.row-select")).to_be_checked()
+    expect(rows.nth(2).locator("a.stock-edit")).to_be_focused()
+    rows.nth(1).locator("input.row-select").uncheck()
     # Select-all then a negative change that would go below zero: refused, nothing changed.
     page.locator("input.select-all").check()
     page.locator("#bulk-mode").select_option("adjust")
