@@ -136,3 +136,14 @@ def test_pushes_to_one_url_are_a_second_apart(sandbox, redis_client):
         mall.push([PushItem(1, "tt-0001", "", quantity=n)])
     calls = [c for c in sandbox.calls(store["id"]) if c["api"] == "setStock"]
     assert [c["status"] for c in calls] == [200] * 4
+
+
+def test_a_push_still_works_and_stays_paced_when_redis_is_down(sandbox):
+    from redis import Redis
+
+    store = sandbox.create_store("yahoo", items=1)
+    gone = Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=0.2)
+    mall = connector(store, gone, retries=0)
+    for n in range(3):
+        assert mall.push([PushItem(1, "tt-0001", "", quantity=n)])[0].ok
+    assert [c["status"] for c in sandbox.calls(store["id"]) if c["api"] == "setStock"] == [200, 200, 200]

@@ -7,9 +7,14 @@ up instead of bursting. Without Redis (a script, a unit test) the same algorithm
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from typing import Optional
+
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
 
 # Stay a little under the published ceiling: the malls count in windows we cannot see, and a 429 costs far
 # more than 3 % of throughput.
@@ -50,7 +55,11 @@ class Pacer:
         """Reserve `cost` units at `rate` units/s (bucket of `burst` units); seconds to wait before calling."""
         interval = 1.0 / (rate * (1.0 - self.margin))
         if self._script is not None:
-            return float(self._script(keys=[key], args=[interval, burst, cost]))
+            try:
+                return float(self._script(keys=[key], args=[interval, burst, cost]))
+            except RedisError:
+                # Redis is away: keep pacing within this process rather than fail the push (or hammer the mall).
+                log.warning("pacing falls back to this process: Redis is unavailable")
         with self._lock:
             now = time.monotonic()
             tat = max(self._local.get(key, 0.0), now)
