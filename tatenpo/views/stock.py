@@ -21,8 +21,10 @@ from .tables import is_htmx, paginate, safe_next
 
 bp = Blueprint("stock", __name__)
 
-# How often a row that waits for a push asks for its new state (seconds).
+# How often a row that waits for a push asks for its new state (seconds): often when one of its stores pushes
+# within seconds (即時同期), gently when the push waits for the 5-minute schedule.
 POLL_SECONDS = 3
+POLL_SECONDS_SCHEDULED = 15
 
 KIND_LABELS = {
     StockChangeKind.MANUAL: _l("Manual edit"),
@@ -36,7 +38,8 @@ KIND_LABELS = {
 
 @bp.app_context_processor
 def _stock_globals():
-    return {"stock_kind_labels": KIND_LABELS, "poll_seconds": POLL_SECONDS}
+    return {"stock_kind_labels": KIND_LABELS, "poll_seconds": POLL_SECONDS,
+            "poll_seconds_scheduled": POLL_SECONDS_SCHEDULED}
 
 
 @bp.app_template_filter("qty")
@@ -86,7 +89,7 @@ def badges_for(products: list[Product]) -> dict[int, list]:
         .options(
             load_only(Listing.id, Listing.store_id, Listing.product_id, Listing.code, Listing.sync_enabled,
                       Listing.reflected, Listing.reflection_error),
-            joinedload(Listing.store).load_only(Store.id, Store.name, Store.auto_sync),
+            joinedload(Listing.store).load_only(Store.id, Store.name, Store.auto_sync, Store.immediate_sync),
         )
         .where(Listing.product_id.in_(ids))
         .order_by(Listing.store_id, Listing.id)
