@@ -20,7 +20,7 @@ from sync_harness import Stack
 from tatenpo import inventory
 from tatenpo.extensions import db
 from tatenpo.models import Store, SyncEntry
-from tatenpo.sync import push
+from tatenpo.sync import push, status
 
 BATCH, RATE = 400, 1.0  # bulk-upsert: items per call, calls per second
 
@@ -44,18 +44,20 @@ def main() -> int:
             started = time.perf_counter()
             outcome = push.push_store(store_id, "cli")
             seconds = time.perf_counter() - started
-            run = outcome.run
+            print(f"pushed in {seconds:.1f} s", flush=True)
+            run = status.run_data(outcome.run)
             left = db.session.scalar(db.select(db.func.count()).select_from(SyncEntry))
         stock = stack.sandbox_stock(remote["id"])
         wrong = sum(1 for _pid, item in linked if stock[(item["code"], item["variant"])] != item["quantity"])
     floor = args.listings / BATCH / RATE
     print()
-    print(f"run {run.status}: {run.succeeded:,} ✓, {run.failed:,} ✗, {left:,} entries left, {wrong:,} wrong at the mall")
+    print(f"run {run['status']}: {run['succeeded']:,} ✓, {run['failed']:,} ✗, {left:,} entries left, "
+          f"{wrong:,} wrong at the mall")
     print(f"full push of {args.listings:,} listings: {seconds:.1f} s; the mall's floor {floor:.0f} s "
           f"({args.listings:,} ÷ {BATCH} per call ÷ {RATE:.0f} call/s)")
     ratio = seconds / floor
     print(f"ratio {seconds:.1f} ÷ {floor:.0f} = {ratio:.3f}   (target ≤ 1.1)  {'OK' if ratio <= 1.1 else 'OVER'}")
-    return 0 if run.failed == 0 and wrong == 0 else 1
+    return 0 if run["failed"] == 0 and wrong == 0 else 1
 
 
 if __name__ == "__main__":

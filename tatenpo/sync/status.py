@@ -94,7 +94,8 @@ def history(
         runs = None
     rows: list[HistoryRow] = []
     for attempt, trigger in db.session.execute(
-        attempts.order_by(SyncAttempt.created_at.desc(), SyncAttempt.id.desc()).limit(limit)
+        # Newest first by id: ids grow with time, and the primary key is an index every backend has.
+        attempts.order_by(SyncAttempt.id.desc()).limit(limit)
     ):
         rows.append(HistoryRow(
             kind="attempt", id=attempt.id, at=attempt.created_at, store_id=attempt.store_id,
@@ -116,6 +117,10 @@ def history(
     return rows[:limit]
 
 
+def _store_ids() -> list[int]:
+    return list(db.session.scalars(select(Store.id)))
+
+
 def in_flight() -> bool:
     """Is anything moving right now (a push running or about to, a read-back just started)? The history
     page polls only while this is true."""
@@ -134,7 +139,9 @@ def in_flight() -> bool:
         return True
     recent_unread = (
         select(SyncAttempt.id)
-        .where(SyncAttempt.created_at > now - timedelta(minutes=2), SyncAttempt.ok.is_(True), SyncAttempt.reflected.is_(None))
+        .where(SyncAttempt.store_id.in_(_store_ids()),  # the (store, time) index serves this
+               SyncAttempt.created_at > now - timedelta(minutes=2), SyncAttempt.ok.is_(True),
+               SyncAttempt.reflected.is_(None))
         .limit(1)
     )
     return db.session.scalar(recent_unread) is not None
@@ -258,7 +265,7 @@ def hourly_results(hours: int = 24) -> list[dict]:
         bucket = func.strftime("%Y-%m-%d %H:00:00", SyncAttempt.created_at)
     rows = db.session.execute(
         select(bucket.label("hour"), SyncAttempt.ok, func.count())
-        .where(SyncAttempt.created_at >= start)
+        .where(SyncAttempt.store_id.in_(_store_ids()), SyncAttempt.created_at >= start)
         .group_by(bucket, SyncAttempt.ok)
     ).all()
     counts: dict[datetime, dict] = {}
