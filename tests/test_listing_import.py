@@ -327,3 +327,20 @@ def test_listings_linked_on_a_later_import_are_scheduled(app, make):
         red = listings_of(store.id)[("tshirt", "tshirt-red")]
         entry = db.session.scalar(select(SyncEntry).where(SyncEntry.listing_id == red.id))
         assert entry.target_quantity == 5 and entry.due_at is not None
+
+
+def test_the_bulk_writes_belong_to_the_session_transaction_and_roll_back_with_it(app, make):
+    """What makes a failed import change nothing: everything write() sent is undone by the rollback."""
+    from tatenpo.listings.importer import analyse, write
+    from tests.listing_helpers import FIXTURES
+
+    store = make.store(mall="rakuten", auto_sync=True)
+    with app.app_context():
+        before = snapshot()
+        target = db.session.get(Store, store.id)
+        analysis = analyse(target, [(FIXTURES / "rakuten-normal-item.csv", "normal-item.csv")])
+        write(target, analysis.plan, note="test", user_id=None)
+        assert len(listings_of(store.id)) == 4  # visible inside the transaction
+        db.session.rollback()
+        assert snapshot() == before
+        assert db.session.scalar(select(func.count()).select_from(SyncEntry)) == 0

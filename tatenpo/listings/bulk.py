@@ -51,16 +51,22 @@ class BulkWriter:
             return
         names = ", ".join(self._quote(c) for c in columns)
         markers = ", ".join([self.marker] * len(columns))
-        self.connection.exec_driver_sql(f"INSERT INTO {self._quote(table.name)} ({names}) VALUES ({markers})", rows)
+        self._executemany(f"INSERT INTO {self._quote(table.name)} ({names}) VALUES ({markers})", rows)
 
     def update(self, table: Table, columns: Sequence[str], key: str, rows: list[tuple]) -> None:
         """rows: (values of `columns`…, key value)."""
         if not rows:
             return
         sets = ", ".join(f"{self._quote(c)} = {self.marker}" for c in columns)
-        self.connection.exec_driver_sql(
-            f"UPDATE {self._quote(table.name)} SET {sets} WHERE {self._quote(key)} = {self.marker}", rows
-        )
+        self._executemany(f"UPDATE {self._quote(table.name)} SET {sets} WHERE {self._quote(key)} = {self.marker}", rows)
+
+    def _executemany(self, sql: str, rows: list[tuple]) -> None:
+        # The driver's own cursor, inside the session's transaction (the connection is the session's).
+        cursor = self.connection.connection.dbapi_connection.cursor()
+        try:
+            cursor.executemany(sql, rows)
+        finally:
+            cursor.close()
 
     def ids_after(self, table: Table, after: int, columns: Iterable[str], where: str = "") -> list[tuple]:
         """Rows this transaction inserted (ids above `after`), e.g. to map new product codes to their ids."""
