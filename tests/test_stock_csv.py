@@ -149,3 +149,34 @@ def test_stock_page_exports_and_imports_through_the_worker(app, client, auth, ma
         SimpleWorker([queue("imports")], connection=redis()).work(burst=True)
         assert db.session.scalar(select(Product.on_hand).where(Product.code == "A-1")) == 25
     assert client.get(f"/imports/{job_id}/progress").status_code == 286
+
+
+@pytest.mark.parametrize("bulk_from", [10_000, 1], ids=["one-by-one", "in-bulk"])
+def test_a_big_stock_import_follows_the_same_rules_one_by_one_or_in_bulk(app, make, monkeypatch, bulk_from):
+    """Large files take the bulk path; both give the same stock, history rows and sync entries."""
+    monkeypatch.setattr(stock_csv, "BULK_FROM", bulk_from)
+    store = make.store(mall="rakuten", auto_sync=True, safety_stock=1)
+    stopped = make.store(mall="yahoo", auto_sync=False)
+    products = [make.product(code=f"B-{n:03d}", on_hand=5, allocated=n % 3) for n in range(30)]
+    listings = [make.listing(store, product=p) for p in products] + [make.listing(stopped, product=products[0])]
+    body = "".join(f"B-{n:03d},{n + 10 if n % 5 else 5}\r\n" for n in range(30))  # every fifth unchanged
+    with app.app_context():
+        job = stock_job(("商品コード,在庫数\r\n" + body).encode("cp932"))
+        assert job.preview["counts"]["changed"] == 24
+        stock_csv.run_job(job.id)
+        stock = dict(db.session.execute(select(Product.code, Product.on_hand)).all())
+        assert stock["B-001"] == 11 and stock["B-000"] == 5 and stock["B-029"] == 39
+        history = db.session.execute(
+            select(StockHistory.product_code, StockHistory.change, StockHistory.quantity_after, StockHistory.kind)
+            .order_by(StockHistory.product_code)
+        ).all()
+        assert len(history) == 24
+        assert ("B-001", 6, 11, int(StockChangeKind.STOCK_CSV)) in history
+        entries = {e.listing_id: e.target_quantity for e in db.session.scalars(select(SyncEntry))}
+        # pushed = 販売可能数 − 保留在庫 for the auto-sync store only; unchanged products are not re-pushed.
+        assert entries[listings[1].id] == 11 - 1 - 1
+        assert entries[listings[29].id] == 39 - 29 % 3 - 1
+        assert listings[0].id not in entries and listings[-1].id not in entries
+        assert len(entries) == 24
+        versions = dict(db.session.execute(select(Product.code, Product.version)).all())
+        assert versions["B-001"] >= 1 and versions["B-000"] == 0

@@ -11,12 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
-
-from .. import inventory
 from ..extensions import db
-from ..models import ImportJob, Listing, Product, StockChangeKind, StockHistory, Store, SyncEntry, utcnow
-from . import detect, lifecycle, uploads
+from ..models import ImportJob, Listing, Product, StockChangeKind, StockHistory, Store, utcnow
+from . import detect, lifecycle, scheduling, uploads
 from .base import Format
 from .bulk import BulkWriter, fold, search_text
 from .linking import Plan, build_plan, select_subset
@@ -176,10 +173,9 @@ def write(store: Store, plan: Plan, *, note: str, user_id: Optional[int], report
                                                        where=f"store_id = {int(store.id)}")
             if product_id is not None
         ]
-        scheduled += _schedule_new(bulk, store, new_ids, now)
+        scheduled += scheduling.schedule_new(bulk, store, new_ids, now)
         # Existing listings that got a product: they may have an open entry, so the upsert of the rules.
-        for start in range(0, len(plan.relinked_ids), _CHUNK_IDS):
-            scheduled += inventory.schedule(_states(store, plan.relinked_ids[start : start + _CHUNK_IDS]))
+        scheduled += scheduling.schedule(plan.relinked_ids, {store.id: store})
     if report is not None:
         report("write", total, total)
     return {
@@ -192,63 +188,6 @@ def write(store: Store, plan: Plan, *, note: str, user_id: Optional[int], report
         "not_pushed": plan.not_pushed,
         "scheduled": scheduled,
     }
-
-
-_CHUNK_IDS = 900
-
-
-def _states(store: Store, ids: list[int]):
-    """Listings as inventory.schedule / pushed_quantity read them, from one query for up to 900 ids."""
-    rows = db.session.execute(
-        select(Listing.id, Listing.sync_enabled, Listing.max_quantity, Product.on_hand, Product.allocated,
-               Product.stock_managed)
-        .join(Product, Product.id == Listing.product_id)
-        .where(Listing.id.in_(ids))
-    )
-    return [
-        _Scheduled(id_, store.id, enabled, maximum, _Stock(max(0, on_hand - allocated), managed), store)
-        for id_, enabled, maximum, on_hand, allocated, managed in rows
-    ]
-
-
-def _schedule_new(bulk: BulkWriter, store: Store, ids: list[int], now) -> int:
-    """Sync entries for listings created by this import. They cannot have an entry yet, so a plain insert
-    does what inventory.schedule's upsert would; the quantity is inventory.pushed_quantity's."""
-    count = 0
-    for start in range(0, len(ids), _CHUNK_IDS):
-        rows = []
-        for state in _states(store, ids[start : start + _CHUNK_IDS]):
-            quantity = inventory.pushed_quantity(state)
-            if quantity is not None:
-                rows.append((state.id, store.id, quantity, 1, now, 0, now, now))
-        bulk.insert(
-            SyncEntry.__table__,
-            ("listing_id", "store_id", "target_quantity", "version", "due_at", "attempts", "created_at", "updated_at"),
-            rows,
-        )
-        count += len(rows)
-    if count:
-        db.session.info.setdefault(inventory.STORES_CHANGED, set()).add(store.id)
-    return count
-
-
-@dataclass(frozen=True, slots=True)
-class _Stock:
-    sellable: int
-    stock_managed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class _Scheduled:
-    """What inventory.schedule reads of a listing (id, store, sync flag, cap, product's sellable), from one
-    query instead of an ORM object per listing: scheduling 100,000 new listings stays a matter of seconds."""
-
-    id: int
-    store_id: int
-    sync_enabled: bool
-    max_quantity: Optional[int]
-    product: _Stock
-    store: Store
 
 
 def _tail(folded_title: str) -> str:
