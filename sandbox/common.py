@@ -8,17 +8,19 @@ Fault switches (POST /_sandbox/stores/<id>/faults), checked on every API call of
   maintenance: true | N        the mall is down for maintenance (N: the next N calls)
   error_5xx: true | N          an internal server error
   throttle: true | N           rate limiting beyond the real limit
-  timeout: true | N            the call hangs for `hang_seconds` (default 5), then gets 504 and changes nothing:
-                               a client that gave up (or died) never has its stale call land later
+  timeout: true | N            the call hangs for `hang_seconds` (default 5); if the client gave up (or died)
+                               meanwhile, the call is dropped (504, nothing changes), else it is served: a
+                               slow mall, and never a stale push landing after its client is gone
   reflection_delay: seconds    a new quantity shows in reads and on the store page only after this delay
 """
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from flask import Response, current_app
+from flask import Response, current_app, request
 
 from .limits import Limiter
 from .state import State
@@ -55,7 +57,8 @@ def fault_reply(store: dict, replies: Replies, refreshed_token: bool = False) ->
         return replies.auth_wrong()
     if st.take_fault(store["id"], "timeout"):
         time.sleep(float(store["faults"].get("hang_seconds", 5)))
-        return replies.gateway_timeout()
+        if _client_gone():
+            return replies.gateway_timeout()
     if st.take_fault(store["id"], "maintenance"):
         return replies.maintenance()
     if st.take_fault(store["id"], "error_5xx"):
@@ -63,6 +66,26 @@ def fault_reply(store: dict, replies: Replies, refreshed_token: bool = False) ->
     if st.take_fault(store["id"], "throttle"):
         return replies.throttled(1.0)
     return None
+
+
+def _client_gone() -> bool:
+    """Has the caller closed its connection (timed out, killed)? A peek that finds end-of-stream says so."""
+    sock = request.environ.get("werkzeug.socket")
+    if sock is None:
+        return False
+    previous = sock.gettimeout()
+    try:
+        sock.settimeout(0)
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False  # nothing to read: still there, waiting for the answer
+    except OSError:
+        return True
+    finally:
+        try:
+            sock.settimeout(previous)
+        except OSError:
+            pass
 
 
 def reflection_delay(store: dict) -> float:

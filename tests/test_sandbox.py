@@ -242,3 +242,15 @@ def test_a_hung_call_changes_nothing_even_after_its_client_gave_up(sandbox):
     time.sleep(1.3)
     assert sandbox.stock(store["id"])[("TT-0001", "")] == before
     assert [c["status"] for c in sandbox.calls(store["id"])] == [504]
+
+
+def test_a_slow_call_whose_client_waits_is_served(sandbox):
+    store = sandbox.create_store("amazon", items=1)
+    sandbox.faults(store["id"], timeout=1, hang_seconds=1)
+    url = f"{store['endpoint']}/listings/2021-08-01/items/{store['credentials']['seller_id']}/TT-0001"
+    body = {"productType": "PRODUCT", "patches": [{"op": "replace", "path": "/attributes/fulfillment_availability",
+                                                    "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 61}]}]}
+    response = requests.patch(url, params={"marketplaceIds": "A1VC38T7YXB528"}, json=body, timeout=5,
+                              headers={"x-amz-access-token": store["credentials"]["access_token"]})
+    assert response.json()["status"] == "ACCEPTED"
+    assert sandbox.stock(store["id"])[("TT-0001", "")] == 61
