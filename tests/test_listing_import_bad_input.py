@@ -36,6 +36,7 @@ def rakuten(app, make):
         ("book.csv", b"PK\x03\x04" + b"\x00" * 50, None, "Excel（.xlsx）"),
         ("binary.csv", b"abc\x00\x01\x02def" * 20, None, "テキストファイルではありません"),
         ("other.csv", "名前,値段\r\nりんご,100\r\n".encode("cp932"), 1, "対応しているモールのファイルではありません"),
+        ("stock.csv", "商品コード,商品名,在庫数\r\nA-1,りんご,100\r\n".encode("cp932"), 1, "在庫取込"),
     ],
 )
 def test_unusable_files_are_refused_with_the_reason(app, rakuten, name, data, row, words):

@@ -42,6 +42,11 @@ def detect(tables: list[Table], settings: dict[str, Any], forced: Optional[str] 
     found: Optional[Format] = None
     for table in tables:
         match = next((f for f in FORMATS if f.matches(table.columns, settings)), None)
+        if match is None and table.columns.has_all("商品コード", "在庫数"):
+            raise FileProblem(
+                _l("This is a stock CSV (商品コード, 在庫数), not a mall's listing file: import it under 在庫取込."),
+                row=1,
+            )
         if match is None:
             raise FileProblem(
                 _l(
