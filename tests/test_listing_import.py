@@ -344,3 +344,11 @@ def test_the_bulk_writes_belong_to_the_session_transaction_and_roll_back_with_it
         db.session.rollback()
         assert snapshot() == before
         assert db.session.scalar(select(func.count()).select_from(SyncEntry)) == 0
+
+
+def test_sku_rows_match_their_product_row_whatever_the_case_of_the_item_code(app, make):
+    text = "商品管理番号（商品URL）,商品名,SKU管理番号,在庫数\r\nBAG-1,かばん①,,\r\nbag-1,,bag-1-red,2\r\n"
+    store = make.store(mall="rakuten")
+    with app.app_context():
+        import_file(store.id, ("normal-item.csv", text.encode("cp932")))
+        assert {k: l.title for k, l in listings_of(store.id).items()} == {("bag-1", "bag-1-red"): "かばん①"}

@@ -177,9 +177,11 @@ def _identity(record: Record) -> str:
 
 
 def _valid(record: Record, problems: Problems) -> bool:
-    if len(record.item_code) <= CODE_LIMIT and len(record.variant_code) <= CODE_LIMIT and len(product_code(record)) <= CODE_LIMIT:
+    if (len(record.item_code) <= CODE_LIMIT and len(record.variant_code) <= CODE_LIMIT
+            and len(product_code(record)) <= CODE_LIMIT and len(listing_code(record)) <= CODE_LIMIT):
         return True
-    for value, column in ((record.item_code, "item"), (record.variant_code, "variant"), (product_code(record), "code")):
+    for value, column in ((record.item_code, "item"), (record.variant_code, "variant"), (product_code(record), "code"),
+                          (listing_code(record), "code")):
         if len(value) > CODE_LIMIT:
             problems.add(
                 record.row, column,

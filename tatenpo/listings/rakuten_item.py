@@ -99,7 +99,7 @@ def _read_table(table: Table, problems: Problems) -> Iterator[Record]:
                 problems.add(row_no, item_column, _l("商品管理番号 is empty."), name)
                 continue
             manage = item
-        elif manage != item:
+        elif item is None or manage.lower() != item.lower():  # RMS treats 商品管理番号 case-insensitively
             if pending is not None:
                 yield single_sku(*pending)
             # A SKU row without its product row (a stock-only file): it carries its own fields.
