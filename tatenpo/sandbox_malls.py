@@ -19,6 +19,8 @@ def _call(method: str, url: str, timeout: float, **kwargs) -> dict:
     except requests.RequestException as exc:
         raise SandboxUnavailable(_("The sandbox malls are not reachable at %(url)s. They start with `make run`.",
                                    url=url.split("/_sandbox")[0])) from exc
+    if response.status_code == 404:
+        raise SandboxUnavailable(_("That sandbox store does not exist (any more)."))
     if response.status_code >= 400:
         try:
             detail = response.json().get("error")

@@ -266,3 +266,12 @@ def test_credentials_that_cannot_be_decrypted_any_more_are_asked_for_again(clien
     assert response.status_code == 302
     _saved, secrets = stored(app, store.id)
     assert secrets == {"seller_id": "s1", "access_token": "t1"}
+
+
+def test_choosing_a_sandbox_store_that_no_longer_exists_is_refused_plainly(client, staff, app):
+    response = client.post("/settings/stores/new/yahoo", data={
+        "name": "Y", "auto_sync": "off", "safety_stock": "0", "sandbox_store": "99999"})
+    assert response.status_code == 400
+    assert "そのサンドボックス店舗はありません" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.query(Store).count() == 0
