@@ -18,8 +18,8 @@ What a push result means:
 Deferred pushes (the Rakuten FTP/CSV route, `deferred = True`): the mall reports results minutes later in a
 log file. `submit(items)` uploads and returns a JSON-serialisable handle (a dict) at once; keep it (e.g. in
 the SyncRun) and call `collect(handle)` later, from any process: it returns None while the log is not there
-yet, else one ItemResult per submitted item. Give up after `handle["give_up_at"]` (epoch seconds) and treat
-the items as not reflected. `push()` on such a connector does both, waiting for the log (blocking).
+yet, else one ItemResult per submitted item; after `handle["give_up_at"]` (epoch seconds) the items still
+without a log come back failed (transient, error_code "no-log"). `push()` does both, waiting for the log.
 Such a connector cannot read stock (`can_read = False`): the log is the check of step 8.
 """
 from __future__ import annotations
@@ -119,7 +119,7 @@ class Connector(ABC):
     """One store's connection to its mall."""
 
     mall: str  # tatenpo.models.Mall value
-    max_batch: int  # items per call
+    max_batch: int  # items per push() call: the mall's batch size (Amazon: 20 SKUs, one request each inside)
     can_read: bool = True  # False: read() cannot tell quantities (Rakuten FTP); see the module docstring
     deferred: bool = False  # True: submit()/collect() exist; see the module docstring
 
