@@ -103,3 +103,16 @@ def test_an_outage_after_the_first_sku_fails_the_rest_without_knocking_per_sku(s
     with pytest.raises(MallError):
         mall.push([PushItem(1, codes[1], quantity=1), PushItem(2, codes[2], quantity=1)])
     assert len([c for c in sandbox.calls(store["id"]) if c["status"] == 503]) == 2  # one SKU, one retry
+
+
+def test_reflection_delay_keeps_the_old_quantity_visible_until_it_passes(sandbox, redis_client):
+    import time
+
+    store = sandbox.create_store("amazon", items=1)
+    before = sandbox.stock(store["id"])[("TT-0001", "")]
+    sandbox.faults(store["id"], reflection_delay=1)
+    mall = connector(store, redis_client)
+    assert mall.push([PushItem(1, "TT-0001", quantity=before + 4)])[0].ok
+    assert mall.read([ItemRef(1, "TT-0001")])[0].quantity == before
+    time.sleep(1.2)
+    assert mall.read([ItemRef(1, "TT-0001")])[0].quantity == before + 4

@@ -157,3 +157,17 @@ def test_an_item_deleted_on_the_mall_reads_back_as_missing_with_the_item_hint(sa
     read = {r.key: r for r in mall.read([ItemRef(1, "tt-0001", "normal-inventory"), ItemRef(2, "tt-0002", "s")])}
     assert read[1].quantity is None and read[1].hint == HINT_ITEM
     assert read[2].quantity is not None
+
+
+def test_reflection_delay_keeps_the_old_quantity_visible_until_it_passes(sandbox, redis_client):
+    import time
+
+    store = sandbox.create_store("rakuten", items=1)
+    before = sandbox.stock(store["id"])[("tt-0001", "normal-inventory")]
+    sandbox.faults(store["id"], reflection_delay=1)
+    mall = connector(store, redis_client)
+    item = PushItem(1, "tt-0001", "normal-inventory", quantity=before + 3)
+    assert mall.push([item])[0].ok
+    assert mall.read([item])[0].quantity == before
+    time.sleep(1.2)
+    assert mall.read([item])[0].quantity == before + 3

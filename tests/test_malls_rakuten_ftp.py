@@ -127,3 +127,17 @@ def test_the_ftp_route_says_it_cannot_read_stock(sandbox):
     assert mall.can_read is False and mall.deferred is True
     read = mall.read([PushItem(1, "tt-0001", "normal-inventory")])[0]
     assert read.quantity is None and read.error_code == "not-readable"
+
+
+def test_a_switched_off_ftp_account_fails_the_connection_test_and_the_push(sandbox):
+    import pytest
+
+    from tatenpo.malls.base import MallError
+
+    store = sandbox.create_store("rakuten-ftp", items=1)
+    sandbox.faults(store["id"], auth="wrong")
+    check = connector(store).check_login()
+    assert not check.ok and check.hint == HINT_LOGIN
+    with pytest.raises(MallError) as caught:
+        connector(store).push([PushItem(1, "tt-0001", "normal-inventory", quantity=1)])
+    assert caught.value.hint == HINT_LOGIN and not caught.value.transient

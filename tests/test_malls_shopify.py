@@ -106,3 +106,18 @@ def test_revoked_token_stops_a_push_without_retrying(sandbox, redis_client):
         connector(store, redis_client).push([PushItem(1, item["code"], item["variant"], quantity=3)])
     assert not caught.value.transient and caught.value.hint == HINT_LOGIN
     assert len(sandbox.calls(store["id"])) == 1
+
+
+def test_reflection_delay_shows_the_old_level_until_it_passes_but_the_compare_uses_the_new_one(sandbox, redis_client):
+    import time
+
+    store = sandbox.create_store("shopify", items=1)
+    item = sandbox.items(store["id"])[0]
+    sandbox.faults(store["id"], reflection_delay=1)
+    mall = connector(store, redis_client)
+    assert mall.push([PushItem(1, item["code"], item["variant"], quantity=item["quantity"] + 2)])[0].ok
+    assert mall.read([ItemRef(1, item["code"], item["variant"])])[0].quantity == item["quantity"]
+    stale = mall.push([PushItem(1, item["code"], item["variant"], quantity=9, expected=item["quantity"])])[0]
+    assert stale.error_code == "CHANGE_FROM_QUANTITY_STALE"  # Shopify holds the new quantity already
+    time.sleep(1.2)
+    assert mall.read([ItemRef(1, item["code"], item["variant"])])[0].quantity == item["quantity"] + 2
