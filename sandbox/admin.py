@@ -202,8 +202,18 @@ def index():
     return render_template("index.html", stores=[store_json(s) for s in state().stores()], mall_names=MALL_NAMES)
 
 
+PAGE_ITEMS = 500
+
+
 @bp.get("/stores/<int:store_id>")
 def store_page(store_id: int):
+    """The mall's own view of the store's stock. `q` narrows by code, SKU or name (a big catalog shows its
+    first PAGE_ITEMS rows)."""
     store = _store_or_404(store_id)
-    return render_template("store.html", store=store_json(store), items=state().items(store_id),
-                           mall_names=MALL_NAMES, files=listing_csv.files(store["mall"]))
+    query = request.args.get("q", "").strip().lower()
+    items = state().items(store_id)
+    if query:
+        items = [i for i in items if query in i["code"].lower() or query in i["sku"].lower()
+                 or query in i["variant"].lower() or query in i["name"].lower()]
+    return render_template("store.html", store=store_json(store), items=items[:PAGE_ITEMS], total=len(items),
+                           query=query, mall_names=MALL_NAMES, files=listing_csv.files(store["mall"]))

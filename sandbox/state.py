@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 );
 """
 
+PARKED_SECONDS = 24 * 3600  # unknown items' parked stock is dropped after ~24 h
 TOKEN_SECONDS = 3600  # Yahoo! ID連携 and Login with Amazon access tokens live one hour
 
 
@@ -200,9 +201,12 @@ class State:
     # Items ----------------------------------------------------------------------------------------
 
     def settle(self, store_id: int) -> None:
-        """Delayed reflection: quantities whose time has come become what the mall shows."""
+        """Delayed reflection: quantities whose time has come become what the mall shows. Parked stock of
+        unknown items is dropped after a day, as RMS does."""
         now = time.time()
         with self.tx() as c:
+            c.execute("DELETE FROM items WHERE store_id = ? AND parked = 1 AND created < ?",
+                      (store_id, now - PARKED_SECONDS))
             c.execute(
                 "UPDATE items SET quantity = pending_quantity, pending_quantity = NULL, visible_at = NULL"
                 " WHERE store_id = ? AND pending_quantity IS NOT NULL AND visible_at <= ?",

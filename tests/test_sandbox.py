@@ -254,3 +254,11 @@ def test_a_slow_call_whose_client_waits_is_served(sandbox):
                               headers={"x-amz-access-token": store["credentials"]["access_token"]})
     assert response.json()["status"] == "ACCEPTED"
     assert sandbox.stock(store["id"])[("TT-0001", "")] == 61
+
+
+def test_the_store_page_finds_an_item_of_a_big_catalog_by_code(sandbox):
+    store = sandbox.create_store("amazon", items=700)  # more SKUs than one page shows
+    page = requests.get(store["page"], timeout=10).text
+    assert "先頭の500件を表示しています" in page and "TT-0700" not in page
+    found = requests.get(store["page"], params={"q": "tt-0700"}, timeout=10).text
+    assert "TT-0700" in found and "先頭の" not in found
