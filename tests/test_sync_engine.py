@@ -426,3 +426,38 @@ def test_a_push_job_waits_while_another_push_of_the_store_holds_the_lock(app, ma
         assert time.monotonic() - started >= 0.5
         assert result["status"] == "success"
     assert shop.mall_stock(0) == 5
+
+
+def test_the_sweep_queues_read_backs_waiting_and_hourly_drift_checks_and_a_worker_runs_them(app, make, sandbox):
+    shop = Shop(app, make, sandbox, mall="yahoo", items=2)
+    shop.faults(reflection_delay=1)
+    shop.set_stock(0, 5)
+    with app.app_context():
+        from tatenpo import jobs
+        from tatenpo.redis_conn import redis
+
+        push_store(shop.store.id)
+        db.session.execute(update(Store).values(last_drift_check_at=utcnow() - timedelta(hours=2)))
+        db.session.commit()
+        import time
+
+        time.sleep(1.1)
+        queued = jobs.sweep()
+        assert queued["read_back"] == [shop.store.id] and queued["drift"] == [shop.store.id]
+        assert jobs.sweep()["read_back"] == []  # one queued read-back per store at a time
+        SimpleWorker([Queue("sync", connection=redis())], connection=redis()).work(burst=True)
+        db.session.expire_all()
+        assert db.session.get(Listing, shop.listings[0].id).reflected is True
+        assert readback.drift_due(db.session.get(Store, shop.store.id)) is False
+        assert jobs.sweep() == {"push": [], "read_back": [], "drift": []}
+
+
+def test_sync_run_in_the_shell_pushes_and_prints_the_run(app, make, sandbox, runner):
+    shop = Shop(app, make, sandbox, items=2)
+    shop.set_stock(1, 23)
+    result = runner.invoke(args=["sync", "run", "--store", str(shop.store.id)])
+    assert result.exit_code == 0, result.output
+    assert "success" in result.output and "✓ 1" in result.output
+    assert shop.mall_stock(1) == 23
+    history = runner.invoke(args=["sync", "history", "--limit", "5"]).output
+    assert shop.listings[1].code in history and "→ 23" in history

@@ -81,7 +81,16 @@ def _awaiting(store_id: int, now: datetime) -> list[tuple[SyncAttempt, Listing]]
 
 
 def pending_read_backs(store_id: int) -> bool:
-    return bool(_awaiting(store_id, utcnow()))
+    """Is any recently pushed listing of the store still waiting for its check? (One indexed probe: the sweep
+    asks this every tick.)"""
+    since = utcnow() - 2 * reflection_window()
+    return db.session.scalar(
+        select(SyncAttempt.id)
+        .join(Listing, Listing.id == SyncAttempt.listing_id)
+        .where(SyncAttempt.store_id == store_id, SyncAttempt.created_at >= since, SyncAttempt.ok.is_(True),
+               SyncAttempt.reflected.is_not(True), Listing.reflection_deadline.is_not(None))
+        .limit(1)
+    ) is not None
 
 
 def read_back(store_id: int, *, connector=None, force: bool = False) -> ReadBackOutcome:
