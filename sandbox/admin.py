@@ -38,6 +38,8 @@ def store_json(store: dict) -> dict[str, Any]:
     if store["mall"] == "rakuten-ftp":
         data["host"] = current_app.config["FTP_HOST"]
         data["port"] = current_app.config["FTP_PORT"]
+        if current_app.config.get("SFTP_PORT"):  # the same account over SFTP, as RMS runs it today
+            data["sftp_endpoint"] = f"sftp://{current_app.config['FTP_HOST']}:{current_app.config['SFTP_PORT']}"
     return data
 
 

@@ -82,5 +82,7 @@ def banner_lines() -> list[str]:
     for store in stores:
         endpoint = endpoint_for(store, url, ftp_host, ftp_port)
         secrets = "  ".join(f"{k}={v}" for k, v in store["credentials"].items())
+        if store["mall"] == "rakuten-ftp":
+            endpoint += f" (or sftp://{ftp_host}:{os.environ.get('SANDBOX_SFTP_PORT', '2222')})"
         lines.append(f"  #{store['id']} {MALL_NAMES[store['mall']]}: endpoint={endpoint}  {secrets}")
     return lines

@@ -131,9 +131,10 @@ def auth(client, make):
 class SandboxMalls:
     """The sandbox malls running as a real subprocess (`python -m sandbox`) on free ports of 127.0.0.1."""
 
-    def __init__(self, url: str, ftp_port: int, process) -> None:
+    def __init__(self, url: str, ftp_port: int, process, sftp_port: int = 0) -> None:
         self.url = url
         self.ftp_port = ftp_port
+        self.sftp_port = sftp_port
         self.process = process
 
     def _call(self, method: str, path: str, **kwargs):
@@ -184,7 +185,7 @@ def sandbox(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sandbox")
     ports_file = folder / "ports.json"
     env = dict(os.environ, SANDBOX_DB=str(folder / "sandbox.db"), SANDBOX_HTTP_PORT="0", SANDBOX_FTP_PORT="0",
-               SANDBOX_PORTS_FILE=str(ports_file), SANDBOX_FTP_DELAY="0.5")
+               SANDBOX_SFTP_PORT="0", SANDBOX_PORTS_FILE=str(ports_file), SANDBOX_FTP_DELAY="0.5")
     process = subprocess.Popen([sys.executable, "-m", "sandbox"], cwd=str(Path(__file__).resolve().parent.parent),
                                env=env, stdout=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 30
@@ -194,7 +195,7 @@ def sandbox(tmp_path_factory):
             raise RuntimeError("the sandbox malls did not start")
         time.sleep(0.05)
     ports = json.loads(ports_file.read_text())
-    yield SandboxMalls(ports["url"], ports["ftp"], process)
+    yield SandboxMalls(ports["url"], ports["ftp"], process, ports.get("sftp", 0))
     process.terminate()
     try:
         process.wait(10)

@@ -141,3 +141,41 @@ def test_a_switched_off_ftp_account_fails_the_connection_test_and_the_push(sandb
     with pytest.raises(MallError) as caught:
         connector(store).push([PushItem(1, "tt-0001", "normal-inventory", quantity=1)])
     assert caught.value.hint == HINT_LOGIN and not caught.value.transient
+
+
+def sftp_store(sandbox, items=1):
+    store = sandbox.create_store("rakuten-ftp", items=items)
+    assert store["sftp_endpoint"] == f"sftp://127.0.0.1:{sandbox.sftp_port}"
+    return dict(store, endpoint=store["sftp_endpoint"])
+
+
+def test_over_sftp_the_same_account_uploads_and_reads_the_log_as_rms_does_today(sandbox):
+    store = sftp_store(sandbox, items=2)
+    mall = connector(store)
+    assert mall.check_login().ok
+    results = {r.key: r for r in mall.push([PushItem(1, "tt-0002", "m", quantity=44),
+                                            PushItem(2, "gone-item", "", quantity=1)])}
+    assert results[1].ok and sandbox.stock(store["id"])[("tt-0002", "m")] == 44
+    assert not results[2].ok and results[2].hint == HINT_ITEM
+
+
+def test_over_sftp_a_wrong_password_fails_with_the_login_hint(sandbox):
+    store = sftp_store(sandbox)
+    wrong = dict(store, credentials=dict(store["credentials"], ftp_password="nope"))
+    check = connector(wrong).check_login()
+    assert not check.ok and check.hint == HINT_LOGIN
+
+
+def test_the_sftp_account_sees_only_its_own_folders(sandbox):
+    import paramiko
+
+    store = sftp_store(sandbox)
+    transport = paramiko.Transport(("127.0.0.1", sandbox.sftp_port))
+    try:
+        transport.connect(username=store["credentials"]["ftp_user"], password=store["credentials"]["ftp_password"])
+        client = paramiko.SFTPClient.from_transport(transport)
+        assert sorted(client.listdir("/")) == ["ritem"]
+        assert sorted(client.listdir("/ritem")) == ["batch", "logs"]
+        assert sorted(client.listdir("/../../..")) == ["ritem"]  # no way out of the home
+    finally:
+        transport.close()

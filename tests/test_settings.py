@@ -136,7 +136,7 @@ def test_an_endpoint_that_is_not_a_web_address_is_refused(client, staff, app):
     assert "のようなアドレスを入力するか" in response.get_data(as_text=True)
     response = client.post("/settings/stores/new/rakuten-ftp", data={
         "name": "F", "auto_sync": "off", "safety_stock": "0", "endpoint": "https://upload.example.jp"})
-    assert "ftp://upload.rakuten.ne.jp:21" in response.get_data(as_text=True)
+    assert "sftp://upload.rakuten.ne.jp:22" in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.query(Store).count() == 0
 

@@ -64,7 +64,7 @@ MALL_LABELS: dict[str, str] = {
 # The real malls' addresses, used when a store has no endpoint of its own (a sandbox store has one).
 DEFAULT_ENDPOINTS: dict[str, Optional[str]] = {
     "rakuten": "https://api.rms.rakuten.co.jp",
-    "rakuten-ftp": "ftp://upload.rakuten.ne.jp:21",
+    "rakuten-ftp": "sftp://upload.rakuten.ne.jp:22",  # SFTP today; ftp://…:21 in older setups
     "yahoo": "https://circus.shopping.yahooapis.jp",
     "shopify": None,  # https://<shop>.myshopify.com, from the shop domain
     "amazon": "https://sellingpartnerapi-fe.amazon.com",

@@ -4,13 +4,16 @@ read later from the log RMS writes to /ritem/logs (`<stem>.<yyyymmddHHMMSSfff>.c
 The push is deferred (see base.py): `submit()` uploads and returns a handle; `collect(handle)` reads the log
 when it is there. The log's lines are `row,商品管理番号,SKU管理番号,message` [inferred: RMS does not publish the
 columns; a line whose first cell is not a row number is taken as a problem of the whole file].
-Real RMS today offers SFTP on port 22; this route speaks FTP (older setups, and the sandbox).
+The endpoint's scheme picks the protocol: sftp://upload.rakuten.ne.jp:22 (RMS today, the default) or
+ftp://…:21 (older setups). [weak] The SFTP server's host key is accepted as presented (connectors keep no
+state to pin it); its fingerprint is logged.
 """
 from __future__ import annotations
 
 import csv
 import ftplib
 import io
+import logging
 import secrets
 import socket
 import time
@@ -18,12 +21,15 @@ from datetime import datetime, timedelta, timezone
 from typing import Optional
 from urllib.parse import urlparse
 
+import paramiko
 from flask_babel import gettext as _
 
 from .base import HINT_ITEM, HINT_LOGIN, Connector, ItemRef, ItemResult, LoginCheck, MallError, PushItem, ReadResult
 from .pacing import sleep_backoff
 
-DEFAULT_ENDPOINT = "ftp://upload.rakuten.ne.jp:21"
+log = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "sftp://upload.rakuten.ne.jp:22"
 BATCH_DIR = "/ritem/batch"
 LOGS_DIR = "/ritem/logs"
 CLEAN = "エラーはありません"
@@ -32,6 +38,94 @@ MAX_QUANTITY = 99999
 JST = timezone(timedelta(hours=9))
 NAME = "楽天FTP"
 ITEM_PROBLEMS = ("見つかりません", "登録済み")  # the log lines that mean the item differs between the mall and us
+
+
+class _FtpSession:
+    def __init__(self, host: str, port: int, user: str, password: str, timeout: float) -> None:
+        self.ftp = ftplib.FTP(timeout=timeout, encoding="utf-8")
+        try:
+            self.ftp.connect(host, port)
+            self.ftp.login(user, password)
+        except ftplib.error_perm as exc:
+            self.ftp.close()
+            raise PermissionError(str(exc)) from exc
+        except BaseException:
+            self.ftp.close()
+            raise
+
+    def has_folder(self, path: str) -> bool:
+        try:
+            self.ftp.cwd(path)
+            return True
+        except ftplib.error_perm:
+            return False
+
+    def upload(self, path: str, data: bytes) -> None:
+        self.ftp.storbinary(f"STOR {path}", io.BytesIO(data))
+
+    def names(self, folder: str) -> list[str]:
+        try:
+            return [name.rsplit("/", 1)[-1] for name in self.ftp.nlst(folder)]
+        except ftplib.error_perm as exc:  # an empty folder answers 550 on some servers
+            if str(exc).startswith("550"):
+                return []
+            raise
+
+    def download(self, path: str) -> bytes:
+        buffer = io.BytesIO()
+        self.ftp.retrbinary(f"RETR {path}", buffer.write)
+        return buffer.getvalue()
+
+    def close(self) -> None:
+        try:
+            self.ftp.quit()
+        except (OSError, EOFError, ftplib.Error):
+            self.ftp.close()
+
+
+class _SftpSession:
+    def __init__(self, host: str, port: int, user: str, password: str, timeout: float) -> None:
+        sock = socket.create_connection((host, port), timeout=timeout)
+        self.transport = paramiko.Transport(sock)
+        self.transport.banner_timeout = self.transport.auth_timeout = timeout
+        try:
+            self.transport.connect(username=user, password=password)
+        except paramiko.AuthenticationException as exc:
+            self.transport.close()
+            raise PermissionError(str(exc)) from exc
+        except BaseException:
+            self.transport.close()
+            raise
+        key = self.transport.get_remote_server_key()
+        log.info("rakuten sftp %s:%s host key %s %s", host, port, key.get_name(), key.fingerprint)
+        self.sftp = paramiko.SFTPClient.from_transport(self.transport)
+        self.sftp.get_channel().settimeout(timeout)
+
+    def has_folder(self, path: str) -> bool:
+        try:
+            self.sftp.stat(path)
+            return True
+        except OSError:
+            return False
+
+    def upload(self, path: str, data: bytes) -> None:
+        self.sftp.putfo(io.BytesIO(data), path, confirm=False)
+
+    def names(self, folder: str) -> list[str]:
+        return self.sftp.listdir(folder)
+
+    def download(self, path: str) -> bytes:
+        buffer = io.BytesIO()
+        self.sftp.getfo(path, buffer)
+        return buffer.getvalue()
+
+    def close(self) -> None:
+        self.sftp.close()
+        self.transport.close()
+
+
+# What a broken connection looks like from either library.
+TRANSFER_ERRORS = (OSError, EOFError, ftplib.Error, paramiko.SSHException)
 
 
 class RakutenFtpConnector(Connector):
@@ -44,8 +138,9 @@ class RakutenFtpConnector(Connector):
                  retries: int = 3, backoff: float = 1.0, log_poll_seconds: float = 10.0,
                  log_wait_seconds: float = 300.0) -> None:
         url = urlparse(endpoint or DEFAULT_ENDPOINT)
+        self.secure = url.scheme == "sftp"
         self.host = url.hostname or "upload.rakuten.ne.jp"
-        self.port = url.port or 21
+        self.port = url.port or (22 if self.secure else 21)
         self.user = credentials.get("ftp_user", "")
         self.password = credentials.get("ftp_password", "")
         self.timeout = timeout
@@ -56,24 +151,20 @@ class RakutenFtpConnector(Connector):
 
     # FTP --------------------------------------------------------------------------------------
 
-    def _connect(self) -> ftplib.FTP:
-        """A logged-in session, retrying connection trouble; a refused login is raised at once."""
+    def _connect(self):
+        """A logged-in session (FTP or SFTP), retrying connection trouble; a refused login is raised at once."""
         if not self.user or not self.password:
             raise MallError(_("Enter the stock sync login ID and password (the RMS FTP account) in the EC site "
                               "settings."), transient=False, hint=HINT_LOGIN, code="no-credentials")
+        session_class = _SftpSession if self.secure else _FtpSession
         attempt = 0
         while True:
-            ftp = ftplib.FTP(timeout=self.timeout, encoding="utf-8")
             try:
-                ftp.connect(self.host, self.port)
-                ftp.login(self.user, self.password)
-                return ftp
-            except ftplib.error_perm as exc:
-                ftp.close()
+                return session_class(self.host, self.port, self.user, self.password, self.timeout)
+            except PermissionError as exc:
                 raise MallError(_("The Rakuten FTP server rejected the stock sync login ID or password."),
-                                transient=False, hint=HINT_LOGIN, code=str(exc)[:3]) from exc
-            except (OSError, EOFError, ftplib.error_temp) as exc:
-                ftp.close()
+                                transient=False, hint=HINT_LOGIN, code="login") from exc
+            except TRANSFER_ERRORS as exc:
                 error = MallError(_("Could not reach the Rakuten FTP server (%(host)s:%(port)s).", host=self.host,
                                     port=self.port), transient=True,
                                   code="timeout" if isinstance(exc, socket.timeout) else "connection")
@@ -82,28 +173,23 @@ class RakutenFtpConnector(Connector):
                 sleep_backoff(attempt, self.backoff)
                 attempt += 1
 
-    @staticmethod
-    def _quit(ftp: ftplib.FTP) -> None:
-        try:
-            ftp.quit()
-        except (OSError, EOFError, ftplib.Error):
-            ftp.close()
-
     # Interface --------------------------------------------------------------------------------
 
     def check_login(self) -> LoginCheck:
         try:
-            ftp = self._connect()
+            session = self._connect()
         except MallError as exc:
             return LoginCheck(False, exc.message, exc.hint)
         try:
-            ftp.cwd(BATCH_DIR)
-            ftp.cwd(LOGS_DIR)
-        except ftplib.Error:
+            folders = session.has_folder(BATCH_DIR) and session.has_folder(LOGS_DIR)
+        except TRANSFER_ERRORS as exc:
+            return LoginCheck(False, _("Reading the result log from the Rakuten FTP server failed: %(detail)s",
+                                       detail=str(exc)[:200]))
+        finally:
+            session.close()
+        if not folders:
             return LoginCheck(False, _("The FTP account has no %(batch)s or %(logs)s folder.", batch=BATCH_DIR,
                                        logs=LOGS_DIR), HINT_LOGIN)
-        finally:
-            self._quit(ftp)
         return LoginCheck(True, _("Connected to %(mall)s.", mall=NAME))
 
     def submit(self, items: list[PushItem]) -> dict:
@@ -113,20 +199,19 @@ class RakutenFtpConnector(Connector):
         valid = [i for i in items if 0 <= i.quantity <= MAX_QUANTITY]
         files = []
         if valid:
-            ftp = self._connect()
+            session = self._connect()
             try:
-                ftp.cwd(BATCH_DIR)
                 for start in range(0, len(valid), self.max_batch):
                     chunk = valid[start:start + self.max_batch]
                     stamp = datetime.now(JST).strftime("%Y%m%d%H%M%S")
                     stem = f"normal-item-tatenpo-{stamp}-{secrets.token_hex(3)}"
-                    ftp.storbinary(f"STOR {stem}.csv", io.BytesIO(_stock_csv(chunk)))
+                    session.upload(f"{BATCH_DIR}/{stem}.csv", _stock_csv(chunk))
                     files.append({"stem": stem, "rows": [[i.key, i.item_code, i.variant_code] for i in chunk]})
-            except (OSError, EOFError, ftplib.Error) as exc:
+            except TRANSFER_ERRORS as exc:
                 raise MallError(_("The upload to the Rakuten FTP server failed: %(detail)s", detail=str(exc)[:200]),
                                 transient=True, code="upload") from exc
             finally:
-                self._quit(ftp)
+                session.close()
         now = time.time()
         return {"files": files, "rejected": rejected, "uploaded_at": now, "give_up_at": now + self.log_wait_seconds}
 
@@ -136,9 +221,9 @@ class RakutenFtpConnector(Connector):
         results = [ItemResult(key, False, message, code) for key, message, code in handle.get("rejected", [])]
         if not handle["files"]:
             return results
-        ftp = self._connect()
+        session = self._connect()
         try:
-            names = _listing(ftp)
+            names = session.names(LOGS_DIR)
             for upload in handle["files"]:
                 logs = sorted(n for n in names if n.startswith(upload["stem"] + ".") and n.endswith(".csv"))
                 if not logs:
@@ -149,14 +234,12 @@ class RakutenFtpConnector(Connector):
                                 minutes=round(self.log_wait_seconds / 60, 1))
                     results += [ItemResult(key, False, message, "no-log", True) for key, _c, _v in upload["rows"]]
                     continue
-                buffer = io.BytesIO()
-                ftp.retrbinary(f"RETR {LOGS_DIR}/{logs[-1]}", buffer.write)
-                results += _results(upload["rows"], buffer.getvalue())
-        except (OSError, EOFError, ftplib.Error) as exc:
+                results += _results(upload["rows"], session.download(f"{LOGS_DIR}/{logs[-1]}"))
+        except TRANSFER_ERRORS as exc:
             raise MallError(_("Reading the result log from the Rakuten FTP server failed: %(detail)s",
                               detail=str(exc)[:200]), transient=True, code="log") from exc
         finally:
-            self._quit(ftp)
+            session.close()
         return results
 
     def push(self, items: list[PushItem]) -> list[ItemResult]:
@@ -180,15 +263,6 @@ def _stock_csv(items: list[PushItem]) -> bytes:
     for item in items:
         writer.writerow([item.item_code, item.variant_code or "normal-inventory", item.quantity])
     return out.getvalue().encode("cp932")
-
-
-def _listing(ftp: ftplib.FTP) -> list[str]:
-    try:
-        return [name.rsplit("/", 1)[-1] for name in ftp.nlst(LOGS_DIR)]
-    except ftplib.error_perm as exc:  # an empty folder answers 550 on some servers
-        if str(exc).startswith("550"):
-            return []
-        raise
 
 
 def _results(rows: list[list], log: bytes) -> list[ItemResult]:

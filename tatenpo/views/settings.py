@@ -111,9 +111,9 @@ def _endpoint(form, mall: str) -> tuple[bool, Optional[str]]:
     if not value:
         return True, None
     url = urlparse(value)
-    schemes = ("ftp",) if mall == Mall.RAKUTEN_FTP.value else ("http", "https")
+    schemes = ("sftp", "ftp") if mall == Mall.RAKUTEN_FTP.value else ("http", "https")
     if url.scheme not in schemes or not url.hostname:
-        example = "ftp://upload.rakuten.ne.jp:21" if mall == Mall.RAKUTEN_FTP.value else "https://…"
+        example = "sftp://upload.rakuten.ne.jp:22" if mall == Mall.RAKUTEN_FTP.value else "https://…"
         form.endpoint.errors.append(_("Enter an address such as %(example)s, or leave it empty for the real mall.",
                                       example=example))
         return False, None
