@@ -19,7 +19,10 @@ def main() -> int:
     host = os.environ.get("SANDBOX_HOST", "127.0.0.1")
     http_port = int(os.environ.get("SANDBOX_HTTP_PORT", "5001"))
     ftp_port = int(os.environ.get("SANDBOX_FTP_PORT", "2121"))
-    sftp_port = int(os.environ.get("SANDBOX_SFTP_PORT", "2222"))
+    # 2222 beside the default FTP port; a caller that moved the FTP port (tests, a second sandbox) gets a free
+    # SFTP port rather than a clash on the default.
+    sftp_default = "2222" if os.environ.get("SANDBOX_FTP_PORT", "2121") == "2121" else "0"
+    sftp_port = int(os.environ.get("SANDBOX_SFTP_PORT", sftp_default))
     db_path = default_db_path()
     Path(db_path).parent.mkdir(parents=True, exist_ok=True)
     ftp_root = Path(os.environ.get("SANDBOX_FTP_ROOT") or Path(db_path).with_name(Path(db_path).stem + "-ftp"))
