@@ -144,3 +144,22 @@ def test_a_job_whose_file_is_gone_fails_visibly(app, rakuten):
         job = _job(job_id)
         assert job.status == "failed" and "もう一度アップロードしてください" in job.message
         assert snapshot() == before
+
+
+def test_a_relative_yahoo_quantity_is_refused_with_its_row(app, make):
+    store = make.store(mall="yahoo")
+    data = "code,sub-code,quantity,mode\r\nitem-1,,5,\r\nitem-2,,3,+\r\n".encode("cp932")
+    with app.app_context():
+        job = db.session.get(ImportJob, upload(store.id, ("quantity.csv", data)))
+        assert (job.error_count, job.errors[0]["row"], job.errors[0]["column"]) == (1, 3, "mode")
+        assert "増減" in job.errors[0]["message"]
+
+
+def test_legacy_items_with_stock_per_choice_need_select_csv(app, make):
+    store = make.store(mall="rakuten-ftp")
+    with app.app_context():
+        job = db.session.get(ImportJob, upload(store.id, "dl-item.csv"))
+        assert job.error_count == 0
+        skipped = job.preview["skipped"]
+        assert any("select.csv も一緒に" in reason for reason in skipped)
+        assert job.preview["counts"]["new"] == 1  # cap only; hoodie keeps its stock in select.csv
