@@ -30,19 +30,47 @@ def test_the_eight_steps_from_a_fresh_install(page, live, tmp_path):
     expect(page.locator("#step-1")).to_have_attribute("aria-current", "step")
     page.shot("guide-new-install")
 
-    # Step 1: apply at the support center.
+    # Step 1: apply at the support center. The form comes prefilled as the seed says.
     page.locator("#step-1 a.button").click()
+    page.wait_for_url(re.compile(r"/support/apply"))
+    expect(page.locator("#inquiry")).to_have_value("自動受注メール取込みアドレスの申請")
+    expect(page.locator("#application_type")).to_have_value("自動受注メール取込・自動在庫同期を開始する")
+    # Inline validation: emptying 会社名 says so as soon as one leaves it, without sending the form.
+    page.locator("#company").fill("株式会社")
+    page.locator("#contact_name").focus()
+    expect(page.locator("#company-feedback .error")).to_have_count(0)
+    page.locator("#company").fill("")
+    page.locator("#contact_name").focus()
+    expect(page.locator("#company-feedback")).to_contain_text("会社名を入力してください。")
+    page.locator("#contact_email").fill("hanako@example")
+    page.locator("#contact_name").focus()
+    expect(page.locator("#contact_email-feedback")).to_contain_text("正しいメールアドレス")
+    page.shot("application-inline-errors")
     fill_application(page)
+    page.locator("#note").fill("楽天市場に2店舗目を出店予定")
+    page.locator("#contact_name").focus()
+    expect(page.locator(".feedback .error")).to_have_count(0)
     page.get_by_role("button", name="申請内容を確認する").click()
+    expect(page.locator("h1")).to_have_text("申請内容の確認")
+    expect(page.locator("dl.facts")).to_contain_text("楽天市場、Yahoo!ショッピング")
+    page.shot("application-confirm")
     page.get_by_role("button", name="申請する").click()
+    expect(page.locator(".flash-success")).to_contain_text("2営業日")
     expect(page.locator("h1 .badge")).to_have_text("申請中")
     page.shot("applied")
     log_out(page)
 
-    # A support user completes it.
+    # A support user completes it; the applicant's notification is kept (no mail server) and listed.
     support_completes_the_first_application(page, live)
+    page.goto(live.url + "/support/mail")
+    expect(page.locator("table")).to_contain_text("hanako@example.jp")
+    page.locator("table a").first.click()
+    expect(page.locator("pre.mail")).to_contain_text("楽天市場、Yahoo!ショッピング")
+    page.shot("notification-mail")
     log_out(page)
     log_in(page, live, SHOP)
+    page.goto(live.url + "/guide")
+    expect(page.locator("#step-1")).to_have_class(re.compile(r"\bdone\b"))
 
     # Steps 2 and 5: add a sandbox store per mall (使用中, 即時同期) and pass 接続テスト.
     store_ids = {}
