@@ -6,7 +6,6 @@ from flask import Blueprint, current_app, render_template, request, url_for
 from werkzeug.routing import BuildError
 
 from .. import credentials, onboarding, sandbox_malls
-from ..extensions import db
 from ..models import Store
 
 bp = Blueprint("onboarding", __name__)
