@@ -220,7 +220,7 @@ def test_a_worker_killed_mid_push_loses_nothing_and_no_older_value_wins(app, mak
     with StockWatch(shop) as watch:
         with app.app_context():
             for index in sorted(changed):
-                inventory.set_stock(shop.products[index].id, 7)
+                inventory.set_stock(shop.products[index].id, 77)  # never a starting quantity (0–30)
             db.session.commit()  # → another push is queued behind the running one
         group.kill("worker")  # kill -9, in the middle of the push
         with app.app_context():
@@ -231,11 +231,11 @@ def test_a_worker_killed_mid_push_loses_nothing_and_no_older_value_wins(app, mak
         wait_for(lambda: open_entries(app) == 0, 90, "every entry to be pushed",
                  logs=lambda: group.log("worker-2") + sync_state(app))
     final = sandbox.stock(shop.remote["id"])
-    assert [final[keys[i]] for i in range(len(keys))] == [7 if i in changed else 40 for i in range(len(keys))]
+    assert [final[keys[i]] for i in range(len(keys))] == [77 if i in changed else 40 for i in range(len(keys))]
     for index in changed:
         history = watch.seen[keys[index]]
         # Once the newer value is at the mall, the older one never comes back.
-        assert 7 in history and 40 not in history[history.index(7):], (keys[index], history)
+        assert 77 in history and 40 not in history[history.index(77):], (keys[index], history)
     with app.app_context():
         statuses = [r.status for r in db.session.scalars(select(SyncRun).order_by(SyncRun.id))]
     assert statuses[0] == "failed"  # the killed push, closed as interrupted by the next one

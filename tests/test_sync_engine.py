@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 from rq import Queue, SimpleWorker
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from tatenpo import inventory
 from tatenpo.extensions import db
@@ -461,3 +461,47 @@ def test_sync_run_in_the_shell_pushes_and_prints_the_run(app, make, sandbox, run
     assert shop.mall_stock(1) == 23
     history = runner.invoke(args=["sync", "history", "--limit", "5"]).output
     assert shop.listings[1].code in history and "→ 23" in history
+
+
+def test_a_long_stock_edit_during_a_push_and_the_push_both_succeed(app, make, sandbox):
+    """An import-like edit holds many entries, in its own order, for a whole transaction while a push is
+    sending them: neither may fail, and the mall ends at the edit's values. (The push takes row locks only
+    with SKIP LOCKED and waits for a row only while holding none: see sync.push._lockable.)"""
+    shop = Shop(app, make, sandbox, items=24)
+    with app.app_context():
+        for product in shop.products:
+            inventory.set_stock(product.id, 10)
+        db.session.commit()
+    holding, edit_errors = threading.Event(), []
+
+    def long_edit():
+        try:
+            with app.app_context():
+                ordered = list(reversed(shop.products))  # not the push's order
+                for n, product in enumerate(ordered):
+                    inventory.set_stock(product.id, 50)
+                    if n == len(ordered) // 2:
+                        holding.set()
+                        time.sleep(1.5)  # the push's batch goes out now, half of its entries held here
+                db.session.commit()
+        except Exception as exc:  # reported to the test below
+            edit_errors.append(exc)
+            holding.set()
+
+    import time
+
+    editor = threading.Thread(target=long_edit)
+
+    def start_edit_before_the_batch(seconds):
+        if not editor.is_alive() and not holding.is_set():
+            editor.start()
+            holding.wait(10)
+
+    with app.app_context():
+        outcome = push_store(shop.store.id, keepalive=start_edit_before_the_batch)
+        editor.join(30)
+        assert edit_errors == []
+        assert outcome.run.status in ("success", "partial")
+        push_store(shop.store.id)
+        assert db.session.scalar(select(func.count()).select_from(SyncEntry)) == 0
+    assert all(shop.mall_stock(i) == 50 for i in range(len(shop.items)))

@@ -196,6 +196,7 @@ def _push(store: Store, trigger: str, every_open: bool, keepalive, connector, ca
                 break
             _record_results(run, store, items, results, token, counts,
                             verified=not getattr(connector, "can_read", True))
+        release_leftovers(token)
         if every_open and call_error is None:
             every_open = False  # later rounds take only what became due meanwhile
             if not _has_claimable(store.id, False):
@@ -270,13 +271,44 @@ def claim(store_id: int, token: str, limit: int, *, every_open: bool = False, le
     return sorted(ids)
 
 
+def _lockable(model, ids) -> tuple[list[int], list[int]]:
+    """Split ids into rows locked now and rows another transaction holds (PostgreSQL, SKIP LOCKED).
+
+    A push never waits for a row lock while it holds others: a stock edit or an import holds entries and
+    listings in its own order for a whole transaction, and waiting on it with locks in hand can deadlock —
+    PostgreSQL would then abort one side, possibly the shop's edit. The rows held elsewhere are done one by
+    one afterwards (see _one_by_one), when this transaction holds nothing. SQLite has no row locks: one
+    writer at a time, so everything is lockable.
+    """
+    ids = sorted(set(ids))
+    if not ids or db.session.get_bind().dialect.name != "postgresql":
+        return ids, []
+    locked: set[int] = set()
+    for start in range(0, len(ids), 1000):
+        locked.update(db.session.scalars(
+            select(model.id).where(model.id.in_(ids[start : start + 1000])).order_by(model.id)
+            .with_for_update(skip_locked=True)
+        ))
+    return sorted(locked), [i for i in ids if i not in locked]
+
+
+def _one_by_one(statements) -> None:
+    """Run single-row statements each in its own transaction: waiting for one row while holding none."""
+    for statement, params in statements:
+        db.session.execute(statement, params) if params is not None else db.session.execute(statement)
+        db.session.commit()
+
+
 def _renew_and_load(ids: list[int], token: str, lease: int) -> list[tuple[PushItem, "_EntrySnapshot"]]:
     """Renew the lease of the batch and read each entry's newest target. Entries no longer ours are left
     out: another push owns them now and will send a value at least as new."""
     now = utcnow()
+    # Entries an edit is changing right now are not sent in this batch; the run releases them at its end
+    # and they are due again (with the edit's newer target).
+    lockable, _held = _lockable(SyncEntry, ids)
     renewed = db.session.scalars(
         update(SyncEntry)
-        .where(SyncEntry.id.in_(ids), SyncEntry.leased_by == token, SyncEntry.lease_until > now)
+        .where(SyncEntry.id.in_(lockable), SyncEntry.leased_by == token, SyncEntry.lease_until > now)
         .values(lease_until=now + timedelta(seconds=lease))
         .returning(SyncEntry.id)
         .execution_options(synchronize_session=False)
@@ -359,6 +391,7 @@ def _record_results(run: SyncRun, store: Store, items, results: list[ItemResult]
             park.append((snapshot, result.message))
     if attempts:
         db.session.execute(insert(SyncAttempt), attempts)
+    db.session.commit()
     _close(closed_ok, token, now, verified=verified)
     _reschedule(retry, token, now, transient=True)
     _reschedule([(s, m, None) for s, m in park], token, now, transient=False)
@@ -382,6 +415,7 @@ def _record_call_failure(run: SyncRun, store: Store, items, token: str, error: M
         for s in snapshots
     ]
     db.session.execute(insert(SyncAttempt), rows)
+    db.session.commit()
     _reschedule([(s, error.message, error.retry_after) for s in snapshots], token, now, transient=error.transient)
     counts["total"] += len(snapshots)
     counts["failed"] += len(snapshots)
@@ -410,11 +444,14 @@ def _attempt_row(run, store, snapshot: _EntrySnapshot, codes, *, ok, will_retry,
 
 
 def _close(snapshots: list[_EntrySnapshot], token: str, now, *, verified: bool = False) -> None:
-    """Delete the entries still at the pushed version; an entry with a newer version stays due (released)."""
+    """Delete the entries still at the pushed version; an entry with a newer version stays due (released).
+    Then note on each listing what was pushed. Commits (see _lockable for why in small steps)."""
     if not snapshots:
         return
-    pairs = [(s.id, s.version) for s in snapshots]
-    closed = set()
+    versions = {s.id: s.version for s in snapshots}
+    locked, held = _lockable(SyncEntry, list(versions))
+    closed: set[int] = set()
+    pairs = [(i, versions[i]) for i in locked]
     for start in range(0, len(pairs), 500):
         closed.update(
             db.session.scalars(
@@ -424,17 +461,18 @@ def _close(snapshots: list[_EntrySnapshot], token: str, now, *, verified: bool =
                 .execution_options(synchronize_session=False)
             )
         )
-    moved_on = [s.id for s in snapshots if s.id not in closed]
-    if moved_on:
-        db.session.execute(
-            update(SyncEntry)
-            .where(SyncEntry.id.in_(moved_on), SyncEntry.leased_by == token)
-            .values(lease_until=None, leased_by=None)
-            .execution_options(synchronize_session=False)
-        )
+    _release_ids([i for i in locked if i not in closed], token)
+    db.session.commit()
+    # Held by an edit right now: that edit gives the entry a newer version, so it is released, not closed.
+    _one_by_one(
+        (update(SyncEntry).where(SyncEntry.id == entry_id, SyncEntry.leased_by == token)
+         .values(lease_until=None, leased_by=None).execution_options(synchronize_session=False), None)
+        for entry_id in held
+    )
+
     deadline = now + timedelta(seconds=int(current_app.config.get("SYNC_REFLECTION_WINDOW_SECONDS", 3600)))
     table = Listing.__table__
-    db.session.execute(
+    statement = (
         update(table)
         .where(table.c.id == bindparam("b_id"))
         .values(
@@ -446,8 +484,37 @@ def _close(snapshots: list[_EntrySnapshot], token: str, now, *, verified: bool =
             reflection_error=None,
             drifted=False,
             updated_at=now,
-        ),
-        [{"b_id": s.listing_id, "b_quantity": s.quantity} for s in snapshots],
+        )
+    )
+    quantities = {s.listing_id: s.quantity for s in snapshots}
+    locked_listings, held_listings = _lockable(Listing, list(quantities))
+    if locked_listings:
+        db.session.execute(statement, [{"b_id": i, "b_quantity": quantities[i]} for i in locked_listings])
+    db.session.commit()
+    _one_by_one((statement, {"b_id": i, "b_quantity": quantities[i]}) for i in held_listings)
+
+
+def _release_ids(ids: list[int], token: str) -> None:
+    if ids:
+        db.session.execute(
+            update(SyncEntry)
+            .where(SyncEntry.id.in_(ids), SyncEntry.leased_by == token)
+            .values(lease_until=None, leased_by=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def release_leftovers(token: str) -> None:
+    """At the end of a round: give back whatever is still leased to this round (entries skipped because
+    an edit held them when their batch went out). They are due again at once."""
+    ids = list(db.session.scalars(select(SyncEntry.id).where(SyncEntry.leased_by == token)))
+    locked, held = _lockable(SyncEntry, ids)
+    _release_ids(locked, token)
+    db.session.commit()
+    _one_by_one(
+        (update(SyncEntry).where(SyncEntry.id == entry_id, SyncEntry.leased_by == token)
+         .values(lease_until=None, leased_by=None).execution_options(synchronize_session=False), None)
+        for entry_id in held
     )
 
 
@@ -456,23 +523,27 @@ def _reschedule(failed: list[tuple[_EntrySnapshot, Optional[str], Optional[float
     if not failed:
         return
     table = SyncEntry.__table__
-    rows = []
+    rows = {}
     for snapshot, message, retry_after in failed:
         delay = retry_delay(snapshot.attempts + 1, retry_after) if transient else timedelta(seconds=PARK_SECONDS)
-        rows.append({"b_id": snapshot.id, "b_version": snapshot.version, "b_due": now + delay, "b_error": message})
+        rows[snapshot.id] = {"b_id": snapshot.id, "b_version": snapshot.version, "b_due": now + delay, "b_error": message}
     # Same version: our failure is the latest news, apply the backoff. A newer version keeps its due_at (now).
-    db.session.execute(
+    backoff = (
         update(table)
         .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
         .values(due_at=bindparam("b_due"), attempts=table.c.attempts + 1, last_error=bindparam("b_error"),
-                lease_until=None, leased_by=None, updated_at=now),
-        rows,
+                lease_until=None, leased_by=None, updated_at=now)
     )
-    db.session.execute(
-        update(SyncEntry)
-        .where(SyncEntry.id.in_([s.id for s, _m, _r in failed]), SyncEntry.leased_by == token)
-        .values(lease_until=None, leased_by=None)
-        .execution_options(synchronize_session=False)
+    locked, held = _lockable(SyncEntry, list(rows))
+    if locked:
+        db.session.execute(backoff, [rows[i] for i in locked])
+        _release_ids(locked, token)
+    db.session.commit()
+    # Held by an edit right now: the edit makes the entry due with a newer version; just let go of it.
+    _one_by_one(
+        (update(SyncEntry).where(SyncEntry.id == entry_id, SyncEntry.leased_by == token)
+         .values(lease_until=None, leased_by=None).execution_options(synchronize_session=False), None)
+        for entry_id in held
     )
 
 
@@ -483,14 +554,20 @@ def release(ids: list[int], token: str, error: Optional[MallError] = None) -> No
     values = {"lease_until": None, "leased_by": None}
     if error is not None:
         values["due_at"] = utcnow() + (retry_delay(1, error.retry_after) if error.transient else timedelta(seconds=PARK_SECONDS))
-    for start in range(0, len(ids), 1000):
+    locked, held = _lockable(SyncEntry, ids)
+    for start in range(0, len(locked), 1000):
         db.session.execute(
             update(SyncEntry)
-            .where(SyncEntry.id.in_(ids[start : start + 1000]), SyncEntry.leased_by == token)
+            .where(SyncEntry.id.in_(locked[start : start + 1000]), SyncEntry.leased_by == token)
             .values(**values)
             .execution_options(synchronize_session=False)
         )
     db.session.commit()
+    _one_by_one(
+        (update(SyncEntry).where(SyncEntry.id == entry_id, SyncEntry.leased_by == token)
+         .values(lease_until=None, leased_by=None).execution_options(synchronize_session=False), None)
+        for entry_id in held
+    )
 
 
 def _start_run(store: Store, trigger: str) -> SyncRun:
