@@ -466,7 +466,7 @@ def test_sync_run_in_the_shell_pushes_and_prints_the_run(app, make, sandbox, run
 def test_a_long_stock_edit_during_a_push_and_the_push_both_succeed(app, make, sandbox):
     """An import-like edit holds many entries, in its own order, for a whole transaction while a push is
     sending them: neither may fail, and the mall ends at the edit's values. (The push takes row locks only
-    with SKIP LOCKED and waits for a row only while holding none: see sync.push._lockable.)"""
+    with SKIP LOCKED and waits for a row only while holding none: see sync.push.lockable.)"""
     shop = Shop(app, make, sandbox, items=24)
     with app.app_context():
         for product in shop.products:

@@ -271,7 +271,7 @@ def claim(store_id: int, token: str, limit: int, *, every_open: bool = False, le
     return sorted(ids)
 
 
-def _lockable(model, ids) -> tuple[list[int], list[int]]:
+def lockable(model, ids) -> tuple[list[int], list[int]]:
     """Split ids into rows locked now and rows another transaction holds (PostgreSQL, SKIP LOCKED).
 
     A push never waits for a row lock while it holds others: a stock edit or an import holds entries and
@@ -305,7 +305,7 @@ def _renew_and_load(ids: list[int], token: str, lease: int) -> list[tuple[PushIt
     now = utcnow()
     # Entries an edit is changing right now are not sent in this batch; the run releases them at its end
     # and they are due again (with the edit's newer target).
-    lockable, _held = _lockable(SyncEntry, ids)
+    lockable, _held = lockable(SyncEntry, ids)
     renewed = db.session.scalars(
         update(SyncEntry)
         .where(SyncEntry.id.in_(lockable), SyncEntry.leased_by == token, SyncEntry.lease_until > now)
@@ -445,11 +445,11 @@ def _attempt_row(run, store, snapshot: _EntrySnapshot, codes, *, ok, will_retry,
 
 def _close(snapshots: list[_EntrySnapshot], token: str, now, *, verified: bool = False) -> None:
     """Delete the entries still at the pushed version; an entry with a newer version stays due (released).
-    Then note on each listing what was pushed. Commits (see _lockable for why in small steps)."""
+    Then note on each listing what was pushed. Commits (see lockable for why in small steps)."""
     if not snapshots:
         return
     versions = {s.id: s.version for s in snapshots}
-    locked, held = _lockable(SyncEntry, list(versions))
+    locked, held = lockable(SyncEntry, list(versions))
     closed: set[int] = set()
     pairs = [(i, versions[i]) for i in locked]
     for start in range(0, len(pairs), 500):
@@ -487,7 +487,7 @@ def _close(snapshots: list[_EntrySnapshot], token: str, now, *, verified: bool =
         )
     )
     quantities = {s.listing_id: s.quantity for s in snapshots}
-    locked_listings, held_listings = _lockable(Listing, list(quantities))
+    locked_listings, held_listings = lockable(Listing, list(quantities))
     if locked_listings:
         db.session.execute(statement, [{"b_id": i, "b_quantity": quantities[i]} for i in locked_listings])
     db.session.commit()
@@ -508,7 +508,7 @@ def release_leftovers(token: str) -> None:
     """At the end of a round: give back whatever is still leased to this round (entries skipped because
     an edit held them when their batch went out). They are due again at once."""
     ids = list(db.session.scalars(select(SyncEntry.id).where(SyncEntry.leased_by == token)))
-    locked, held = _lockable(SyncEntry, ids)
+    locked, held = lockable(SyncEntry, ids)
     _release_ids(locked, token)
     db.session.commit()
     _one_by_one(
@@ -534,7 +534,7 @@ def _reschedule(failed: list[tuple[_EntrySnapshot, Optional[str], Optional[float
         .values(due_at=bindparam("b_due"), attempts=table.c.attempts + 1, last_error=bindparam("b_error"),
                 lease_until=None, leased_by=None, updated_at=now)
     )
-    locked, held = _lockable(SyncEntry, list(rows))
+    locked, held = lockable(SyncEntry, list(rows))
     if locked:
         db.session.execute(backoff, [rows[i] for i in locked])
         _release_ids(locked, token)
@@ -554,7 +554,7 @@ def release(ids: list[int], token: str, error: Optional[MallError] = None) -> No
     values = {"lease_until": None, "leased_by": None}
     if error is not None:
         values["due_at"] = utcnow() + (retry_delay(1, error.retry_after) if error.transient else timedelta(seconds=PARK_SECONDS))
-    locked, held = _lockable(SyncEntry, ids)
+    locked, held = lockable(SyncEntry, ids)
     for start in range(0, len(locked), 1000):
         db.session.execute(
             update(SyncEntry)

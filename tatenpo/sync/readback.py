@@ -24,7 +24,7 @@ from .. import inventory
 from ..extensions import db
 from ..malls.base import HINT_ITEM, ItemRef, MallError
 from ..models import Listing, Product, StockChangeKind, StockHistory, Store, SyncAttempt, SyncEntry, User, utcnow
-from .push import open_connector
+from .push import lockable, open_connector
 
 READ_CHUNK = 1000
 FIRST_RECHECK_SECONDS = 10
@@ -135,9 +135,12 @@ def read_back(store_id: int, *, connector=None, force: bool = False) -> ReadBack
 def _apply_reads(chunk, results, outcome: ReadBackOutcome) -> None:
     now = utcnow()
     window = reflection_window()
+    # A listing an import is rewriting right now is checked next round (never wait on it: see lockable).
+    locked, _held = lockable(Listing, [listing.id for _attempt, listing in chunk])
+    locked = set(locked)
     for attempt, listing in chunk:
         result = results.get(listing.id)
-        if result is None:
+        if result is None or listing.id not in locked:
             outcome.waiting += 1
             continue
         outcome.checked += 1
@@ -227,9 +230,10 @@ def check_drift(store_id: int, *, connector=None) -> DriftOutcome:
             db.session.rollback()
             return outcome  # not marked checked: the next round tries again
         now = utcnow()
+        locked = set(lockable(Listing, [listing.id for listing in listings])[0])
         for listing in listings:
             result = results.get(listing.id)
-            if result is None or result.quantity is None:
+            if result is None or result.quantity is None or listing.id not in locked:
                 continue
             outcome.checked += 1
             listing.mall_quantity = result.quantity
