@@ -305,10 +305,10 @@ def _renew_and_load(ids: list[int], token: str, lease: int) -> list[tuple[PushIt
     now = utcnow()
     # Entries an edit is changing right now are not sent in this batch; the run releases them at its end
     # and they are due again (with the edit's newer target).
-    lockable, _held = lockable(SyncEntry, ids)
+    free, _held = lockable(SyncEntry, ids)
     renewed = db.session.scalars(
         update(SyncEntry)
-        .where(SyncEntry.id.in_(lockable), SyncEntry.leased_by == token, SyncEntry.lease_until > now)
+        .where(SyncEntry.id.in_(free), SyncEntry.leased_by == token, SyncEntry.lease_until > now)
         .values(lease_until=now + timedelta(seconds=lease))
         .returning(SyncEntry.id)
         .execution_options(synchronize_session=False)
