@@ -5,9 +5,10 @@ each store's stock. Run it with `python -m sandbox`. It shares nothing with Tate
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, g
 
 from .limits import Limiter
 from .state import State
@@ -26,6 +27,11 @@ def create_app(db_path: str, public_url: str, ftp_host: str = "127.0.0.1", ftp_p
         app.register_blueprint(module.bp)
     app.register_blueprint(oauth.yahoo_bp)
     app.register_blueprint(oauth.amazon_bp)
+
+    @app.before_request
+    def _arrival() -> None:
+        g.sandbox_arrived = time.monotonic()  # rate limits count from receipt, not from when a thread got to it
+
     return app
 
 

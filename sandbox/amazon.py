@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from flask import Blueprint, Response, jsonify, request
 
-from .common import Replies, fault_reply, limiter, record, reflection_delay, state
+from .common import Replies, arrived, fault_reply, limiter, record, reflection_delay, state
 
 bp = Blueprint("amazon", __name__, url_prefix="/amazon/listings/2021-08-01/items")
 
@@ -52,7 +52,7 @@ def _store(seller: str, api: str) -> tuple[Optional[dict], Optional[Response]]:
         return store, _errors(403, "Unauthorized", "Access to requested resource is denied.")
     if JAPAN not in request.args.get("marketplaceIds", "").split(","):
         return store, _errors(400, "InvalidInput", "marketplaceIds must include A1VC38T7YXB528 (Amazon.co.jp).")
-    allowed, wait = limiter().allow(store["id"], "amazon", api)
+    allowed, wait = limiter().allow(store["id"], "amazon", api, arrived())
     if not allowed:
         return store, REPLIES.throttled(wait)
     return store, None

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 
 from .limits import Limiter
 from .state import State
@@ -32,6 +32,11 @@ def state() -> State:
 
 def limiter() -> Limiter:
     return current_app.extensions["sandbox.limiter"]
+
+
+def arrived() -> float:
+    """When this request reached the server (set before any work), for rate limiting."""
+    return g.get("sandbox_arrived") or time.monotonic()
 
 
 @dataclass
@@ -73,6 +78,7 @@ def _client_gone() -> bool:
     sock = request.environ.get("werkzeug.socket")
     if sock is None:
         return False
+    request.get_data(cache=True, parse_form_data=True)  # unread body bytes would hide the end of the stream (kept for the handler)
     previous = sock.gettimeout()
     try:
         sock.settimeout(0)

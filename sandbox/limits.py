@@ -1,14 +1,16 @@
 """The malls' real rate limits, enforced per store (a real mall limits per shop / licence key).
 
 GCRA (a token bucket without a timer): each call moves a "theoretical arrival time" one interval ahead; a
-call that arrives earlier than burst allows is refused. A small tolerance (a tenth of an interval by default,
-SANDBOX_RATE_TOLERANCE) absorbs scheduling jitter on a busy machine; the real malls' windows are coarse too.
+call that arrives earlier than burst allows is refused. A tolerance (a fifth of an interval by default,
+SANDBOX_RATE_TOLERANCE) absorbs scheduling jitter on a busy machine; the real malls' windows are coarse too. Two
+calls back to back are still refused. A call counts from when the server received it (request start).
 """
 from __future__ import annotations
 
 import os
 import threading
 import time
+from typing import Optional
 
 # (mall, api) -> (requests per second, burst)
 RATES: dict[tuple[str, str], tuple[float, int]] = {
@@ -36,14 +38,14 @@ class Limiter:
         self._lock = threading.Lock()
         self._tat: dict[tuple, float] = {}
         self._buckets: dict[int, tuple[float, float]] = {}  # store id -> (available, at)
-        self.tolerance = float(os.environ.get("SANDBOX_RATE_TOLERANCE", "0.1"))
+        self.tolerance = float(os.environ.get("SANDBOX_RATE_TOLERANCE", "0.2"))
 
-    def allow(self, store_id: int, mall: str, api: str) -> tuple[bool, float]:
-        """(allowed, seconds until the next call would be allowed)."""
+    def allow(self, store_id: int, mall: str, api: str, arrived: Optional[float] = None) -> tuple[bool, float]:
+        """(allowed, seconds until the next call would be allowed). `arrived`: time.monotonic() at receipt."""
         rate, burst = RATES[(mall, api)]
         interval = 1.0 / rate
         key = (store_id, mall, api)
-        now = time.monotonic()
+        now = arrived if arrived is not None else time.monotonic()
         with self._lock:
             tat = max(self._tat.get(key, now), now)
             allowed_at = tat - (burst - 1) * interval

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from flask import Blueprint, Response, jsonify, request
 
-from .common import Replies, fault_reply, limiter, record, reflection_delay, state
+from .common import Replies, arrived, fault_reply, limiter, record, reflection_delay, state
 
 bp = Blueprint("rakuten", __name__, url_prefix="/rakuten/es/2.0/inventories")
 
@@ -69,7 +69,7 @@ def _store() -> tuple[Optional[dict], Optional[Response]]:
 
 
 def _limited(store: dict, api: str) -> Optional[Response]:
-    allowed, wait = limiter().allow(store["id"], "rakuten", api)
+    allowed, wait = limiter().allow(store["id"], "rakuten", api, arrived())
     return None if allowed else _throttled(wait)
 
 

@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape
 
 from flask import Blueprint, Response, request
 
-from .common import Replies, fault_reply, limiter, record, reflection_delay, state
+from .common import Replies, arrived, fault_reply, limiter, record, reflection_delay, state
 
 bp = Blueprint("yahoo", __name__, url_prefix="/yahoo/ShoppingWebService/V1")
 
@@ -64,7 +64,7 @@ def _store(api: str) -> tuple[Optional[dict], Optional[Response]]:
         return store, failure
     if request.form.get("seller_id") != store["credentials"]["seller_id"]:
         return store, _error("seller_id is invalid.", "st-02100")  # [inferred] code
-    allowed, wait = limiter().allow(store["id"], "yahoo", api)
+    allowed, wait = limiter().allow(store["id"], "yahoo", api, arrived())
     if not allowed:
         return store, _throttled(wait)
     return store, None

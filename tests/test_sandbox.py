@@ -262,3 +262,14 @@ def test_the_store_page_finds_an_item_of_a_big_catalog_by_code(sandbox):
     assert "先頭の500件を表示しています" in page and "TT-0700" not in page
     found = requests.get(store["page"], params={"q": "tt-0700"}, timeout=10).text
     assert "TT-0700" in found and "先頭の" not in found
+
+
+def test_a_slow_form_call_keeps_its_form(sandbox):
+    store = sandbox.create_store("yahoo", items=1)
+    sandbox.faults(store["id"], timeout=1, hang_seconds=1)
+    response = requests.post(
+        sandbox.url + "/yahoo/ShoppingWebService/V1/setStock",
+        headers={"Authorization": "Bearer " + store["credentials"]["access_token"]},
+        data={"seller_id": store["credentials"]["seller_id"], "item_code": "tt-0001", "quantity": "8"}, timeout=5)
+    assert response.status_code == 200 and "<Quantity>8</Quantity>" in response.text
+    assert sandbox.stock(store["id"])[("tt-0001", "")] == 8
