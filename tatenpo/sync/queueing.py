@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Optional
-
 from flask import current_app
 from sqlalchemy import event, select
 
@@ -143,10 +141,6 @@ def _after_rollback_soft(session, previous_transaction) -> None:
 
 install()
 
-
-def pending_push(store_id: int) -> Optional[float]:
-    raw = _redis().get(PENDING_KEY.format(store_id=store_id))
-    return float(raw) if raw else None
 
 
 # --- the sweep: which stores are due ---------------------------------------------------------------------
