@@ -4,7 +4,7 @@ Export: 商品コード, 商品名, 在庫数, 引当数, 販売可能数 in CP9
 Cells starting with = + - @ are prefixed with ' so Excel shows them as text instead of running a formula;
 the import removes that prefix again, so export → import changes nothing.
 
-Import: preview, then every changed product in one transaction through inventory.set_stock (kind STOCK_CSV),
+Import: preview, then every changed product in one transaction through inventory.set_stock_many (kind STOCK_CSV),
 so history and the sync schedule follow; any bad row, unknown code or duplicate writes nothing.
 """
 from __future__ import annotations
@@ -15,15 +15,14 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from . import inventory
 from .extensions import db
-from .listings import lifecycle, scheduling, uploads
-from .listings.bulk import BulkWriter
+from .listings import lifecycle, uploads
 from .listings.reading import ENCODING_LABELS, FileProblem, cell, open_table
 from .listings.records import ERRORS_ON_JOB, Problems, read_quantity
-from .models import ImportJob, Product, StockChangeKind, StockHistory, utcnow
+from .models import ImportJob, Product, StockChangeKind
 
 HEADERS = ["商品コード", "商品名", "在庫数", "引当数", "販売可能数"]
 CODE_COLUMN = ("商品コード", "product code", "code")
@@ -140,60 +139,13 @@ def plan_import(path, filename: str) -> StockPlan:
     return plan
 
 
-# Below this many changes each goes through inventory.set_stock itself; above, the same rules in bulk.
-BULK_FROM = 200
-
-
 def apply_plan(plan: StockPlan, *, user=None, note: str = "", report=None) -> int:
     """Set every changed product's stock in the caller's transaction; returns how many changed."""
-    total = len(plan.changes)
-    if total < BULK_FROM:
-        for done, (product_id, code, before, after) in enumerate(plan.changes, start=1):
-            inventory.set_stock(product_id, after, kind=StockChangeKind.STOCK_CSV, user=user, note=note)
-            if report is not None:
-                report("write", done, total)
-        return total
-    return _set_stock_in_bulk(plan.changes, user=user, note=note, report=report)
-
-
-def _set_stock_in_bulk(changes, *, user, note: str, report) -> int:
-    """inventory.set_stock for many products at once, step by step the same: take each product's lock by
-    writing to it first (version + 1), read its stock under the lock, set 在庫数, append a STOCK_CSV history
-    row with the real change, and schedule its listings through inventory.schedule."""
-    bulk = BulkWriter()
-    now = bulk.time(utcnow())
-    products = Product.__table__
-    target = {product_id: after for product_id, _, _, after in changes}
-    ids = sorted(target)  # one locking order for everyone: two bulk imports cannot deadlock
-    changed: list[int] = []
-    total = len(ids)
-    for start in range(0, total, _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        db.session.execute(
-            update(Product).where(Product.id.in_(chunk)).values(version=Product.version + 1)
-            .execution_options(synchronize_session=False)
-        )
-        current = bulk.select(
-            f"SELECT id, code, on_hand FROM products WHERE id IN ({', '.join([bulk.marker] * len(chunk))})", tuple(chunk)
-        )
-        history, updates = [], []
-        for product_id, code, on_hand in current:
-            after = target[product_id]
-            if after == on_hand:
-                continue  # someone set the same stock meanwhile: nothing to record
-            updates.append((after, now, product_id))
-            history.append((product_id, code, after - on_hand, after, int(StockChangeKind.STOCK_CSV),
-                            user.id if user is not None else None, note, now))
-            changed.append(product_id)
-        bulk.update(products, ("on_hand", "updated_at"), "id", updates)
-        bulk.insert(
-            StockHistory.__table__,
-            ("product_id", "product_code", "change", "quantity_after", "kind", "user_id", "note", "created_at"),
-            history,
-        )
-        if report is not None:
-            report("write", min(start + _CHUNK, total), total)
-    scheduling.schedule_products(changed, scheduling.all_stores())
+    targets = {product_id: after for product_id, _code, _before, after in plan.changes}
+    changed = inventory.set_stock_many(
+        targets, kind=StockChangeKind.STOCK_CSV, user=user, note=note,
+        progress=(lambda done, total: report("write", done, total)) if report is not None else None,
+    )
     return len(changed)
 
 

@@ -230,3 +230,44 @@ def test_two_processes_adjusting_one_product_never_lose_an_update(app, make, red
         results = sorted(h.quantity_after for h in _history(product.id))
         assert results == list(range(1, 2 * times + 1))
         assert _entries()[listing.id].target_quantity == 2 * times
+
+
+def test_setting_many_stocks_at_once_follows_the_same_rules_as_one_by_one(app, make):
+    store = make.store(auto_sync=True, safety_stock=1)
+    one_by_one = [make.product(code=f"A-{n}", on_hand=5, allocated=n % 2) for n in range(4)]
+    at_once = [make.product(code=f"B-{n}", on_hand=5, allocated=n % 2) for n in range(4)]
+    listings = {p.code: make.listing(store, p) for p in one_by_one + at_once}
+    targets = [9, 5, 0, 12]  # the second one is unchanged
+    with app.app_context():
+        for product, target in zip(one_by_one, targets):
+            if target != 5:
+                inventory.set_stock(product.id, target, kind=StockChangeKind.STOCK_CSV, note="在庫取込")
+        changed = inventory.set_stock_many(
+            {p.id: t for p, t in zip(at_once, targets)}, kind=StockChangeKind.STOCK_CSV, note="在庫取込"
+        )
+        db.session.commit()
+        assert sorted(changed) == sorted(p.id for p, t in zip(at_once, targets) if t != 5)
+
+        def outcome(prefix):
+            stock = {p.code[2:]: p.on_hand for p in db.session.scalars(select(Product).where(Product.code.like(prefix + "%")))}
+            history = sorted(
+                (h.product_code[2:], h.change, h.quantity_after, h.kind, h.note)
+                for h in db.session.scalars(select(StockHistory).where(StockHistory.product_code.like(prefix + "%")))
+            )
+            entries = _entries()
+            pushed = {code[2:]: entries[listing.id].target_quantity
+                      for code, listing in listings.items() if code.startswith(prefix) and listing.id in entries}
+            return stock, history, pushed
+
+        assert outcome("A-") == outcome("B-")
+        assert outcome("B-")[2] == {"0": 8, "2": 0, "3": 10}  # 販売可能数 − 保留在庫 1
+
+
+def test_setting_many_stocks_refuses_the_whole_batch_when_one_is_invalid(app, make):
+    first, second = make.product(on_hand=3), make.product(on_hand=3)
+    with app.test_request_context():
+        with pytest.raises(inventory.StockError):
+            inventory.set_stock_many({first.id: 7, second.id: -1}, kind=StockChangeKind.STOCK_CSV)
+        db.session.rollback()
+        assert {p.on_hand for p in db.session.scalars(select(Product))} == {3}
+        assert db.session.scalar(select(StockHistory)) is None

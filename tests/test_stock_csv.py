@@ -151,10 +151,9 @@ def test_stock_page_exports_and_imports_through_the_worker(app, client, auth, ma
     assert client.get(f"/imports/{job_id}/progress").status_code == 286
 
 
-@pytest.mark.parametrize("bulk_from", [10_000, 1], ids=["one-by-one", "in-bulk"])
-def test_a_big_stock_import_follows_the_same_rules_one_by_one_or_in_bulk(app, make, monkeypatch, bulk_from):
-    """Large files take the bulk path; both give the same stock, history rows and sync entries."""
-    monkeypatch.setattr(stock_csv, "BULK_FROM", bulk_from)
+def test_a_stock_import_follows_the_inventory_rules_for_every_row(app, make):
+    """The whole file goes through inventory.set_stock_many: stock, history rows and sync entries as for a
+    hand edit of each product, and nothing for the rows that change nothing."""
     store = make.store(mall="rakuten", auto_sync=True, safety_stock=1)
     stopped = make.store(mall="yahoo", auto_sync=False)
     products = [make.product(code=f"B-{n:03d}", on_hand=5, allocated=n % 3) for n in range(30)]
