@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from . import create_app, embedded_redis
 from .config import embedded_redis_socket
 
@@ -50,26 +52,44 @@ def _wait_for_port(host: str, port: int, seconds: float) -> bool:
     return False
 
 
-def _stop(children: list[Child], redis_process) -> None:
+def _stop(children: list[Child], redis_process, grace: float = 15) -> None:
+    # Taken before any signal: RQ runs each job in a process group of its own, which killpg on the worker
+    # does not reach, so every descendant is remembered and reaped by pid at the end.
+    try:
+        descendants = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        descendants = []
     running = [c for c in children if c.process and c.process.poll() is None]
     for child in running:
         try:
             os.killpg(child.process.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + grace  # a running job may finish (an import commits, say)
     for child in running:
         try:
             child.process.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             pass
     for child in running:
-        # Whatever is still alive (a worker's job horse, say) goes now, with its whole group.
+        # Whatever is still alive (a worker finishing a long job, say) goes now, with its whole group.
         try:
             os.killpg(child.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         child.process.wait()
+    leftovers = [p for p in descendants if p.is_running() and (redis_process is None or p.pid != redis_process.pid)]
+    for process in leftovers:
+        try:
+            process.terminate()
+        except psutil.Error:
+            pass
+    _gone, alive = psutil.wait_procs(leftovers, timeout=5)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
     if redis_process is not None:
         embedded_redis.stop(redis_process)
 
@@ -135,7 +155,7 @@ def main() -> int:
                     break
             time.sleep(0.3)
     finally:
-        _stop(children, redis_process)
+        _stop(children, redis_process, float(env.get("STOP_GRACE_SECONDS", "15")))
     print("tatenpo: stopped", flush=True)
     return exit_code
 

@@ -115,6 +115,54 @@ def test_children_die_with_a_launcher_that_is_killed_outright(tmp_path):
     assert alive == [], [p.cmdline() for p in alive]
 
 
+def test_ctrl_c_also_stops_a_job_that_is_running(tmp_path):
+    """RQ runs a job in a process group of its own: stopping must reach it too."""
+    from redis import Redis
+    from rq import Queue
+
+    port = _free_port()
+    env = dict(os.environ)
+    for name in ("REDIS_URL", "DATABASE_URL", "TEST_DATABASE_URL"):
+        env.pop(name, None)
+    instance = tmp_path / "instance"
+    env.update(TATENPO_INSTANCE=str(instance), PORT=str(port), WEB_WORKERS="1", STOP_GRACE_SECONDS="2",
+               SANDBOX_HTTP_PORT=str(_free_port()), SANDBOX_FTP_PORT=str(_free_port()))
+    launcher = subprocess.Popen([sys.executable, "-m", "tatenpo.launcher"], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen: dict[int, psutil.Process] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while not (instance / "redis.sock").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        Queue("default", connection=Redis(unix_socket_path=str(instance / "redis.sock"))).enqueue(time.sleep, 300)
+        job_process = None
+        while job_process is None and time.monotonic() < deadline:
+            for process in _descendants(launcher.pid):
+                seen[process.pid] = process
+                try:
+                    # The job runs in a process forked from the worker (same command line, worker as parent).
+                    if "worker.py" in " ".join(process.cmdline()) and "worker.py" in " ".join(process.parent().cmdline()):
+                        job_process = process
+                except psutil.Error:
+                    pass
+            time.sleep(0.3)
+        assert job_process is not None, "the job never started"
+        assert os.getpgid(job_process.pid) != os.getpgid(launcher.pid)
+        launcher.send_signal(signal.SIGINT)
+        launcher.wait(60)
+    finally:
+        if launcher.poll() is None:
+            launcher.send_signal(signal.SIGINT)
+            try:
+                launcher.wait(60)
+            except subprocess.TimeoutExpired:
+                launcher.kill()
+    _gone, alive = psutil.wait_procs(list(seen.values()), timeout=10)
+    for process in alive:
+        process.kill()
+    assert alive == [], [p.cmdline() for p in alive]
+
+
 def _socket_answers(path: Path) -> bool:
     with socket.socket(socket.AF_UNIX) as s:
         try:
