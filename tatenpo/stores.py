@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Optional
 
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import update
 
 from . import credentials, inventory
 from .extensions import db
-from .models import Mall, Store
+from .models import Mall, Store, SyncEntry, utcnow
 
 
 class StoreError(ValueError):
@@ -57,19 +58,44 @@ def create_store(
     return store
 
 
+def _access_changes(store: Store, changes: dict) -> bool:
+    """Would these changes reach the mall differently (another endpoint, another credential)?"""
+    if "endpoint" in changes and (changes["endpoint"] or None) != store.endpoint:
+        return True
+    new = {key: value for key, value in (changes.get("credentials") or {}).items() if value}
+    if not new:
+        return False
+    try:
+        saved = credentials.read(store)
+    except credentials.CredentialKeyError:
+        return True
+    return any(saved.get(key) != value for key, value in new.items())
+
+
 def update_store(store: Store, **changes) -> Store:
-    """Apply changes; re-schedule the store's listings when the pushed quantity may have changed."""
+    """Apply changes; re-schedule the store's listings when the pushed quantity may have changed.
+
+    New credentials or a new endpoint make the last 接続テスト meaningless (it is cleared), and bring entries
+    parked by a failure (a wrong password waits an hour) due again at once: the shop just fixed the cause."""
     reschedule = False
     for key in ("auto_sync", "safety_stock"):
         if key in changes and changes[key] != getattr(store, key):
             reschedule = True
     if "safety_stock" in changes and changes["safety_stock"] is not None and changes["safety_stock"] < 0:
         raise StoreError(_l("Safety stock cannot be negative."))
+    access_changed = _access_changes(store, changes)
     for key, value in changes.items():
         if key == "credentials":
             credentials.write(store, value or {})
         else:
             setattr(store, key, value)
+    if access_changed:
+        store.connection_ok = store.connection_checked_at = store.connection_message = None
+        db.session.execute(
+            update(SyncEntry).where(SyncEntry.store_id == store.id).values(due_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        db.session.info.setdefault(inventory.STORES_CHANGED, set()).add(store.id)
     db.session.flush()
     if reschedule:
         inventory.schedule_store(store)

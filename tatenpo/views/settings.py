@@ -187,13 +187,11 @@ def _save(form, mall: str, store: Optional[Store]) -> Optional[Store]:
                                         safety_stock=safety)
             store.sync_interval_seconds = interval
         else:
-            changed_access = endpoint != store.endpoint or any(v and saved.get(k) != v for k, v in values.items())
-            changes = dict(name=form.name.data, endpoint=endpoint, auto_sync=auto_sync,
-                           immediate_sync=form.immediate_sync.data, safety_stock=safety, credentials=values,
-                           sync_interval_seconds=interval)
-            if changed_access:  # the last 接続テスト no longer says anything about these credentials
-                changes.update(connection_ok=None, connection_checked_at=None, connection_message=None)
-            store_domain.update_store(store, **changes)
+            store_domain.update_store(
+                store, name=form.name.data, endpoint=endpoint, auto_sync=auto_sync,
+                immediate_sync=form.immediate_sync.data, safety_stock=safety, credentials=values,
+                sync_interval_seconds=interval,
+            )
     except store_domain.StoreError as exc:
         db.session.rollback()
         form.name.errors.append(str(exc.message))
