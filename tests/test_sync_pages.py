@@ -216,3 +216,16 @@ def test_sync_run_in_the_shell_prints_the_run_and_refuses_an_unknown_store(app, 
     assert json.loads(result.output)["status"] == "blocked"
     missing = runner.invoke(args=["sync", "run", "--store", "999"])
     assert missing.exit_code != 0 and "no store 999" in missing.output
+
+
+def test_the_top_page_shows_the_seed_checks_beside_a_failing_store(app, make, client, auth):
+    make.application(malls=["yahoo"], status="completed")
+    store = make.store(mall="yahoo", name="ヤフー本店", consecutive_failures=2, last_error="アクセストークンを拒否しました。")
+    make.attempt(store, ok=False, hint="login", message="アクセストークンを拒否しました。")
+    auth.login()
+    page = client.get("/").get_data(as_text=True)
+    section = page[page.index("ヤフー本店"):]
+    login_check = section.index("ECサイト設定のログインIDやパスワードに間違いが無いか")
+    application_check = section.index("自動在庫同期申請が完了しているか")
+    assert "原因です" in section[login_check:application_check]  # the login check is marked as the cause
+    assert "問題なし" in section[application_check:application_check + 200]  # the application is 設定完了

@@ -19,8 +19,34 @@ from ..models import Listing, Product, Store, SyncAttempt, SyncEntry, SyncRun, u
 from .push import CODE_NOT_APPLIED, describe, hint_for_run
 
 RESULTS = ("ok", "ng", "retry")
-# The seed's three troubleshooting checks, in its order.
+# The seed's three troubleshooting checks, in its order and its words (shown as they are in every language).
 CHECKS = (HINT_LOGIN, HINT_ITEM, HINT_APPLICATION)
+CHECK_LABELS = {
+    HINT_LOGIN: "ECサイト設定のログインIDやパスワードに間違いが無いか",
+    HINT_ITEM: "商品情報が実際のECサイトとタテンポ上で相違が無いか",
+    HINT_APPLICATION: "自動在庫同期申請が完了しているか",
+}
+
+
+def troubleshooting(store: Optional[Store], failure_hint: Optional[str]) -> list[dict]:
+    """The seed's three checks for a failure, each marked with what Tatenpo could verify by itself:
+    'ng' (this is the cause), 'ok' (checked, no problem) or 'unknown' (cannot be checked automatically)."""
+    from .. import support
+
+    applied = support.covers(store.mall) if store else None
+    checks = []
+    for hint in CHECKS:
+        if hint == failure_hint:
+            state = "ng"
+        elif hint == HINT_APPLICATION:
+            state = "ok" if applied else ("ng" if applied is False else "unknown")
+        elif hint == HINT_LOGIN:
+            # The login works if the mall ever accepted a push, or answered about this very item.
+            state = "ok" if (store and store.last_success_at) or failure_hint == HINT_ITEM else "unknown"
+        else:  # the item check can only be known from the mall's answer for an item
+            state = "unknown"
+        checks.append({"hint": hint, "label": CHECK_LABELS[hint], "state": state})
+    return checks
 
 
 @dataclass
@@ -215,9 +241,21 @@ def counts() -> dict:
 
 
 def failing_stores() -> list[dict]:
-    """Stores whose pushes fail now: consecutive failures, or the gate closed with something waiting."""
-    return [s for s in store_states() if s["consecutive_failures"] > 0 or (
+    """Stores whose pushes fail now: consecutive failures, or the gate closed with something waiting;
+    each with the seed's troubleshooting checks for its latest failure."""
+    failing = [s for s in store_states() if s["consecutive_failures"] > 0 or (
         s["last_run"] and s["last_run"]["status"] == "blocked" and s["pending"] > 0)]
+    for state in failing:
+        store = db.session.get(Store, state["id"])
+        if state["last_run"] and state["last_run"]["status"] == "blocked":
+            hint = hint_for_run(db.session.get(SyncRun, state["last_run"]["id"]))
+        else:
+            hint = db.session.scalar(
+                select(SyncAttempt.hint).where(SyncAttempt.store_id == store.id, SyncAttempt.ok.is_(False))
+                .order_by(SyncAttempt.id.desc()).limit(1)
+            )
+        state["checks"] = troubleshooting(store, hint)
+    return failing
 
 
 def failing_items(limit: int = 20) -> tuple[int, list[dict]]:

@@ -14,9 +14,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
-from .. import support
 from ..extensions import db
-from ..malls.base import HINT_APPLICATION, HINT_ITEM, HINT_LOGIN
 from ..models import Store
 from ..sync import queueing, readback, status
 
@@ -30,12 +28,6 @@ STATUS_LABELS = {
     "failed": _l("Failed"),
     "blocked": _l("Not started"),
 }
-CHECK_LABELS = {
-    HINT_LOGIN: "ECサイト設定のログインIDやパスワードに間違いが無いか",
-    HINT_ITEM: "商品情報が実際のECサイトとタテンポ上で相違が無いか",
-    HINT_APPLICATION: "自動在庫同期申請が完了しているか",
-}
-
 
 def _filters() -> tuple[dict, list[str]]:
     """The filters from the query string; a bad value is ignored with a message, never a 500."""
@@ -64,20 +56,7 @@ def _filters() -> tuple[dict, list[str]]:
 
 def _checks(row: status.HistoryRow, stores: dict[int, Store]) -> list[dict]:
     """The seed's three checks for a ✗ line, each with what Tatenpo could verify by itself."""
-    store = stores.get(row.store_id)
-    applied = support.covers(store.mall) if store else None
-    checks = []
-    for hint in status.CHECKS:
-        if hint == row.hint:
-            state = "ng"
-        elif hint == HINT_APPLICATION:
-            state = "ok" if applied else ("ng" if applied is False else "unknown")
-        elif hint == HINT_LOGIN:
-            state = "ok" if (store and store.last_success_at) or row.hint == HINT_ITEM else "unknown"
-        else:  # the item check can only be known from the mall's answer for this item
-            state = "unknown"
-        checks.append({"hint": hint, "label": CHECK_LABELS[hint], "state": state})
-    return checks
+    return status.troubleshooting(stores.get(row.store_id), row.hint)
 
 
 def _page_data():
