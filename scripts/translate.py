@@ -24,12 +24,12 @@ def run(*args: str) -> None:
 
 
 def refresh() -> None:
-    run("extract", "-F", "babel.cfg", "-k", "_l", "--no-location", "--sort-output", "-o", str(POT), ".")
+    run("extract", "-F", "babel.cfg", "-k", "_l", "--no-location", "--sort-output", "--no-wrap", "-o", str(POT), ".")
     for locale in ("ja", "en"):
         if (TRANSLATIONS / locale / "LC_MESSAGES" / "messages.po").exists():
-            run("update", "-i", str(POT), "-d", str(TRANSLATIONS), "-l", locale, "--no-fuzzy-matching", "--ignore-obsolete")
+            run("update", "-i", str(POT), "-d", str(TRANSLATIONS), "-l", locale, "--no-fuzzy-matching", "--ignore-obsolete", "--no-wrap")
         else:
-            run("init", "-i", str(POT), "-d", str(TRANSLATIONS), "-l", locale)
+            run("init", "-i", str(POT), "-d", str(TRANSLATIONS), "-l", locale, "--no-wrap")
 
 
 def fill(locale: str, tsv: Path) -> None:
