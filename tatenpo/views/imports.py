@@ -113,23 +113,31 @@ def index():
         form.store_id.data = request.args.get("store", type=int)
     status = 200
     if form.validate_on_submit():
-        files = _files(form.files)
-        try:
-            job = uploads.save_upload(
-                files, kind="listings", store_id=form.store_id.data, user_id=current_user.id,
-                options={"format": form.format.data or None, "create_products": bool(form.create_products.data)},
-            )
-        except FileProblem as problem:
-            form.files.errors = [str(problem.message)]
-            status = 400
-        else:
-            db.session.flush()
-            importer.preview_job(job)
-            db.session.commit()
-            return redirect(url_for(".job", job_id=job.id))
+        accepted = _accept_upload(
+            form, importer.preview_job, kind="listings", store_id=form.store_id.data,
+            options={"format": form.format.data or None, "create_products": bool(form.create_products.data)},
+        )
+        if accepted is not None:
+            return accepted
+        status = 400
     elif request.method == "POST":
         status = 400
     return render_template("imports/index.html", form=form, stores=stores, history=_history("listings")), status
+
+
+def _accept_upload(form, preview, *, kind: str, store_id, options=None):
+    """Save the uploaded file(s), preview them and go to the job's page; None (the reason on the form's file
+    field) when the file cannot be read at all."""
+    try:
+        job = uploads.save_upload(_files(form.files), kind=kind, store_id=store_id, user_id=current_user.id,
+                                  options=options or {})
+    except FileProblem as problem:
+        form.files.errors = [str(problem.message)]
+        return None
+    db.session.flush()
+    preview(job)
+    db.session.commit()
+    return redirect(url_for(".job", job_id=job.id))
 
 
 def _options_form(job: ImportJob) -> OptionsForm:
@@ -399,16 +407,10 @@ def stock():
     form = StockUploadForm()
     status = 200
     if form.validate_on_submit():
-        try:
-            job = uploads.save_upload(_files(form.files), kind="stock", store_id=None, user_id=current_user.id)
-        except FileProblem as problem:
-            form.files.errors = [str(problem.message)]
-            status = 400
-        else:
-            db.session.flush()
-            stock_csv.preview_job(job)
-            db.session.commit()
-            return redirect(url_for(".job", job_id=job.id))
+        accepted = _accept_upload(form, stock_csv.preview_job, kind="stock", store_id=None)
+        if accepted is not None:
+            return accepted
+        status = 400
     elif request.method == "POST":
         status = 400
     return render_template("imports/stock.html", form=form, history=_history("stock")), status
