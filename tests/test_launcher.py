@@ -134,7 +134,11 @@ def test_ctrl_c_also_stops_a_job_that_is_running(tmp_path):
         deadline = time.monotonic() + 60
         while not (instance / "redis.sock").exists() and time.monotonic() < deadline:
             time.sleep(0.2)
-        Queue("default", connection=Redis(unix_socket_path=str(instance / "redis.sock"))).enqueue(time.sleep, 300)
+        job = Queue("default", connection=Redis(unix_socket_path=str(instance / "redis.sock"))).enqueue(time.sleep, 300)
+        # A worker runs one job at a time: once ours has started, the only job process is ours (the
+        # scheduler's quick sweep runs in such a process too, so looking earlier could catch that one).
+        while job.get_status(refresh=True) != "started" and time.monotonic() < deadline:
+            time.sleep(0.2)
         job_process = None
         while job_process is None and time.monotonic() < deadline:
             for process in _descendants(launcher.pid):
