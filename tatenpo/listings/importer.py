@@ -1,24 +1,26 @@
 """販売取込: read the uploaded file(s), preview what would change, and import it all in one transaction.
 
-Preview and import run the same code (`analyse`), so what the shop confirmed is what happens. The import
-writes nothing unless every row is valid; re-importing the same file changes nothing. New products get the
+Preview and import run the same code (`analyse`), so what the shop confirmed is what happens; the import
+takes the records the preview read (see staging) rather than reading the file again. The import writes
+nothing unless every row is valid; re-importing the same file changes nothing. New products get the
 file's stock as their starting stock, with a 在庫履歴 row of kind LISTING_IMPORT; newly linked listings of a
 store with 自動在庫同期 on are put on the sync schedule through tatenpo.inventory.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
 from flask_babel import lazy_gettext as _l
 from ..extensions import db
 from ..models import ImportJob, Listing, Product, StockChangeKind, StockHistory, Store, utcnow
-from . import detect, lifecycle, scheduling, uploads
+from . import detect, lifecycle, scheduling, staging, uploads
 from .base import Format
-from .bulk import BulkWriter, fold, search_text
-from .linking import Plan, build_plan, select_subset
+from .bulk import BulkWriter, cycle_collection_paused, search_text
+from .linking import Plan, build_plan, prepare, select_subset
 from .reading import ENCODING_LABELS, FileProblem, Table, open_table
-from .records import ERRORS_ON_JOB, Problems
+from .records import ERRORS_ON_JOB, Problems, Record
 
 Progress = Optional[Callable[[str, int, int], None]]
 _WRITE_CHUNK = 2000
@@ -31,6 +33,7 @@ class Analysis:
     plan: Plan
     problems: Problems
     tables: list[Table] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, Any]:
@@ -56,29 +59,47 @@ def analyse(
     first_items: Optional[int] = None,
     report: Progress = None,
     total: int = 0,
+    staged: Optional[staging.Staged] = None,
 ) -> Analysis:
-    """Everything the import would do, without writing. Raises FileProblem for a file that cannot be used."""
-    tables = open_tables(files)
-    settings = store.settings or {}
-    chosen = detect.detect(tables, settings, forced_format)
+    """Everything the import would do, without writing. Raises FileProblem for a file that cannot be used.
+    With `staged` (the preview's records of the same files) the files are not read again."""
+    problems = Problems()
+    tables: list[Table] = []
+    if staged is not None:
+        chosen = detect.get(staged.format)
+        _check_mall(chosen, store)
+        records = staged.records
+        encoding = staged.encoding
+        for reason, count in staged.skipped_reasons.items():
+            problems.skipped += count
+            problems.skipped_reasons[reason] = count
+    else:
+        tables = open_tables(files)
+        chosen = detect.detect(tables, store.settings or {}, forced_format)
+        _check_mall(chosen, store)
+        records = list(select_subset(chosen.read(tables, problems, store.settings or {}), items, first_items))
+        encoding = ENCODING_LABELS.get(tables[0].encoding, tables[0].encoding)
+    plan = build_plan(store.id, records, problems, create_products=create_products, progress=report, total=total,
+                      checked=staged is not None)
+    if plan.rows == 0 and problems.error_count == 0 and problems.skipped == 0:
+        raise FileProblem(_l("The file has a header row but no listings."), row=2)
+    return Analysis(chosen, encoding, plan, problems, tables, records)
+
+
+def _check_mall(chosen: Format, store: Store) -> None:
     if store.mall not in chosen.malls:
         raise FileProblem(
             _l("This is a %(format)s file, but the store “%(store)s” is on another mall.",
                format=chosen.label, store=store.name)
         )
-    problems = Problems()
-    records = select_subset(chosen.read(tables, problems, settings), items, first_items)
-    plan = build_plan(store.id, records, problems, create_products=create_products, progress=report, total=total)
-    if plan.rows == 0 and problems.error_count == 0 and problems.skipped == 0:
-        raise FileProblem(_l("The file has a header row but no listings."), row=2)
-    encoding = ENCODING_LABELS.get(tables[0].encoding, tables[0].encoding)
-    return Analysis(chosen, encoding, plan, problems, tables)
 
 
 def write(store: Store, plan: Plan, *, note: str, user_id: Optional[int], report: Progress = None) -> dict[str, int]:
     """Apply a plan in the caller's transaction (bulk statements, no ORM object per row); returns counts."""
     bulk = BulkWriter()
-    now = bulk.time(utcnow())
+    moment = utcnow()
+    now = bulk.time(moment)
+    stamps = {"created_at": moment, "updated_at": moment}
     total = len(plan.create) + len(plan.new) + len(plan.changed)
     done = 0
 
@@ -88,64 +109,57 @@ def write(store: Store, plan: Plan, *, note: str, user_id: Optional[int], report
         if report is not None:
             report("write", done, total)
 
-    # Titles are folded once for the product and its listing alike (the costly part of search_text).
-    titles: dict[str, str] = {}
+    titles: dict[str, str] = {}  # folded titles, shared by a product's SKUs (see linking.prepare)
 
-    def folded(title: str) -> str:
-        value = titles.get(title)
-        if value is None:
-            value = titles[title] = fold(title)
-        return value
+    def counted(rows: Iterator[tuple]) -> Iterator[tuple]:
+        # The rows stream into one statement (COPY on PostgreSQL keeps the server busy while Python builds
+        # the next rows); progress is reported as they pass.
+        n = 0
+        for n, row in enumerate(rows, start=1):
+            if n % _WRITE_CHUNK == 0:
+                step(_WRITE_CHUNK)
+            yield row
+        step(n % _WRITE_CHUNK)
 
     products = Product.__table__
     before = bulk.max_id(products)
     items = list(plan.create.items())
-    for start in range(0, len(items), _WRITE_CHUNK):
-        chunk = items[start : start + _WRITE_CHUNK]
-        bulk.insert(
-            products,
-            ("code", "name", "on_hand", "allocated", "stock_managed", "version", "search_text", "created_at", "updated_at"),
-            [(code, data["name"], data["quantity"], 0, True, 0, f"{fold(code)} {folded(data['name'])}".strip()[:800],
-              now, now) for code, data in chunk],
-        )
-        step(len(chunk))
+    bulk.insert(
+        products,
+        ("code", "name", "on_hand", "search_text"),
+        counted((code, data["name"], data["quantity"], prepare(data["record"], titles)[1]) for code, data in items),
+        {"allocated": 0, "stock_managed": True, "version": 0, **stamps},
+    )
     created: dict[str, int] = {}
     if items:
         wanted = plan.create
         created = {code: id_ for id_, code in bulk.ids_after(products, before, ("id", "code")) if code in wanted}
-        kind = int(StockChangeKind.LISTING_IMPORT)
         bulk.insert(
             StockHistory.__table__,
-            ("product_id", "product_code", "change", "quantity_after", "kind", "user_id", "note", "created_at"),
-            [(created[code], code, data["quantity"], data["quantity"], kind, user_id, note, now)
-             for code, data in items if data["quantity"] > 0],
+            ("product_id", "product_code", "change", "quantity_after"),
+            ((created[code], code, data["quantity"], data["quantity"]) for code, data in items if data["quantity"] > 0),
+            {"kind": int(StockChangeKind.LISTING_IMPORT), "user_id": user_id, "note": note, "created_at": moment},
         )
+
+    def new_listings() -> Iterator[tuple]:
+        for record, product_id, to_create in plan.new:
+            listing_text, _, attributes = prepare(record, titles)
+            quantity = record.quantity
+            yield (
+                created[to_create] if to_create is not None else product_id, record.item_code, record.variant_code,
+                record.sell_code or record.code, record.title, attributes, record.sync_enabled, quantity,
+                now if quantity is not None else None, listing_text,
+            )
 
     listings = Listing.__table__
     listings_before = bulk.max_id(listings)
-    store_id = store.id
-    json_text = bulk.json
-    for start in range(0, len(plan.new), _WRITE_CHUNK):
-        chunk = plan.new[start : start + _WRITE_CHUNK]
-        rows = []
-        for record, product_id, to_create in chunk:
-            if to_create is not None:
-                product_id = created[to_create]
-            code = record.sell_code or record.code
-            quantity = record.quantity
-            rows.append((
-                store_id, product_id, record.item_code, record.variant_code, code, record.title,
-                json_text(record.attributes), record.sync_enabled, quantity, now if quantity is not None else None,
-                False, (search_text(code, record.item_code, record.variant_code) + _tail(folded(record.title)))[:1100],
-                now, now,
-            ))
-        bulk.insert(
-            listings,
-            ("store_id", "product_id", "item_code", "variant_code", "code", "title", "attributes", "sync_enabled",
-             "mall_quantity", "mall_quantity_at", "drifted", "search_text", "created_at", "updated_at"),
-            rows,
-        )
-        step(len(chunk))
+    bulk.insert(
+        listings,
+        ("product_id", "item_code", "variant_code", "code", "title", "attributes", "sync_enabled",
+         "mall_quantity", "mall_quantity_at", "search_text"),
+        counted(new_listings()),
+        {"store_id": store.id, "drifted": False, **stamps},
+    )
 
     columns = ("product_id", "code", "title", "attributes", "mall_quantity", "search_text", "updated_at")
     for start in range(0, len(plan.changed), _WRITE_CHUNK):
@@ -190,10 +204,6 @@ def write(store: Store, plan: Plan, *, note: str, user_id: Optional[int], report
     }
 
 
-def _tail(folded_title: str) -> str:
-    return " " + folded_title if folded_title else ""
-
-
 def job_options(job: ImportJob) -> dict[str, Any]:
     options = job.options or {}
     return {
@@ -204,16 +214,28 @@ def job_options(job: ImportJob) -> dict[str, Any]:
     }
 
 
+def _reading(options: dict[str, Any]) -> dict[str, Any]:
+    """The options that decide which records are read from the file (creating products is decided later)."""
+    return {key: value for key, value in options.items() if key != "create_products"}
+
+
 def preview_job(job: ImportJob) -> Optional[Analysis]:
     """Fill the job's preview (format, encoding, counts, first errors) and mark it previewed. The caller
     commits. A file that cannot be used at all leaves the job `failed` with the reason; returns None."""
+    with cycle_collection_paused():
+        return _preview(job)
+
+
+def _preview(job: ImportJob) -> Optional[Analysis]:
     store = db.session.get(Store, job.store_id) if job.store_id else None
     if store is None:
         job.status = "failed"
         job.message = str(_l("The store no longer exists."))
         return None
+    options = job_options(job)
+    staging.discard(job)
     try:
-        analysis = analyse(store, uploads.job_files(job), **job_options(job))
+        analysis = analyse(store, uploads.job_files(job), **options)
     except FileProblem as problem:
         job.status = "failed"
         job.message = str(problem.message)
@@ -235,6 +257,9 @@ def preview_job(job: ImportJob) -> Optional[Analysis]:
     job.done_rows = 0
     job.status = "previewed"
     job.message = None
+    if not analysis.problems.error_count:  # a file with errors is refused, never imported
+        staging.keep(job, _reading(options), staging.Staged(
+            analysis.format.name, analysis.encoding, analysis.records, analysis.problems.skipped_reasons))
     return analysis
 
 
@@ -249,7 +274,9 @@ def run_job(job_id: int) -> ImportJob:
         store = db.session.get(Store, job.store_id) if job.store_id else None
         if store is None:
             raise FileProblem(_l("The store no longer exists."))
-        analysis = analyse(store, uploads.job_files(job), report=reporter, total=job.total_rows or 0, **job_options(job))
+        options = job_options(job)
+        analysis = analyse(store, uploads.job_files(job), report=reporter, total=job.total_rows or 0,
+                           staged=staging.load(job, _reading(options)), **options)
         if analysis.problems.error_count:
             lifecycle.refuse(job, analysis.problems)
         result = write(store, analysis.plan, note=import_note(job), user_id=job.user_id, report=reporter)

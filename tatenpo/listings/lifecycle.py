@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from ..extensions import db
 from ..models import ImportJob, utcnow
 from . import progress, uploads
+from .bulk import cycle_collection_paused
 from .reading import FileProblem
 from .records import ERRORS_ON_JOB
 
@@ -36,7 +37,7 @@ def run(job_id: int, work: Callable[[ImportJob, progress.Reporter], str], expect
     job.done_rows = 0
     db.session.commit()
     try:
-        with force_locale(locale):
+        with force_locale(locale), cycle_collection_paused():
             message = work(job, progress.Reporter(job.id))
             job.status = "done"
             job.finished_at = utcnow()

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import Product
-from .bulk import BulkWriter
+from .bulk import BulkWriter, fold, search_text
 
 encode_json = BulkWriter.json
 from .records import Problems, Record
@@ -44,7 +44,7 @@ class Plan:
     new: list[tuple[Record, Optional[int], Optional[str]]] = field(default_factory=list)  # (record, product id, code to create)
     changed: list[dict[str, Any]] = field(default_factory=list)  # listing rows to update (by id)
     unchanged: int = 0
-    create: dict[str, dict[str, Any]] = field(default_factory=dict)  # 商品コード → {name, quantity}
+    create: dict[str, dict[str, Any]] = field(default_factory=dict)  # 商品コード → {name, quantity, record}
     unlinked: int = 0
     linked_existing: int = 0
     not_pushed: int = 0  # FBA and other listings imported with sync off
@@ -86,11 +86,12 @@ def select_subset(records: Iterable[Record], items: Optional[list[str]], first_i
 def existing_listings(store_id: int) -> dict[tuple[str, str], tuple]:
     """(item_code, variant_code) → (id, product_id, code, title, mall_quantity, attributes JSON text).
 
-    Read through the driver: the attributes stay JSON text and are parsed only for rows whose text differs
-    from the file's, which on a re-import is none of them."""
+    Read through the driver, the attributes as JSON text (PostgreSQL's driver would parse them): they are
+    parsed only for rows whose text differs from the file's, which on a re-import is none of them."""
     bulk = BulkWriter()
     rows = bulk.select(
-        "SELECT item_code, variant_code, id, product_id, code, title, mall_quantity, attributes FROM listings "
+        "SELECT item_code, variant_code, id, product_id, code, title, mall_quantity, CAST(attributes AS TEXT) "
+        "FROM listings "
         f"WHERE store_id = {bulk.marker}",
         (store_id,),
     )
@@ -140,8 +141,27 @@ def build_plan(
     create_products: bool,
     progress=None,
     total: int = 0,
+    checked: bool = False,
 ) -> Plan:
+    """`checked`: the records already passed _checked (they are the preview's, see staging)."""
     plan = Plan()
+    if checked:
+        kept = list(records)
+        plan.rows = len(kept)
+    else:
+        kept = _checked(plan, records, problems, progress, total)
+    if progress is not None:
+        progress("read", plan.rows, total or plan.rows)
+
+    existing = existing_listings(store_id)
+    known = product_ids({product_code(r) for r in kept})
+    for record in kept:
+        _plan_record(plan, record, existing.get((record.item_code, record.variant_code)), known, create_products, store_id)
+    return plan
+
+
+def _checked(plan: Plan, records: Iterable[Record], problems: Problems, progress, total: int) -> list[Record]:
+    """The records that can be imported: not a second row for the same listing, codes within limits."""
     kept: list[Record] = []
     first_row: dict[tuple[str, str], int] = {}
     for record in records:
@@ -158,18 +178,9 @@ def build_plan(
             )
             continue
         first_row[key] = record.row
-        if not _valid(record, problems):
-            continue
-        kept.append(record)
-    del first_row
-    if progress is not None:
-        progress("read", plan.rows, total or plan.rows)
-
-    existing = existing_listings(store_id)
-    known = product_ids({product_code(r) for r in kept})
-    for record in kept:
-        _plan_record(plan, record, existing.get((record.item_code, record.variant_code)), known, create_products, store_id)
-    return plan
+        if _valid(record, problems):
+            kept.append(record)
+    return kept
 
 
 def _identity(record: Record) -> str:
@@ -206,7 +217,7 @@ def _plan_record(plan: Plan, record: Record, current: Optional[tuple], known: di
             if create:
                 to_create = pcode
                 if pcode not in plan.create:
-                    plan.create[pcode] = {"name": record.title, "quantity": record.quantity or 0}
+                    plan.create[pcode] = _product(record)
             else:
                 plan.unlinked += 1
         else:
@@ -224,7 +235,7 @@ def _plan_record(plan: Plan, record: Record, current: Optional[tuple], known: di
     if product_id is None:
         if create:
             new_product = pcode
-            plan.create.setdefault(pcode, {"name": record.title, "quantity": record.quantity or 0})
+            plan.create.setdefault(pcode, _product(record))
         else:
             plan.unlinked += 1
     # What the file does not say (a subset of columns) keeps its current value.
@@ -261,6 +272,34 @@ def _plan_record(plan: Plan, record: Record, current: Optional[tuple], known: di
     plan.changed.append(row)
     if len(plan.samples) < 20:
         plan.samples.append(_sample(record, pcode, "updated", product_id is not None or create))
+
+
+def _product(record: Record) -> dict[str, Any]:
+    """A product to create: named after the listing (the record), starting with the file's stock."""
+    return {"name": record.title, "quantity": record.quantity or 0, "record": record}
+
+
+def prepare(record: Record, titles: dict[str, str]) -> tuple[str, str, str]:
+    """record.prepared, worked out once (see prepared_texts)."""
+    if record.prepared is None:
+        record.prepared = prepared_texts(record, titles)
+    return record.prepared
+
+
+def prepared_texts(record: Record, titles: dict[str, str]) -> tuple[str, str, str]:
+    """What writing a record needs that depends on the record alone: the listing's search text
+    (models.search_key of code, item, variant, title), the search text of the product it would create (code,
+    name) and the attributes as JSON. `titles` caches folded titles: a product's SKUs share one."""
+    title = record.title[:TITLE_LIMIT]
+    folded = titles.get(title)
+    if folded is None:
+        folded = titles[title] = fold(title)
+    codes = search_text(listing_code(record), record.item_code, record.variant_code)
+    return (
+        (f"{codes} {folded}" if folded else codes)[:1100],
+        f"{fold(product_code(record))} {folded}".strip()[:800],
+        encode_json(record.attributes),
+    )
 
 
 def _merged_attributes(old: Any, new: dict[str, Any]) -> tuple[dict[str, Any], bool]:
