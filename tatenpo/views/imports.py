@@ -15,7 +15,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
 from sqlalchemy import select
-from wtforms import BooleanField, HiddenField, IntegerField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, IntegerField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from .. import jobs, stock_csv
@@ -33,7 +33,7 @@ STOP_POLLING = 286
 
 
 def _format_choices():
-    return [("", _l("Recognise automatically"))] + [(f.name, f.label) for f in detect.FORMATS]
+    return [SelectChoice("", _l("Recognise automatically"))] + [SelectChoice(f.name, f.label) for f in detect.FORMATS]
 
 
 class UploadForm(FlaskForm):
@@ -46,8 +46,9 @@ class UploadForm(FlaskForm):
 class OptionsForm(FlaskForm):
     scope = RadioField(
         _l("What to import"),
-        choices=[("all", _l("Every listing in the file")), ("first", _l("Only the first items (try with one or a few first)")),
-                 ("items", _l("Only these items"))],
+        choices=[SelectChoice("all", _l("Every listing in the file")),
+                 SelectChoice("first", _l("Only the first items (try with one or a few first)")),
+                 SelectChoice("items", _l("Only these items"))],
         default="all",
     )
     first_items = IntegerField(_l("Number of items"), default=1, validators=[Optional(), NumberRange(min=1, max=100000)])
@@ -107,7 +108,7 @@ def _files(field) -> list:
 def index():
     form = UploadForm()
     stores = _stores()
-    form.store_id.choices = [(s.id, f"{s.name}") for s in stores]
+    form.store_id.choices = [SelectChoice(s.id, s.name) for s in stores]
     form.format.choices = _format_choices()
     if request.method == "GET" and request.args.get("store", type=int):
         form.store_id.data = request.args.get("store", type=int)
@@ -163,9 +164,9 @@ def _mapping_form(job: ImportJob, formdata=None) -> MappingForm | None:
     store = db.session.get(Store, job.store_id)
     saved = generic.mapping(store.settings or {}) if store else {}
     form = MappingForm(formdata=formdata, data=saved) if formdata is None else MappingForm(formdata=formdata)
-    none = [("", _l("(not in the file)"))]
+    none = [SelectChoice("", _l("(not in the file)"))]
     for field in generic.FIELDS:
-        getattr(form, field).choices = (none if field != "item_code" else [("", "—")]) + [(h, h) for h in headers if h]
+        getattr(form, field).choices = (none if field != "item_code" else [SelectChoice("", "—")]) + [SelectChoice(h, h) for h in headers if h]
     return form
 
 

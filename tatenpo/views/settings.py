@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import BooleanField, PasswordField, RadioField, SelectField, StringField
+from wtforms import BooleanField, PasswordField, RadioField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
 from .. import connection_test, credentials, sandbox_malls, support
@@ -38,7 +38,7 @@ def _strip(value):
 class StoreForm(FlaskForm):
     name = StringField(_l("Store name"), filters=[_strip],
                        validators=[DataRequired(_l("Enter the store name.")), Length(max=100)])
-    auto_sync = RadioField(_l("Automatic stock sync"), choices=[("on", _l("In use")), ("off", _l("Stopped"))],
+    auto_sync = RadioField(_l("Automatic stock sync"), choices=[SelectChoice("on", _l("In use")), SelectChoice("off", _l("Stopped"))],
                            default="off")
     immediate_sync = BooleanField(_l("Push a change within seconds (immediate sync)"))
     safety_stock = StringField(_l("Safety stock"), default="0", filters=[_strip])
@@ -214,9 +214,9 @@ def _render_form(form, mall: str, store: Optional[Store]):
 
 def _with_sandbox_choices(form, mall: str) -> None:
     sandbox_list, _error = _sandbox_stores(mall)
-    form.sandbox_store.choices = [("", _("Do not use (connect to the real mall)")),
-                                  ("new", _("Create a new sandbox store (%(n)s items)", n=SANDBOX_ITEMS))]
-    form.sandbox_store.choices += [(str(s["id"]), f"#{s['id']} {s['name']}") for s in sandbox_list]
+    form.sandbox_store.choices = [SelectChoice("", _("Do not use (connect to the real mall)")),
+                                  SelectChoice("new", _("Create a new sandbox store (%(n)s items)", n=SANDBOX_ITEMS))]
+    form.sandbox_store.choices += [SelectChoice(str(s["id"]), f"#{s['id']} {s['name']}") for s in sandbox_list]
 
 
 def _store_or_404(store_id: int) -> Store:

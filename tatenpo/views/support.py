@@ -8,7 +8,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import case, select
-from wtforms import EmailField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms import EmailField, SelectChoice, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -62,14 +62,14 @@ class ApplicationForm(FlaskForm):
     )
     malls = SelectMultipleField(
         _l("Malls to sync"),
-        choices=[(m, support.MALL_NAMES[m]) for m in support.APPLICATION_MALLS],
+        choices=[SelectChoice(m, support.MALL_NAMES[m]) for m in support.APPLICATION_MALLS],
         validators=[AtLeastOne()],
         widget=ListWidget(prefix_label=False),
         option_widget=CheckboxInput(),
     )
     application_type = SelectField(
         _l("Application type"),
-        choices=[(t, support.APPLICATION_TYPE_LABELS[t]) for t in support.APPLICATION_TYPES],
+        choices=[SelectChoice(t, support.APPLICATION_TYPE_LABELS[t]) for t in support.APPLICATION_TYPES],
         default=support.APPLICATION_TYPE_START,
         validators=[InputRequired(_l("Choose the application type."))],
     )
