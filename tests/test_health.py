@@ -4,7 +4,6 @@ from __future__ import annotations
 from rq import SimpleWorker
 
 from tatenpo import health, jobs
-from tatenpo.extensions import db
 from tatenpo.redis_conn import queue, redis
 
 

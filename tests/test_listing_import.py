@@ -6,9 +6,9 @@ from sqlalchemy import func, select
 
 from tatenpo.extensions import db
 from tatenpo.listings import importer
-from tatenpo.models import ImportJob, Listing, StockChangeKind, StockHistory, Store, SyncEntry
+from tatenpo.models import ImportJob, StockChangeKind, StockHistory, Store, SyncEntry
 
-from .listing_helpers import fixture, import_file, listings_of, product, snapshot, upload
+from .listing_helpers import import_file, listings_of, product, snapshot, upload
 
 
 def test_rakuten_sku_format_creates_listings_and_products_with_the_files_stock(app, make):
@@ -297,7 +297,6 @@ def test_uploads_left_unconfirmed_for_a_week_are_removed(app, make):
     from datetime import timedelta
     from pathlib import Path
 
-    from tatenpo.listings import uploads
     from tatenpo.models import utcnow
 
     store = make.store(mall="rakuten")

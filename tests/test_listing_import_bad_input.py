@@ -8,7 +8,7 @@ from tatenpo.extensions import db
 from tatenpo.listings import importer, lifecycle
 from tatenpo.models import ImportJob
 
-from .listing_helpers import fixture, import_file, snapshot, upload
+from .listing_helpers import import_file, snapshot, upload
 
 HEADER = "商品管理番号（商品URL）,商品名,SKU管理番号,在庫数\r\n"
 

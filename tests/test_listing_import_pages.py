@@ -8,7 +8,7 @@ from rq import SimpleWorker
 from sqlalchemy import select
 
 from tatenpo.extensions import db
-from tatenpo.models import ImportJob, Listing, Product, Store, SyncEntry
+from tatenpo.models import ImportJob, Listing, Store, SyncEntry
 from tatenpo.redis_conn import queue, redis
 
 from .listing_helpers import fixture, listings_of, product, snapshot

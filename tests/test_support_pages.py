@@ -48,7 +48,7 @@ def test_form_has_the_seed_fields_the_prefilled_inquiry_and_the_business_days_no
     for label in ("会社名", "ご担当者名", "ご担当者メールアドレス", "在庫同期申請モール", "在庫同期申請タイプ", "お問合せ内容", "備考"):
         assert label in page
     for mall in ("楽天市場", "Yahoo!ショッピング", "Amazon", "Shopify"):
-        assert f'type="checkbox" value=' in page and mall in page
+        assert 'type="checkbox" value=' in page and mall in page
     assert f'<option selected value="{START}">' in page
     assert re.search(r'name="inquiry"[^>]*>\s*自動受注メール取込みアドレスの申請</textarea>', page)
     assert "楽天市場に2店舗目を出店予定" in page and "Yahoo!ショッピングは2店舗分の設定を希望" in page
