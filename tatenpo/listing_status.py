@@ -25,10 +25,10 @@ FILTERS = (PENDING, FAILED, UNREFLECTED)
 
 @dataclass
 class ListingState:
-    listing: Listing
+    listing: Listing  # or a BadgeListing (states_by_product)
     state: str
     message: Optional[str] = None  # the mall's message for ✗, the log line for 未反映
-    attempt: Optional[SyncAttempt] = None
+    attempt: Optional[SyncAttempt] = None  # the newest push (from states_by_product: its ok/will_retry/message)
 
 
 def _latest_attempt_ids():
@@ -59,6 +59,74 @@ def states(listings: Iterable[Listing]) -> dict[int, ListingState]:
         entry = entries.get(listing.id)
         attempt = attempts.get(listing.id)
         result[listing.id] = ListingState(listing, *_state(listing, entry, attempt), attempt=attempt)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class BadgeStore:
+    """What a badge reads of a store."""
+
+    id: int
+    name: str
+    auto_sync: bool
+    immediate_sync: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BadgeListing:
+    """What a badge reads of a listing (and `_state` of it), without loading it as an ORM object."""
+
+    id: int
+    store_id: int
+    product_id: Optional[int]
+    code: str
+    sync_enabled: bool
+    reflected: Optional[bool]
+    reflection_error: Optional[str]
+    store: BadgeStore
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    last_error: Optional[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    ok: bool
+    will_retry: bool
+    message: Optional[str]
+
+
+def states_by_product(product_ids: Iterable[int]) -> dict[int, list[ListingState]]:
+    """Per product: the state of each of its listings, store by store — the same states as `states`, in one
+    query of plain columns (a page of the product table has hundreds of listings)."""
+    ids = list(product_ids)
+    result: dict[int, list[ListingState]] = {i: [] for i in ids}
+    if not ids:
+        return result
+    newest = select(func.max(SyncAttempt.id)).where(SyncAttempt.listing_id == Listing.id).correlate(Listing)
+    rows = db.session.execute(
+        select(Listing.id, Listing.store_id, Listing.product_id, Listing.code, Listing.sync_enabled, Listing.reflected,
+               Listing.reflection_error, Store.name, Store.auto_sync, Store.immediate_sync,
+               SyncEntry.id, SyncEntry.last_error, SyncAttempt.id, SyncAttempt.ok, SyncAttempt.will_retry,
+               SyncAttempt.message)
+        .join(Store, Store.id == Listing.store_id)
+        .outerjoin(SyncEntry, SyncEntry.listing_id == Listing.id)
+        .outerjoin(SyncAttempt, SyncAttempt.id == newest.scalar_subquery())
+        .where(Listing.product_id.in_(ids))
+        .order_by(Listing.store_id, Listing.id)
+    )
+    stores: dict[int, BadgeStore] = {}
+    for (id_, store_id, product_id, code, enabled, reflected, reflection_error, store_name, auto_sync, immediate,
+         entry_id, last_error, attempt_id, ok, will_retry, message) in rows:
+        store = stores.get(store_id)
+        if store is None:
+            store = stores[store_id] = BadgeStore(store_id, store_name, auto_sync, immediate)
+        listing = BadgeListing(id_, store_id, product_id, code, enabled, reflected, reflection_error, store)
+        entry = _Entry(last_error) if entry_id is not None else None
+        attempt = _Attempt(ok, will_retry, message) if attempt_id is not None else None
+        result[product_id].append(ListingState(listing, *_state(listing, entry, attempt), attempt=attempt))
     return result
 
 

@@ -6,13 +6,16 @@ Every stock change goes through tatenpo.inventory (kind MANUAL, the current user
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass, field
+from typing import Optional
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import exists, select
-from sqlalchemy.orm import joinedload, load_only
+from sqlalchemy.orm import joinedload
 
 from .. import inventory, listing_status
 from ..extensions import db
@@ -44,7 +47,8 @@ def _stock_globals():
 
 @bp.app_template_filter("qty")
 def qty(value) -> str:
-    """1234 → 1,234: the |number filter's output for a quantity, without Babel's per-call cost (table cells)."""
+    """1234 → 1,234: the |number filter's output for a quantity, without Babel's per-call cost (table cells,
+    the pager)."""
     return "—" if value is None else f"{value:,}"
 
 
@@ -78,27 +82,41 @@ def change_stock(product_id: int, typed: str, note: str | None = None):
     return inventory.set_stock(product_id, text, kind=StockChangeKind.MANUAL, user=user, note=note)
 
 
-def badges_for(products: list[Product]) -> dict[int, list]:
-    """Per product: the sync state of each of its listings, store by store."""
-    ids = [p.id for p in products]
-    if not ids:
-        return {}
-    # Only what a badge shows: a page has hundreds of listings, and their JSON attributes are not needed here.
-    listings = db.session.scalars(
-        select(Listing)
-        .options(
-            load_only(Listing.id, Listing.store_id, Listing.product_id, Listing.code, Listing.sync_enabled,
-                      Listing.reflected, Listing.reflection_error),
-            joinedload(Listing.store).load_only(Store.id, Store.name, Store.auto_sync, Store.immediate_sync),
-        )
-        .where(Listing.product_id.in_(ids))
-        .order_by(Listing.store_id, Listing.id)
-    ).all()
-    states = listing_status.states(listings)
-    result: dict[int, list] = {i: [] for i in ids}
-    for listing in listings:
-        result[listing.product_id].append(states[listing.id])
-    return result
+@dataclass(slots=True)
+class ProductRow:
+    """One row of the product table: a product's stock, read as plain columns, and where each of its listings
+    stands with its mall (listing_status.ListingState, store by store)."""
+
+    id: int
+    code: str
+    name: str
+    on_hand: int
+    allocated: int
+    stock_managed: bool
+    states: list = field(default_factory=list)
+
+    COLUMNS = (Product.id, Product.code, Product.name, Product.on_hand, Product.allocated, Product.stock_managed)
+
+    @property
+    def sellable(self) -> int:
+        return max(0, self.on_hand - self.allocated)
+
+    @property
+    def poll_seconds(self) -> Optional[int]:
+        """How often the row asks for its new state while a listing waits for a push; None when none waits."""
+        waiting = [s for s in self.states if s.state == listing_status.PENDING]
+        if not waiting:
+            return None
+        return POLL_SECONDS if any(s.listing.store.immediate_sync for s in waiting) else POLL_SECONDS_SCHEDULED
+
+
+def product_rows(statement) -> list[ProductRow]:
+    """The rows of a select of ProductRow.COLUMNS, with the sync state of each listing (two queries)."""
+    rows = [ProductRow(*columns) for columns in db.session.execute(statement)]
+    states = listing_status.states_by_product(row.id for row in rows)
+    for row in rows:
+        row.states = states[row.id]
+    return rows
 
 
 def _filters() -> dict:
@@ -111,7 +129,7 @@ def _filters() -> dict:
 
 
 def _query(filters: dict):
-    statement = select(Product).order_by(Product.code)
+    statement = select(*ProductRow.COLUMNS).order_by(Product.code)
     if filters["q"]:
         statement = statement.where(Product.search_text.contains(search_key(filters["q"]), autoescape=True))
     listing_of_product = [Listing.product_id == Product.id]
@@ -129,11 +147,11 @@ def _query(filters: dict):
 @bp.route("/products")
 def index():
     filters = _filters()
-    page = paginate(_query(filters), "stock.index", filters, filtered=any(filters.values()))
-    stores = db.session.scalars(select(Store).order_by(Store.id)).all()
+    page = paginate(_query(filters), "stock.index", filters, filtered=any(filters.values()), load=product_rows)
+    stores = db.session.execute(select(Store.id, Store.name).order_by(Store.id)).all()
     context = dict(
-        page=page, filters=filters, stores=stores, badges=badges_for(page.items), list_url=request.full_path,
-        labels=row_labels(), base=url_for("stock.index"),
+        page=page, filters=filters, stores=stores, list_url=request.full_path, labels=row_labels(),
+        base=url_for("stock.index"),
     )
     if is_htmx() and request.headers.get("HX-Target") == "product-table":
         return render_template("stock/_table.html", **context)
@@ -147,11 +165,17 @@ def _product(product_id: int) -> Product:
     return product
 
 
-def render_row(product: Product, error: str | None = None, editing: bool = False, value: str | None = None):
+def _product_row(product_id: int) -> ProductRow:
+    rows = product_rows(select(*ProductRow.COLUMNS).where(Product.id == product_id))
+    if not rows:
+        abort(404)
+    return rows[0]
+
+
+def render_row(product: ProductRow, error: str | None = None, editing: bool = False, value: str | None = None):
     return render_template(
         "stock/_row.html",
         p=product,
-        badges=badges_for([product]),
         editing=editing,
         error=error,
         value=value,
@@ -162,12 +186,12 @@ def render_row(product: Product, error: str | None = None, editing: bool = False
 
 @bp.route("/products/<int:product_id>/row")
 def row(product_id: int):
-    return render_row(_product(product_id))
+    return render_row(_product_row(product_id))
 
 
 @bp.route("/products/<int:product_id>/stock/edit")
 def edit(product_id: int):
-    product = _product(product_id)
+    product = _product_row(product_id)
     if not is_htmx():
         return redirect(url_for("stock.detail", product_id=product.id) + "#stock")
     return render_row(product, editing=True)
@@ -186,6 +210,9 @@ def save_typed_stock(product_id: int, code: str, rerender, back: str):
             return rerender(error=str(exc.message), editing=True, value=typed)
         flash(_("%(code)s: %(message)s", code=code, message=exc.message), "error")
         return redirect(back)
+    # Settle the language now: the commit expires every loaded object, the user too, and reading its
+    # language while drawing the row would cost one more query.
+    get_locale()
     db.session.commit()
     db.session.expire_all()
     if is_htmx():
@@ -196,10 +223,12 @@ def save_typed_stock(product_id: int, code: str, rerender, back: str):
 
 @bp.route("/products/<int:product_id>/stock", methods=["POST"])
 def save(product_id: int):
-    product = _product(product_id)
+    code = db.session.scalar(select(Product.code).where(Product.id == product_id))
+    if code is None:
+        abort(404)
     back = safe_next(request.form.get("next"), url_for("stock.detail", product_id=product_id))
     return save_typed_stock(
-        product.id, product.code, lambda **row_state: render_row(_product(product_id), **row_state), back
+        product_id, code, lambda **row_state: render_row(_product_row(product_id), **row_state), back
     )
 
 

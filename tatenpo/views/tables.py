@@ -56,8 +56,13 @@ class Page:
         return sorted(n for n in numbers if 1 <= n <= last)
 
 
-def paginate(statement, endpoint: str, args: dict, filtered: bool = False) -> Page:
-    """One page of the statement's rows. With `filtered`, the count stops at COUNT_CAP matches."""
+def _entities(statement) -> list:
+    return list(db.session.scalars(statement).unique().all())
+
+
+def paginate(statement, endpoint: str, args: dict, filtered: bool = False, load=_entities) -> Page:
+    """One page of the statement's rows, as `load(statement)` reads them (by default the ORM objects it
+    selects). With `filtered`, the count stops at COUNT_CAP matches."""
     per_page = request.args.get("per", 50, type=int)
     if per_page not in PER_PAGE_CHOICES:
         per_page = PER_PAGE_CHOICES[0]
@@ -71,7 +76,7 @@ def paginate(statement, endpoint: str, args: dict, filtered: bool = False) -> Pa
     number = max(1, request.args.get("page", 1, type=int) or 1)
     if not capped:
         number = min(number, pages)
-    items = db.session.scalars(statement.limit(per_page).offset((number - 1) * per_page)).unique().all()
+    items = load(statement.limit(per_page).offset((number - 1) * per_page))
     kept = {k: v for k, v in args.items() if v not in (None, "")}
     if per_page != PER_PAGE_CHOICES[0]:
         kept["per"] = per_page
