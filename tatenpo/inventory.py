@@ -70,21 +70,20 @@ def _validate_result(quantity: int) -> None:
 def lock_product(product_id: int) -> Product:
     """Take the product's row lock and return its current state.
 
-    The first statement is a write on purpose: on PostgreSQL it holds the row lock until commit; on SQLite
-    it takes the database's write lock before anything is read, so the value read below cannot be stale.
+    The statement is a write on purpose: on PostgreSQL it holds the row lock until commit; on SQLite it takes
+    the database's write lock, so the state it returns (RETURNING, in the same statement) cannot be stale.
     Both backends then serialise concurrent changes to one product instead of losing one of them.
     """
-    result = db.session.execute(
+    locked = db.session.execute(
         update(Product)
         .where(Product.id == product_id)
         .values(version=Product.version + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount == 0:
+        .returning(Product)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).scalar_one_or_none()
+    if locked is None:
         raise StockError(_l("The product no longer exists."))
-    return db.session.execute(
-        select(Product).where(Product.id == product_id).execution_options(populate_existing=True)
-    ).scalar_one()
+    return locked
 
 
 def set_stock(
