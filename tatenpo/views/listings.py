@@ -96,6 +96,7 @@ def save(listing_id: int):
     if listing.product is None:
         abort(404)
     back = safe_next(request.form.get("next"), url_for("listings.index"))
+    code = listing.product.code
     return save_typed_stock(
-        listing.product_id, listing.product.code, lambda **row_state: render_row(_listing(listing_id), **row_state), back
+        listing.product_id, lambda: code, lambda **row_state: render_row(_listing(listing_id), **row_state), back
     )

@@ -197,10 +197,11 @@ def edit(product_id: int):
     return render_row(product, editing=True)
 
 
-def save_typed_stock(product_id: int, code: str, rerender, back: str):
+def save_typed_stock(product_id: int, code, rerender, back: str):
     """The inline save shared by the product and listing rows: apply the typed stock and commit, then the row
     again (htmx) or a redirect with a message (no JavaScript). A refused number changes nothing and comes
-    back in the edit row with the reason; `rerender(**row_state)` draws the row from fresh data."""
+    back in the edit row with the reason; `rerender(**row_state)` draws the row from fresh data, `code()`
+    gives the product code for the message (only the messages need it, so the htmx save does not ask)."""
     typed = request.form.get("on_hand", "")
     try:
         change_stock(product_id, typed, note=(request.form.get("note") or "").strip() or None)
@@ -208,7 +209,7 @@ def save_typed_stock(product_id: int, code: str, rerender, back: str):
         db.session.rollback()
         if is_htmx():
             return rerender(error=str(exc.message), editing=True, value=typed)
-        flash(_("%(code)s: %(message)s", code=code, message=exc.message), "error")
+        flash(_("%(code)s: %(message)s", code=code(), message=exc.message), "error")
         return redirect(back)
     # Settle the language now: the commit expires every loaded object, the user too, and reading its
     # language while drawing the row would cost one more query.
@@ -217,18 +218,18 @@ def save_typed_stock(product_id: int, code: str, rerender, back: str):
     db.session.expire_all()
     if is_htmx():
         return rerender()
-    flash(_("Saved the stock of %(code)s.", code=code), "success")
+    flash(_("Saved the stock of %(code)s.", code=code()), "success")
     return redirect(back)
 
 
 @bp.route("/products/<int:product_id>/stock", methods=["POST"])
 def save(product_id: int):
-    code = db.session.scalar(select(Product.code).where(Product.id == product_id))
-    if code is None:
-        abort(404)
+    # An unknown product is a 404 either way: inventory refuses to change it, then drawing the row (or the
+    # message's code) finds nothing.
     back = safe_next(request.form.get("next"), url_for("stock.detail", product_id=product_id))
     return save_typed_stock(
-        product_id, code, lambda **row_state: render_row(_product_row(product_id), **row_state), back
+        product_id, lambda: _product(product_id).code,
+        lambda **row_state: render_row(_product_row(product_id), **row_state), back,
     )
 
 
