@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 from flask import Flask
@@ -9,7 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from . import instance as instance_files
-from . import logs
+from . import logs, sqlite_writers
 from .config import defaults
 from .extensions import babel, csrf, db, login_manager, migrate
 
@@ -67,15 +68,17 @@ def _sqlite_options(app: Flask) -> None:
         return
     options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     connect_args = dict(options.get("connect_args") or {})
-    # Writers wait for each other (up to 30 s) instead of failing with "database is locked".
+    # Writers wait for each other (up to 30 s) instead of failing with "database is locked", in a queue that
+    # hands the database on at once rather than SQLite's sleeps (sqlite_writers).
     connect_args.setdefault("timeout", 30)
+    connect_args.setdefault("factory", sqlite_writers.Connection)
     options["connect_args"] = connect_args
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
-    if type(dbapi_connection).__module__.startswith("sqlite3"):
+    if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
         # WAL: readers never block the writer; foreign keys are off in SQLite unless asked for.
         cursor.execute("PRAGMA journal_mode=WAL")

@@ -97,9 +97,7 @@ class ProductRow:
 
     COLUMNS = (Product.id, Product.code, Product.name, Product.on_hand, Product.allocated, Product.stock_managed)
 
-    @property
-    def sellable(self) -> int:
-        return max(0, self.on_hand - self.allocated)
+    sellable = Product.sellable  # the model's own rule (販売可能数), over the same two columns
 
     @property
     def poll_seconds(self) -> Optional[int]:
