@@ -25,10 +25,10 @@ FILTERS = (PENDING, FAILED, UNREFLECTED)
 
 @dataclass
 class ListingState:
-    listing: Listing  # or a BadgeListing (states_by_product)
+    listing: Listing  # or a BadgeListing (with_states)
     state: str
     message: Optional[str] = None  # the mall's message for ✗, the log line for 未反映
-    attempt: Optional[SyncAttempt] = None  # the newest push (from states_by_product: its ok/will_retry/message)
+    attempt: Optional[SyncAttempt] = None  # the newest push (from with_states: its ok/will_retry/message)
 
 
 def _latest_attempt_ids():
@@ -98,36 +98,43 @@ class _Attempt:
     message: Optional[str]
 
 
-def states_by_product(product_ids: Iterable[int]) -> dict[int, list[ListingState]]:
-    """Per product: the state of each of its listings, store by store — the same states as `states`, in one
-    query of plain columns (a page of the product table has hundreds of listings)."""
-    ids = list(product_ids)
-    result: dict[int, list[ListingState]] = {i: [] for i in ids}
-    if not ids:
-        return result
+# What a listing's badge is made of, in the order `read_state` reads it.
+_STATE_COLUMNS = (
+    Listing.id, Listing.store_id, Listing.product_id, Listing.code, Listing.sync_enabled, Listing.reflected,
+    Listing.reflection_error, Store.name, Store.auto_sync, Store.immediate_sync, SyncEntry.id, SyncEntry.last_error,
+    SyncAttempt.id, SyncAttempt.ok, SyncAttempt.will_retry, SyncAttempt.message,
+)
+
+
+def with_states(products):
+    """SELECT each row of `products` (a subquery with the product's `id`) with each of its listings and what
+    the listing's state is made of: one statement for a whole page of the product table and its hundreds of
+    listings, in plain columns. A product without listings comes once, with NULLs; `read_state` reads the rest."""
     newest = select(func.max(SyncAttempt.id)).where(SyncAttempt.listing_id == Listing.id).correlate(Listing)
-    rows = db.session.execute(
-        select(Listing.id, Listing.store_id, Listing.product_id, Listing.code, Listing.sync_enabled, Listing.reflected,
-               Listing.reflection_error, Store.name, Store.auto_sync, Store.immediate_sync,
-               SyncEntry.id, SyncEntry.last_error, SyncAttempt.id, SyncAttempt.ok, SyncAttempt.will_retry,
-               SyncAttempt.message)
-        .join(Store, Store.id == Listing.store_id)
+    return (
+        select(products, *_STATE_COLUMNS)
+        .select_from(products)
+        .outerjoin(Listing, Listing.product_id == products.c.id)
+        .outerjoin(Store, Store.id == Listing.store_id)
         .outerjoin(SyncEntry, SyncEntry.listing_id == Listing.id)
         .outerjoin(SyncAttempt, SyncAttempt.id == newest.scalar_subquery())
-        .where(Listing.product_id.in_(ids))
-        .order_by(Listing.store_id, Listing.id)
     )
-    stores: dict[int, BadgeStore] = {}
-    for (id_, store_id, product_id, code, enabled, reflected, reflection_error, store_name, auto_sync, immediate,
-         entry_id, last_error, attempt_id, ok, will_retry, message) in rows:
-        store = stores.get(store_id)
-        if store is None:
-            store = stores[store_id] = BadgeStore(store_id, store_name, auto_sync, immediate)
-        listing = BadgeListing(id_, store_id, product_id, code, enabled, reflected, reflection_error, store)
-        entry = _Entry(last_error) if entry_id is not None else None
-        attempt = _Attempt(ok, will_retry, message) if attempt_id is not None else None
-        result[product_id].append(ListingState(listing, *_state(listing, entry, attempt), attempt=attempt))
-    return result
+
+
+def read_state(columns, stores: dict[int, BadgeStore]) -> Optional[ListingState]:
+    """The state of the listing in a `with_states` row's trailing columns (None: no listing). `stores` keeps
+    one BadgeStore per store across the rows of a statement."""
+    (id_, store_id, product_id, code, enabled, reflected, reflection_error, store_name, auto_sync, immediate,
+     entry_id, last_error, attempt_id, ok, will_retry, message) = columns
+    if id_ is None:
+        return None
+    store = stores.get(store_id)
+    if store is None:
+        store = stores[store_id] = BadgeStore(store_id, store_name, auto_sync, immediate)
+    listing = BadgeListing(id_, store_id, product_id, code, enabled, reflected, reflection_error, store)
+    entry = _Entry(last_error) if entry_id is not None else None
+    attempt = _Attempt(ok, will_retry, message) if attempt_id is not None else None
+    return ListingState(listing, *_state(listing, entry, attempt), attempt=attempt)
 
 
 def _state(listing: Listing, entry: Optional[SyncEntry], attempt: Optional[SyncAttempt]) -> tuple[str, Optional[str]]:

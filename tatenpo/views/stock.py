@@ -109,12 +109,22 @@ class ProductRow:
 
 
 def product_rows(statement) -> list[ProductRow]:
-    """The rows of a select of ProductRow.COLUMNS, with the sync state of each listing (two queries)."""
-    rows = [ProductRow(*columns) for columns in db.session.execute(statement)]
-    states = listing_status.states_by_product(row.id for row in rows)
-    for row in rows:
-        row.states = states[row.id]
-    return rows
+    """The rows of a select of ProductRow.COLUMNS (ordered by code), each with the state of its listings,
+    store by store: one statement."""
+    products = statement.subquery()
+    rows: dict[int, ProductRow] = {}
+    stores: dict = {}
+    width = len(ProductRow.COLUMNS)
+    for columns in db.session.execute(
+        listing_status.with_states(products).order_by(products.c.code, Listing.store_id, Listing.id)
+    ):
+        row = rows.get(columns[0])
+        if row is None:
+            row = rows[columns[0]] = ProductRow(*columns[:width])
+        state = listing_status.read_state(columns[width:], stores)
+        if state is not None:
+            row.states.append(state)
+    return list(rows.values())
 
 
 def _filters() -> dict:
@@ -146,14 +156,14 @@ def _query(filters: dict):
 def index():
     filters = _filters()
     page = paginate(_query(filters), "stock.index", filters, filtered=any(filters.values()), load=product_rows)
-    stores = db.session.execute(select(Store.id, Store.name).order_by(Store.id)).all()
     context = dict(
-        page=page, filters=filters, stores=stores, list_url=request.full_path, labels=row_labels(),
-        base=url_for("stock.index"),
+        page=page, filters=filters, list_url=request.full_path, labels=row_labels(), base=url_for("stock.index"),
     )
     if is_htmx() and request.headers.get("HX-Target") == "product-table":
         return render_template("stock/_table.html", **context)
-    return render_template("stock/index.html", **context)
+    # The store filter's choices: only the whole page has them (typing a search redraws the table alone).
+    stores = db.session.execute(select(Store.id, Store.name).order_by(Store.id)).all()
+    return render_template("stock/index.html", stores=stores, **context)
 
 
 def _product(product_id: int) -> Product:
