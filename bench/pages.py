@@ -18,6 +18,7 @@ import argparse
 import os
 import random
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -219,14 +220,13 @@ def main() -> int:
         populate(args.products)
         analyze()
         print(f"populated {args.products:,} products and listings in {time.monotonic() - started:.1f} s")
-        log = serve_and_hammer(args, env)
+        report(serve_and_hammer(args, env), args.clients)
     finally:
         if args.database_url:
             drop_tables()
         if redis_process is not None:
             embedded_redis.stop(redis_process)
-
-    report(log, args.clients)
+        shutil.rmtree(folder, ignore_errors=True)  # the instance, its 50 MB SQLite file and the access log
     return 0
 
 
