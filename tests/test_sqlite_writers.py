@@ -85,13 +85,17 @@ def test_a_writer_that_keeps_its_turn_too_long_makes_the_other_fail_as_sqlite_wo
     assert holder.execute("SELECT quantity FROM stock").fetchone() == (9,)
 
 
-def test_the_app_connections_take_turns_and_keep_their_pragmas(app):
+def test_the_app_connections_take_turns_and_keep_their_pragmas(redis_url, tmp_path):
+    # An app on SQLite whatever database the session tests (the PostgreSQL pass included).
+    from tatenpo import create_app
     from tatenpo.extensions import db
 
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(tmp_path / "shop.db"),
+                      "REDIS_URL": redis_url, "SECRET_KEY": "test-secret"})
     with app.app_context():
-        if db.engine.dialect.name != "sqlite":
-            pytest.skip("SQLite only")
         connection = db.session.connection().connection.dbapi_connection
         assert isinstance(connection, Connection)
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert connection.execute("PRAGMA foreign_keys").fetchone() == (1,)
+        db.session.remove()
+        db.engine.dispose()
