@@ -10,7 +10,8 @@ from sqlalchemy.orm import joinedload
 
 from .. import inventory
 from ..extensions import db
-from ..models import Listing, Product, StockChangeKind, User, search_key
+from ..models import Listing, Product, StockChangeKind, User
+from ..search import matches
 
 PAGE_SIZE = 50
 
@@ -27,7 +28,7 @@ def unlinked_listings(store_id: Optional[int] = None, query: str = "", page: int
     if store_id:
         where.append(Listing.store_id == store_id)
     if query.strip():
-        where.append(Listing.search_text.contains(search_key(query.strip()), autoescape=True))
+        where.append(matches(Listing.search_text, query.strip()))
     total = db.session.scalar(select(func.count()).select_from(Listing).where(*where)) or 0
     rows = db.session.scalars(
         select(Listing).options(joinedload(Listing.store)).where(*where).order_by(Listing.id.desc())
@@ -43,7 +44,7 @@ def find_products(query: str, limit: int = 20) -> list[Product]:
         return []
     exact = db.session.scalar(select(Product).where(Product.code == text))
     found = db.session.scalars(
-        select(Product).where(Product.search_text.contains(search_key(text), autoescape=True)).order_by(Product.code).limit(limit)
+        select(Product).where(matches(Product.search_text, text)).order_by(Product.code).limit(limit)
     ).all()
     if exact is not None:
         found = [exact] + [p for p in found if p.id != exact.id]

@@ -8,7 +8,8 @@ from sqlalchemy.orm import joinedload
 
 from .. import listing_status
 from ..extensions import db
-from ..models import Listing, Store, search_key
+from ..models import Listing, Store
+from ..search import matches
 from .stock import row_labels, save_typed_stock
 from .tables import is_htmx, paginate, safe_next
 
@@ -33,7 +34,7 @@ def _query(filters: dict):
         .order_by(Listing.store_id, Listing.code, Listing.id)
     )
     if filters["q"]:
-        statement = statement.where(Listing.search_text.contains(search_key(filters["q"]), autoescape=True))
+        statement = statement.where(matches(Listing.search_text, filters["q"]))
     if filters["store"]:
         statement = statement.where(Listing.store_id == filters["store"])
     if filters["link"] == "linked":

@@ -19,7 +19,8 @@ from sqlalchemy.orm import joinedload
 
 from .. import inventory, listing_status
 from ..extensions import db
-from ..models import Listing, Product, StockChangeKind, StockHistory, Store, search_key
+from ..models import Listing, Product, StockChangeKind, StockHistory, Store
+from ..search import matches
 from .tables import is_htmx, paginate, safe_next
 
 bp = Blueprint("stock", __name__)
@@ -139,7 +140,7 @@ def _filters() -> dict:
 def _query(filters: dict):
     statement = select(*ProductRow.COLUMNS).order_by(Product.code)
     if filters["q"]:
-        statement = statement.where(Product.search_text.contains(search_key(filters["q"]), autoescape=True))
+        statement = statement.where(matches(Product.search_text, filters["q"]))
     listing_of_product = [Listing.product_id == Product.id]
     if filters["store"]:
         listing_of_product.append(Listing.store_id == filters["store"])
