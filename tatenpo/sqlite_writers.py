@@ -20,6 +20,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import weakref
 from typing import Optional
 
 # The statements before which sqlite3 opens a write transaction itself (its default transaction control).
@@ -47,6 +48,10 @@ class Turn:
         except BlockingIOError:
             fd = self._wait(fd)
         self.fd = fd
+        if fd is not None:
+            # A connection dropped mid-transaction (never committed, rolled back or closed) must not keep the
+            # turn for the rest of its process's life: the descriptor is closed when the connection goes.
+            self._release = weakref.finalize(self, os.close, fd)
 
     def _wait(self, fd: int) -> Optional[int]:
         """Block on the lock in a helper thread, so that the wait can end after `timeout` (flock cannot)."""
@@ -73,8 +78,8 @@ class Turn:
     def give_back(self) -> None:
         self.asked = False
         if self.fd is not None:
-            fd, self.fd = self.fd, None
-            os.close(fd)
+            self.fd = None
+            self._release()  # closes the descriptor (once), which gives the lock back
 
 
 class Cursor(sqlite3.Cursor):

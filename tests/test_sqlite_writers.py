@@ -1,6 +1,8 @@
 """SQLite writers take turns: a second writer waits for the first to finish, then writes; readers never wait."""
 from __future__ import annotations
 
+import fcntl
+import gc
 import sqlite3
 import threading
 
@@ -83,6 +85,19 @@ def test_a_writer_that_keeps_its_turn_too_long_makes_the_other_fail_as_sqlite_wo
     impatient.execute("UPDATE stock SET quantity = 9")  # the turn is free again
     impatient.commit()
     assert holder.execute("SELECT quantity FROM stock").fetchone() == (9,)
+
+
+def test_a_connection_dropped_mid_write_gives_its_turn_back(database):
+    first = _connect(database)
+    first.execute("UPDATE stock SET quantity = 3")  # takes the turn, and is never committed nor closed
+    del first
+    gc.collect()
+    with open(str(database) + "-writers", "rb") as queue:
+        fcntl.flock(queue.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError if the turn were still held
+    second = _connect(database, timeout=1)
+    second.execute("UPDATE stock SET quantity = 4")
+    second.commit()
+    assert second.execute("SELECT quantity FROM stock").fetchone() == (4,)
 
 
 def test_the_app_connections_take_turns_and_keep_their_pragmas(redis_url, tmp_path):
