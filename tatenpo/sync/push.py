@@ -464,11 +464,7 @@ def _close(snapshots: list[_EntrySnapshot], token: str, now, *, verified: bool =
     _release_ids([i for i in locked if i not in closed], token)
     db.session.commit()
     # Held by an edit right now: that edit gives the entry a newer version, so it is released, not closed.
-    _one_by_one(
-        (update(SyncEntry).where(SyncEntry.id == entry_id, SyncEntry.leased_by == token)
-         .values(lease_until=None, leased_by=None).execution_options(synchronize_session=False), None)
-        for entry_id in held
-    )
+    _let_go(held, token)
 
     deadline = now + timedelta(seconds=int(current_app.config.get("SYNC_REFLECTION_WINDOW_SECONDS", 3600)))
     table = Listing.__table__
@@ -494,6 +490,16 @@ def _close(snapshots: list[_EntrySnapshot], token: str, now, *, verified: bool =
     _one_by_one((statement, {"b_id": i, "b_quantity": quantities[i]}) for i in held_listings)
 
 
+def _let_go(held: list[int], token: str) -> None:
+    """Give back entries an edit holds right now, one row per transaction (never waiting for one row lock
+    while holding another)."""
+    _one_by_one(
+        (update(SyncEntry).where(SyncEntry.id == entry_id, SyncEntry.leased_by == token)
+         .values(lease_until=None, leased_by=None).execution_options(synchronize_session=False), None)
+        for entry_id in held
+    )
+
+
 def _release_ids(ids: list[int], token: str) -> None:
     if ids:
         db.session.execute(
@@ -511,11 +517,7 @@ def release_leftovers(token: str) -> None:
     locked, held = lockable(SyncEntry, ids)
     _release_ids(locked, token)
     db.session.commit()
-    _one_by_one(
-        (update(SyncEntry).where(SyncEntry.id == entry_id, SyncEntry.leased_by == token)
-         .values(lease_until=None, leased_by=None).execution_options(synchronize_session=False), None)
-        for entry_id in held
-    )
+    _let_go(held, token)
 
 
 def _reschedule(failed: list[tuple[_EntrySnapshot, Optional[str], Optional[float]]], token: str, now, *, transient: bool) -> None:
@@ -540,11 +542,7 @@ def _reschedule(failed: list[tuple[_EntrySnapshot, Optional[str], Optional[float
         _release_ids(locked, token)
     db.session.commit()
     # Held by an edit right now: the edit makes the entry due with a newer version; just let go of it.
-    _one_by_one(
-        (update(SyncEntry).where(SyncEntry.id == entry_id, SyncEntry.leased_by == token)
-         .values(lease_until=None, leased_by=None).execution_options(synchronize_session=False), None)
-        for entry_id in held
-    )
+    _let_go(held, token)
 
 
 def release(ids: list[int], token: str, error: Optional[MallError] = None) -> None:
@@ -563,11 +561,7 @@ def release(ids: list[int], token: str, error: Optional[MallError] = None) -> No
             .execution_options(synchronize_session=False)
         )
     db.session.commit()
-    _one_by_one(
-        (update(SyncEntry).where(SyncEntry.id == entry_id, SyncEntry.leased_by == token)
-         .values(lease_until=None, leased_by=None).execution_options(synchronize_session=False), None)
-        for entry_id in held
-    )
+    _let_go(held, token)
 
 
 def _start_run(store: Store, trigger: str) -> SyncRun:
