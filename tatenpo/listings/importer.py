@@ -32,7 +32,6 @@ class Analysis:
     encoding: str
     plan: Plan
     problems: Problems
-    tables: list[Table] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
 
     @property
@@ -64,7 +63,6 @@ def analyse(
     """Everything the import would do, without writing. Raises FileProblem for a file that cannot be used.
     With `staged` (the preview's records of the same files) the files are not read again."""
     problems = Problems()
-    tables: list[Table] = []
     if staged is not None:
         chosen = detect.get(staged.format)
         _check_mall(chosen, store)
@@ -83,7 +81,7 @@ def analyse(
                       checked=staged is not None)
     if plan.rows == 0 and problems.error_count == 0 and problems.skipped == 0:
         raise FileProblem(_l("The file has a header row but no listings."), row=2)
-    return Analysis(chosen, encoding, plan, problems, tables, records)
+    return Analysis(chosen, encoding, plan, problems, records)
 
 
 def _check_mall(chosen: Format, store: Store) -> None:
