@@ -21,6 +21,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _stop(launcher: subprocess.Popen, seconds: float) -> None:
+    """Ctrl-C, as a person would; kill -9 if it has not stopped in time (after a failed assertion)."""
+    launcher.send_signal(signal.SIGINT)
+    try:
+        launcher.wait(seconds)
+    except subprocess.TimeoutExpired:
+        launcher.kill()
+
+
 def _descendants(pid: int) -> list[psutil.Process]:
     try:
         return psutil.Process(pid).children(recursive=True)
@@ -77,11 +86,7 @@ def test_everything_starts_healthy_and_ctrl_c_stops_every_process(tmp_path):
     finally:
         if launcher.poll() is None:
             # A failed assertion above: stop the whole tree, not just the launcher.
-            launcher.send_signal(signal.SIGINT)
-            try:
-                launcher.wait(30)
-            except subprocess.TimeoutExpired:
-                launcher.kill()
+            _stop(launcher, 30)
             for child in children.values():
                 if child.is_running():
                     child.kill()
@@ -156,11 +161,7 @@ def test_ctrl_c_also_stops_a_job_that_is_running(tmp_path):
         launcher.wait(60)
     finally:
         if launcher.poll() is None:
-            launcher.send_signal(signal.SIGINT)
-            try:
-                launcher.wait(60)
-            except subprocess.TimeoutExpired:
-                launcher.kill()
+            _stop(launcher, 60)
     _gone, alive = psutil.wait_procs(list(seen.values()), timeout=10)
     for process in alive:
         process.kill()
