@@ -8,13 +8,14 @@ product that is 在庫管理しない, of a store that is 停止中, unlinked, o
 """
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Optional
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Integer, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload
 
@@ -67,6 +68,17 @@ def _validate_result(quantity: int) -> None:
         raise StockError(_l("Stock cannot exceed %(max)s.", max=f"{MAX_QUANTITY:,}"))
 
 
+# The statements of a single stock change are built once: a shop's staff save stocks all day, and building
+# and keying them again for each save cost more than running them.
+_LOCK_PRODUCT = (
+    update(Product)
+    .where(Product.id == bindparam("product_id", type_=Integer()))
+    .values(version=Product.version + 1)
+    .returning(Product)
+    .execution_options(synchronize_session=False, populate_existing=True)
+)
+
+
 def lock_product(product_id: int) -> Product:
     """Take the product's row lock and return its current state.
 
@@ -74,13 +86,7 @@ def lock_product(product_id: int) -> Product:
     the database's write lock, so the state it returns (RETURNING, in the same statement) cannot be stale.
     Both backends then serialise concurrent changes to one product instead of losing one of them.
     """
-    locked = db.session.execute(
-        update(Product)
-        .where(Product.id == product_id)
-        .values(version=Product.version + 1)
-        .returning(Product)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    ).scalar_one_or_none()
+    locked = db.session.execute(_LOCK_PRODUCT, {"product_id": product_id}).scalar_one_or_none()
     if locked is None:
         raise StockError(_l("The product no longer exists."))
     return locked
@@ -128,10 +134,13 @@ def _record(product: Product, change: int, *, kind, user, note) -> StockHistory:
         note=note,
     )
     db.session.add(entry)
-    db.session.flush()
-    listings = db.session.scalars(
-        select(Listing).options(joinedload(Listing.store)).where(Listing.product_id == product.id)
-    ).all()
+    stock = ProductStock(product.sellable, product.stock_managed)
+    listings = [
+        ListingState(id_, store_id, enabled, maximum, stock, StoreRules(auto_sync, safety_stock))
+        for id_, store_id, enabled, maximum, auto_sync, safety_stock in db.session.execute(
+            _LISTINGS_OF_PRODUCT, {"product_id": product.id}
+        )
+    ]
     schedule(listings)
     return entry
 
@@ -200,6 +209,14 @@ class ProductStock:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreRules:
+    """What the rules read of a store."""
+
+    auto_sync: bool
+    safety_stock: Optional[int]
+
+
+@dataclass(frozen=True, slots=True)
 class ListingState:
     """What `pushed_quantity` and `schedule` read of a listing: bulk callers pass these instead of ORM rows."""
 
@@ -208,7 +225,14 @@ class ListingState:
     sync_enabled: bool
     max_quantity: Optional[int]
     product: ProductStock
-    store: Store
+    store: Store | StoreRules
+
+
+_LISTINGS_OF_PRODUCT = (
+    select(Listing.id, Listing.store_id, Listing.sync_enabled, Listing.max_quantity, Store.auto_sync, Store.safety_stock)
+    .join(Store, Store.id == Listing.store_id)
+    .where(Listing.product_id == bindparam("product_id", type_=Integer()))
+)
 
 
 def listing_states(where, stores: Optional[dict[int, Store]] = None) -> list[ListingState]:
@@ -250,7 +274,7 @@ def pushed_quantity(listing: Listing, product: Optional[Product] = None, store: 
 def schedule(listings: Iterable[Listing]) -> int:
     """Create or refresh the open SyncEntry of each listing that is to be pushed; returns how many.
 
-    One upsert per call (INSERT … ON CONFLICT on the listing): a push closing the entry at the same moment
+    An upsert per listing (INSERT … ON CONFLICT on the listing, one executemany): a push closing the entry at the same moment
     can never make this change disappear, since whichever commits second leaves an entry with the newest
     target (a push closes an entry only when its version is still the one it pushed).
     """
@@ -276,25 +300,29 @@ def schedule(listings: Iterable[Listing]) -> int:
         stores.add(listing.store_id)
     if not rows:
         return 0
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = SyncEntry.__table__
-    for start in range(0, len(rows), 500):
-        statement = insert(table).values(rows[start : start + 500])
-        statement = statement.on_conflict_do_update(
-            index_elements=[table.c.listing_id],
-            set_={
-                "target_quantity": statement.excluded.target_quantity,
-                "version": table.c.version + 1,
-                "due_at": now,
-                "attempts": 0,
-                "last_error": None,
-                "updated_at": now,
-            },
-        )
-        db.session.execute(statement)
+    db.session.execute(_upsert(db.session.get_bind().dialect.name), rows)
     db.session.info.setdefault(STORES_CHANGED, set()).update(stores)
     return len(rows)
+
+
+@functools.cache
+def _upsert(dialect: str):
+    """INSERT … ON CONFLICT of one entry per parameter set: a new entry, or the open one refreshed (its version
+    bumped, so that a push of the old target cannot close it)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = SyncEntry.__table__
+    statement = insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.listing_id],
+        set_={
+            "target_quantity": statement.excluded.target_quantity,
+            "version": table.c.version + 1,
+            "due_at": statement.excluded.due_at,
+            "attempts": 0,
+            "last_error": None,
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
 
 
 def schedule_store(store: Store) -> int:

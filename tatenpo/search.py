@@ -8,7 +8,7 @@ estimates well (strpos() made a rare code's search slower there).
 """
 from __future__ import annotations
 
-from sqlalchemy import Boolean, literal, literal_column
+from sqlalchemy import Boolean, String, bindparam, literal, literal_column
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
@@ -23,11 +23,28 @@ class _Contains(FunctionElement):
     name = "tatenpo_contains"
 
 
-def matches(column, typed: str):
-    """The condition “`column` (a search_text column) contains what the shop typed”."""
-    text = search_key(typed)
-    escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+def matches(column, typed: str | None = None, *, key: str = "q"):
+    """The condition “`column` (a search_text column) contains what the shop typed”.
+
+    Without `typed`, the text is left to the execution: `statement` runs with `search_params(typed, key)`.
+    A page that builds its statement once per shape of filters uses that form, so SQLAlchemy neither
+    rebuilds nor re-keys it on every request."""
+    if typed is None:
+        return _Contains(column, bindparam(f"{key}_text", type_=String()), bindparam(f"{key}_like", type_=String()))
+    text, escaped = _folded(typed)
     return _Contains(column, literal(text), literal(escaped))
+
+
+def search_params(typed: str, key: str = "q") -> dict[str, str]:
+    """The execution parameters of `matches(column, key=key)` for what the shop typed."""
+    text, escaped = _folded(typed)
+    return {f"{key}_text": text, f"{key}_like": escaped}
+
+
+def _folded(typed: str) -> tuple[str, str]:
+    """The typed text folded like search_text, and the same escaped for LIKE."""
+    text = search_key(typed)
+    return text, text.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
 @compiles(_Contains)

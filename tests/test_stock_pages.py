@@ -197,3 +197,22 @@ def test_typing_a_search_refreshes_only_the_table(client, auth, make):
     assert text.lstrip().startswith('<div id="product-table">') and "<html" not in text
     assert "KEEP-1" in text and "OTHER-2" not in text
     assert 'name="next" value="/products?q=keep"' in text  # bulk edit comes back to the filtered list
+
+
+def test_what_the_shop_and_the_malls_wrote_is_shown_as_text_never_as_markup(app, client, auth, make):
+    # The product rows are built in Python (views/row_html.py), outside Jinja's autoescaping.
+    store = make.store(mall="rakuten", name='<b>"楽天"</b>')
+    product = make.product(code="X&<1>", name="<script>alert('x')</script>", stock_managed=False)
+    listing = make.listing(store, product, code='L"><img src=x>')
+    make.attempt(store, listing, ok=False, message="'\"><svg onload=alert(1)>")
+    auth.login()
+    for url in ("/products", f"/products/{product.id}/row", "/listings", f"/products/{product.id}"):
+        page = client.get(url, headers=HX if url.endswith("/row") else {}).get_data(as_text=True)
+        for raw in ("<script>alert", "<b>\"楽天", "<img src=x>", "<svg onload", "X&<1>"):
+            assert raw not in page, (url, raw)
+        assert "&lt;script&gt;" in page or url == "/listings", url
+        assert "&lt;b&gt;" in page and "&lt;img src=x&gt;" in page and "&lt;svg onload=alert(1)&gt;" in page, url
+    row = client.get(f"/products/{product.id}/row", headers=HX).get_data(as_text=True)
+    assert 'id="product-%d"' % product.id in row and "X&amp;&lt;1&gt;" in row
+    editing = client.get(f"/products/{product.id}/stock/edit", headers=HX).get_data(as_text=True)
+    assert "<script>alert" not in editing and 'class="stock-row editing"' in editing and "<form" in editing

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from flask import current_app
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select
 
 from .. import inventory
 from ..extensions import db
@@ -97,14 +97,18 @@ def clear_once(key_pattern: str, store_id: int) -> None:
 # --- 即時同期: act on inventory.STORES_CHANGED once the stock change is committed -------------------------
 
 
+# Built once: it runs in every stock change's commit.
+_IMMEDIATE_STORES = select(Store.id).where(
+    Store.id.in_(bindparam("ids", expanding=True)), Store.immediate_sync.is_(True), Store.auto_sync.is_(True)
+)
+
+
 def _before_commit(session) -> None:
     changed = session.info.pop(inventory.STORES_CHANGED, None)
     if not changed:
         return
     # Still inside the transaction: the one place where the stores' settings can be read.
-    immediate = session.execute(
-        select(Store.id).where(Store.id.in_(sorted(changed)), Store.immediate_sync.is_(True), Store.auto_sync.is_(True))
-    ).scalars().all()
+    immediate = session.execute(_IMMEDIATE_STORES, {"ids": sorted(changed)}).scalars().all()
     if immediate:
         session.info.setdefault(PUSH_AFTER_COMMIT, set()).update(immediate)
 

@@ -3,7 +3,7 @@ linked product editable in place (step 6 of the guide: 販売データへ在庫�
 from __future__ import annotations
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
-from sqlalchemy import select
+from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.orm import joinedload
 
 from .. import listing_status
@@ -11,45 +11,38 @@ from ..extensions import db
 from ..models import Listing, Store
 from ..search import matches
 from .stock import row_labels, save_typed_stock
-from .tables import is_htmx, paginate, safe_next
+from .tables import is_htmx, paginate, safe_next, shaped, statement_for, table_filters
 
 bp = Blueprint("listings", __name__)
 
 UNLINKED_URL = "/imports/unlinked"  # the 未紐付け list of the import screens
 
 
-def _filters() -> dict:
-    return {
-        "q": (request.args.get("q") or "").strip(),
-        "store": request.args.get("store", type=int),
-        "link": request.args.get("link") if request.args.get("link") in ("linked", "unlinked") else None,
-        "state": request.args.get("state") if request.args.get("state") in listing_status.FILTERS else None,
-    }
-
-
-def _query(filters: dict):
+@statement_for
+def _statement(search: bool, by_store: bool, link: str | None, state: str | None):
     statement = (
         select(Listing)
         .options(joinedload(Listing.store), joinedload(Listing.product))
         .order_by(Listing.store_id, Listing.code, Listing.id)
     )
-    if filters["q"]:
-        statement = statement.where(matches(Listing.search_text, filters["q"]))
-    if filters["store"]:
-        statement = statement.where(Listing.store_id == filters["store"])
-    if filters["link"] == "linked":
+    if search:
+        statement = statement.where(matches(Listing.search_text))
+    if by_store:
+        statement = statement.where(Listing.store_id == bindparam("store_id", type_=Integer()))
+    if link == "linked":
         statement = statement.where(Listing.product_id.is_not(None))
-    elif filters["link"] == "unlinked":
+    elif link == "unlinked":
         statement = statement.where(Listing.product_id.is_(None))
-    if filters["state"]:
-        statement = statement.where(listing_status.condition(filters["state"]))
+    if state:
+        statement = statement.where(listing_status.condition(state))
     return statement
 
 
 @bp.route("/listings")
 def index():
-    filters = _filters()
-    page = paginate(_query(filters), "listings.index", filters, filtered=any(filters.values()))
+    filters = table_filters()
+    statement, params = shaped(_statement, filters)
+    page = paginate(statement, "listings.index", filters, filtered=any(filters.values()), params=params)
     stores = db.session.scalars(select(Store).order_by(Store.id)).all()
     context = dict(
         page=page, filters=filters, stores=stores, states=listing_status.states(page.items),

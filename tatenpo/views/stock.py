@@ -5,6 +5,7 @@ Every stock change goes through tatenpo.inventory (kind MANUAL, the current user
 """
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Optional
@@ -14,14 +15,14 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import exists, select
+from sqlalchemy import Integer, bindparam, exists, select
 from sqlalchemy.orm import joinedload
 
 from .. import inventory, listing_status
 from ..extensions import db
 from ..models import Listing, Product, StockChangeKind, StockHistory, Store
 from ..search import matches
-from .tables import is_htmx, paginate, safe_next
+from .tables import is_htmx, paginate, safe_next, shaped, statement_for, table_filters
 
 bp = Blueprint("stock", __name__)
 
@@ -44,13 +45,6 @@ KIND_LABELS = {
 def _stock_globals():
     return {"stock_kind_labels": KIND_LABELS, "poll_seconds": POLL_SECONDS,
             "poll_seconds_scheduled": POLL_SECONDS_SCHEDULED}
-
-
-@bp.app_template_filter("qty")
-def qty(value) -> str:
-    """1234 → 1,234: the |number filter's output for a quantity, without Babel's per-call cost (table cells,
-    the pager)."""
-    return "—" if value is None else f"{value:,}"
 
 
 def row_labels() -> dict:
@@ -109,16 +103,13 @@ class ProductRow:
         return POLL_SECONDS if any(s.listing.store.immediate_sync for s in waiting) else POLL_SECONDS_SCHEDULED
 
 
-def product_rows(statement) -> list[ProductRow]:
-    """The rows of a select of ProductRow.COLUMNS (ordered by code), each with the state of its listings,
-    store by store: one statement."""
-    products = statement.subquery()
+def product_rows(statement, params: dict) -> list[ProductRow]:
+    """The rows of a select of ProductRow.COLUMNS (ordered by code), run with `params`, each with the state
+    of its listings, store by store: one statement."""
     rows: dict[int, ProductRow] = {}
     stores: dict = {}
     width = len(ProductRow.COLUMNS)
-    for columns in db.session.execute(
-        listing_status.with_states(products).order_by(products.c.code, Listing.store_id, Listing.id)
-    ):
+    for columns in db.session.execute(_with_states(statement), params):
         row = rows.get(columns[0])
         if row is None:
             row = rows[columns[0]] = ProductRow(*columns[:width])
@@ -128,35 +119,37 @@ def product_rows(statement) -> list[ProductRow]:
     return list(rows.values())
 
 
-def _filters() -> dict:
-    return {
-        "q": (request.args.get("q") or "").strip(),
-        "store": request.args.get("store", type=int),
-        "link": request.args.get("link") if request.args.get("link") in ("linked", "unlinked") else None,
-        "state": request.args.get("state") if request.args.get("state") in listing_status.FILTERS else None,
-    }
+@functools.lru_cache(maxsize=128)
+def _with_states(statement):
+    products = statement.subquery()
+    return listing_status.with_states(products).order_by(products.c.code, Listing.store_id, Listing.id)
 
 
-def _query(filters: dict):
+@statement_for
+def _statement(search: bool, by_store: bool, link: str | None, state: str | None):
     statement = select(*ProductRow.COLUMNS).order_by(Product.code)
-    if filters["q"]:
-        statement = statement.where(matches(Product.search_text, filters["q"]))
+    if search:
+        statement = statement.where(matches(Product.search_text))
     listing_of_product = [Listing.product_id == Product.id]
-    if filters["store"]:
-        listing_of_product.append(Listing.store_id == filters["store"])
-    if filters["state"]:
-        listing_of_product.append(listing_status.condition(filters["state"]))
-    if filters["store"] or filters["state"] or filters["link"] == "linked":
+    if by_store:
+        listing_of_product.append(Listing.store_id == bindparam("store_id", type_=Integer()))
+    if state:
+        listing_of_product.append(listing_status.condition(state))
+    if by_store or state or link == "linked":
         statement = statement.where(exists().where(*listing_of_product))
-    elif filters["link"] == "unlinked":
+    elif link == "unlinked":
         statement = statement.where(~exists().where(Listing.product_id == Product.id))
     return statement
 
 
+_ONE_PRODUCT = select(*ProductRow.COLUMNS).where(Product.id == bindparam("product_id", type_=Integer()))
+
+
 @bp.route("/products")
 def index():
-    filters = _filters()
-    page = paginate(_query(filters), "stock.index", filters, filtered=any(filters.values()), load=product_rows)
+    filters = table_filters()
+    statement, params = shaped(_statement, filters)
+    page = paginate(statement, "stock.index", filters, filtered=any(filters.values()), load=product_rows, params=params)
     context = dict(
         page=page, filters=filters, list_url=request.full_path, labels=row_labels(), base=url_for("stock.index"),
     )
@@ -175,7 +168,7 @@ def _product(product_id: int) -> Product:
 
 
 def _product_row(product_id: int) -> ProductRow:
-    rows = product_rows(select(*ProductRow.COLUMNS).where(Product.id == product_id))
+    rows = product_rows(_ONE_PRODUCT, {"product_id": product_id})
     if not rows:
         abort(404)
     return rows[0]

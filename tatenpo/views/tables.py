@@ -1,13 +1,21 @@
 """Server-side paging for the big tables (商品・在庫, 販売データ): LIMIT/OFFSET over an indexed order, with
-the filters kept in every page link."""
+the filters kept in every page link.
+
+The tables' statements are built once per shape of filters (`statement_for`) and run with the values as
+parameters; the count and the page statements derived from them are built once too. At 16 staff paging
+through 100,000 rows, rebuilding and re-keying them on every request cost as much as running them.
+"""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from flask import request, url_for
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import Integer, bindparam, func, literal_column, select
 
+from .. import listing_status
 from ..extensions import db
+from ..search import search_params
 
 PER_PAGE_CHOICES = (50, 100, 200)
 
@@ -56,27 +64,65 @@ class Page:
         return sorted(n for n in numbers if 1 <= n <= last)
 
 
-def _entities(statement) -> list:
-    return list(db.session.scalars(statement).unique().all())
+def table_filters() -> dict:
+    """The filters of a big table, from the query string: search text, store, linked or not, sync state."""
+    return {
+        "q": (request.args.get("q") or "").strip(),
+        "store": request.args.get("store", type=int),
+        "link": request.args.get("link") if request.args.get("link") in ("linked", "unlinked") else None,
+        "state": request.args.get("state") if request.args.get("state") in listing_status.FILTERS else None,
+    }
 
 
-def paginate(statement, endpoint: str, args: dict, filtered: bool = False, load=_entities) -> Page:
-    """One page of the statement's rows, as `load(statement)` reads them (by default the ORM objects it
-    selects). With `filtered`, the count stops at COUNT_CAP matches."""
+def shaped(build, filters: dict) -> tuple:
+    """The statement for these filters — `build(search, by_store, link, state)`, a `statement_for`, says which
+    filters are set — and the parameters that carry their values (`q_text`/`q_like`, `store_id`)."""
+    params = search_params(filters["q"]) if filters["q"] else {}
+    if filters["store"]:
+        params["store_id"] = filters["store"]
+    return build(bool(filters["q"]), bool(filters["store"]), filters["link"], filters["state"]), params
+
+
+def statement_for(build):
+    """`build(*shape)`, memoised: the statement of one shape of a table's filters (which filters are set, not
+    their values), built once per process."""
+    return functools.lru_cache(maxsize=64)(build)
+
+
+@functools.lru_cache(maxsize=256)
+def _count_statement(statement, capped: bool):
+    counted = statement.order_by(None).with_only_columns(literal_column("1"), maintain_column_froms=True)
+    if capped:
+        counted = counted.limit(COUNT_CAP + 1)
+    return select(func.count()).select_from(counted.subquery())
+
+
+@functools.lru_cache(maxsize=256)
+def _page_statement(statement):
+    return statement.limit(bindparam("page_limit", type_=Integer())).offset(bindparam("page_offset", type_=Integer()))
+
+
+def _entities(statement, params: dict) -> list:
+    return list(db.session.scalars(statement, params).unique().all())
+
+
+def paginate(statement, endpoint: str, args: dict, filtered: bool = False, load=_entities,
+             params: dict | None = None) -> Page:
+    """One page of the statement's rows (run with `params`), as `load(page's statement, params)` reads them —
+    by default the ORM objects it selects. With `filtered`, the count stops at COUNT_CAP matches."""
+    params = dict(params or {})
     per_page = request.args.get("per", 50, type=int)
     if per_page not in PER_PAGE_CHOICES:
         per_page = PER_PAGE_CHOICES[0]
-    counted = statement.order_by(None).with_only_columns(literal_column("1"), maintain_column_froms=True)
-    if filtered:
-        counted = counted.limit(COUNT_CAP + 1)
-    total = db.session.scalar(select(func.count()).select_from(counted.subquery())) or 0
+    total = db.session.execute(_count_statement(statement, filtered), params).scalar() or 0
     capped = filtered and total > COUNT_CAP
     total = min(total, COUNT_CAP) if capped else total
     pages = max(1, -(-total // per_page))
     number = max(1, request.args.get("page", 1, type=int) or 1)
     if not capped:
         number = min(number, pages)
-    items = load(statement.limit(per_page).offset((number - 1) * per_page))
+    params.update(page_limit=per_page, page_offset=(number - 1) * per_page)
+    items = load(_page_statement(statement), params)
     kept = {k: v for k, v in args.items() if v not in (None, "")}
     if per_page != PER_PAGE_CHOICES[0]:
         kept["per"] = per_page
