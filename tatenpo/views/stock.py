@@ -48,7 +48,13 @@ def _stock_globals():
 
 
 def row_labels() -> dict:
-    """Every word a table row needs, translated once per request rather than once per row."""
+    """Every word a table row needs, in the user's language: translated once per language and process rather
+    than once per row."""
+    return _row_labels(str(get_locale()))
+
+
+@functools.lru_cache(maxsize=8)
+def _row_labels(locale: str) -> dict:
     return {
         "select": _("Select %(code)s"),
         "edit": _("Edit the stock"),
@@ -109,7 +115,8 @@ def product_rows(statement, params: dict) -> list[ProductRow]:
     rows: dict[int, ProductRow] = {}
     stores: dict = {}
     width = len(ProductRow.COLUMNS)
-    for columns in db.session.execute(_with_states(statement), params):
+    # Plain columns: Core execution, without the ORM's result machinery (a page reads, nothing is pending).
+    for columns in db.session.connection().execute(_with_states(statement), params):
         row = rows.get(columns[0])
         if row is None:
             row = rows[columns[0]] = ProductRow(*columns[:width])

@@ -114,7 +114,7 @@ def paginate(statement, endpoint: str, args: dict, filtered: bool = False, load=
     per_page = request.args.get("per", 50, type=int)
     if per_page not in PER_PAGE_CHOICES:
         per_page = PER_PAGE_CHOICES[0]
-    total = db.session.execute(_count_statement(statement, filtered), params).scalar() or 0
+    total = db.session.connection().execute(_count_statement(statement, filtered), params).scalar() or 0
     capped = filtered and total > COUNT_CAP
     total = min(total, COUNT_CAP) if capped else total
     pages = max(1, -(-total // per_page))
