@@ -229,7 +229,9 @@ class ListingState:
 
 
 _LISTINGS_OF_PRODUCT = (
-    select(Listing.id, Listing.store_id, Listing.sync_enabled, Listing.max_quantity, Store.auto_sync, Store.safety_stock)
+    select(
+        Listing.id, Listing.store_id, Listing.sync_enabled, Listing.max_quantity, Store.auto_sync, Store.safety_stock
+    )
     .join(Store, Store.id == Listing.store_id)
     .where(Listing.product_id == bindparam("product_id", type_=Integer()))
 )
@@ -274,9 +276,9 @@ def pushed_quantity(listing: Listing, product: Optional[Product] = None, store: 
 def schedule(listings: Iterable[Listing]) -> int:
     """Create or refresh the open SyncEntry of each listing that is to be pushed; returns how many.
 
-    An upsert per listing (INSERT … ON CONFLICT on the listing, one executemany): a push closing the entry at the same moment
-    can never make this change disappear, since whichever commits second leaves an entry with the newest
-    target (a push closes an entry only when its version is still the one it pushed).
+    An upsert per listing (INSERT … ON CONFLICT on the listing, in one executemany): a push closing the entry
+    at the same moment can never make this change disappear, since whichever commits second leaves an entry
+    with the newest target (a push closes an entry only when its version is still the one it pushed).
     """
     now = utcnow()
     rows = []

@@ -111,7 +111,8 @@ class ProductRow:
 
 def product_rows(statement, params: dict) -> list[ProductRow]:
     """The rows of a select of ProductRow.COLUMNS (ordered by code), run with `params`, each with the state
-    of its listings, store by store: one statement."""
+    of its listings, store by store: one statement. The select is one built once (a shape's page, or
+    _ONE_PRODUCT): the statement around it is kept per select."""
     rows: dict[int, ProductRow] = {}
     stores: dict = {}
     width = len(ProductRow.COLUMNS)
