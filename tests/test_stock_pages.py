@@ -182,6 +182,7 @@ def test_a_search_with_very_many_matches_stops_counting_but_still_pages(app, cli
     auth.login()
     first = client.get("/products?q=マグ").get_data(as_text=True)
     assert "1–50件目（2,000件以上）" in first and 'rel="next"' in first
+    assert 'href="/products?q=%E3%83%9E%E3%82%B0&amp;page=2" rel="next"' in first  # the search kept in the links
     # Past the counted matches the pages go on: the last rows are still reachable.
     last = client.get("/products?q=マグ&page=42").get_data(as_text=True)
     assert "M02059" in last and 'rel="next"' not in last

@@ -8,7 +8,7 @@ through 100,000 rows, rebuilding and re-keying them on every request cost as muc
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import request, url_for
 from sqlalchemy import Integer, bindparam, func, literal_column, select
@@ -33,6 +33,7 @@ class Page:
     endpoint: str
     args: dict
     capped: bool = False  # total is COUNT_CAP and there are more
+    _url_prefix: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def pages(self) -> int:
@@ -53,7 +54,11 @@ class Page:
         return self.number < self.pages or (self.capped and len(self.items) == self.per_page)
 
     def url(self, number: int) -> str:
-        return url_for(self.endpoint, **{**self.args, "page": number})
+        """The address of page `number`, the filters kept (the pager asks for a dozen of them)."""
+        if self._url_prefix is None:
+            address = url_for(self.endpoint, **self.args)
+            self._url_prefix = address + ("&" if "?" in address else "?") + "page="
+        return f"{self._url_prefix}{number}"
 
     def window(self, around: int = 2) -> list[int]:
         """Page numbers to offer: the first, the last, and a few around the current one."""
