@@ -1,6 +1,8 @@
-"""An RQ worker for Tatenpo's queues, using the app's Redis: `python worker.py [--burst]`.
-Run as many as the load needs, on as many machines as share the database and Redis."""
-import sys
+"""An RQ worker for Tatenpo's queues, using the app's Redis: `python worker.py [--burst] [--queues a,b]`.
+Run as many as the load needs, on as many machines as share the database and Redis. Without --queues a
+worker takes every queue (redis_conn.QUEUE_NAMES, in that order); `make run` starts one for all but
+`sync-deferred` and one for `sync-deferred` alone."""
+import argparse
 
 from rq import Worker
 
@@ -8,8 +10,16 @@ from tatenpo import jobs
 from tatenpo.redis_conn import QUEUE_NAMES, redis
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--burst", action="store_true", help="stop once the queues are empty")
+    parser.add_argument("--queues", default=",".join(QUEUE_NAMES), help="comma-separated, in priority order")
+    args = parser.parse_args()
+    queues = [name for name in args.queues.split(",") if name]
+    unknown = sorted(set(queues) - set(QUEUE_NAMES))
+    if unknown or not queues:
+        parser.error(f"unknown queue {', '.join(unknown) or '(none)'}; the queues are {', '.join(QUEUE_NAMES)}")
     # Built once here, so each forked job starts with the app ready (jobs.py drops inherited connections).
     app = jobs.application()
     with app.app_context():
-        worker = Worker(list(QUEUE_NAMES), connection=redis())
-    worker.work(burst="--burst" in sys.argv, logging_level=app.config["LOG_LEVEL"])
+        worker = Worker(queues, connection=redis())
+    worker.work(burst=args.burst, logging_level=app.config["LOG_LEVEL"])

@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 
 from .extensions import db
 from .models import Heartbeat, utcnow
-from .redis_conn import redis
+from .redis_conn import QUEUE_NAMES, redis
 
 SCHEDULE_HEARTBEAT = "schedule"
 
@@ -54,7 +54,11 @@ def report() -> tuple[bool, dict]:
             workers = Worker.all(connection=connection)
             seen = [w.last_heartbeat for w in workers if w.last_heartbeat]
             last = max(seen) if seen else None
-            checks["worker"] = {"ok": bool(workers), "count": len(workers), "last_seen": _iso(last)}
+            # A queue no worker takes (e.g. sync-deferred when workers were started with --queues) never runs.
+            served = {name for w in workers for name in w.queue_names()}
+            unserved = [name for name in QUEUE_NAMES if name not in served]
+            checks["worker"] = {"ok": bool(workers) and not unserved, "count": len(workers), "last_seen": _iso(last),
+                                "queues_without_worker": unserved}
         except Exception as exc:
             checks["worker"] = {"ok": False, "error": type(exc).__name__}
         try:

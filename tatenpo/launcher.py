@@ -1,6 +1,7 @@
 """`make run`: start everything in the foreground — the embedded Redis (unless REDIS_URL is set), the
-database migrations, the web server, one RQ worker, the `rq cron` scheduler and the sandbox malls — and
-stop every one of them on Ctrl-C. Each child runs in its own process group, so nothing is left behind."""
+database migrations, the web server, two RQ workers (one for the pushes that wait minutes for a mall's
+result log, one for everything else), the `rq cron` scheduler and the sandbox malls — and stop every one
+of them on Ctrl-C. Each child runs in its own process group, so nothing is left behind."""
 from __future__ import annotations
 
 import os
@@ -16,6 +17,7 @@ import psutil
 
 from . import create_app, embedded_redis
 from .config import embedded_redis_socket
+from .redis_conn import DEFERRED_QUEUE, QUEUE_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -122,7 +124,9 @@ def main() -> int:
                       "--threads", env.get("WEB_THREADS", "4"), "--timeout", "120",
                       # One shared control socket in $HOME would collide between several instances.
                       "--no-control-socket", "app:app"]),
-        Child("worker", [python, "worker.py"]),
+        # Pushes that wait minutes for a mall's result log get a worker of their own (redis_conn.QUEUE_NAMES).
+        Child("worker", [python, "worker.py", "--queues", ",".join(q for q in QUEUE_NAMES if q != DEFERRED_QUEUE)]),
+        Child("worker-deferred", [python, "worker.py", "--queues", DEFERRED_QUEUE]),
         Child("scheduler", [str(BIN / "rq"), "cron", "tatenpo.schedule", "--url", env["REDIS_URL"], "--path", str(ROOT)]),
     ]
     children += demo.extra_processes(python)

@@ -31,3 +31,24 @@ def test_healthz_reports_redis_down(app, client):
     assert response.status_code == 503
     assert response.json["checks"]["redis"]["ok"] is False
     assert response.json["checks"]["database"]["ok"] is True
+
+
+def test_a_queue_no_worker_takes_is_reported(app, client):
+    # Workers started with --queues may leave one out: its jobs would wait forever.
+    with app.app_context():
+        from tatenpo.redis_conn import QUEUE_NAMES
+
+        partial = SimpleWorker([queue(name) for name in QUEUE_NAMES if name != "sync-deferred"], connection=redis())
+        partial.register_birth()
+        try:
+            checks = client.get("/healthz").json["checks"]
+            assert checks["worker"]["ok"] is False and checks["worker"]["queues_without_worker"] == ["sync-deferred"]
+            deferred = SimpleWorker([queue("sync-deferred")], connection=redis())
+            deferred.register_birth()
+            try:
+                checks = client.get("/healthz").json["checks"]
+                assert checks["worker"]["ok"] is True and checks["worker"]["queues_without_worker"] == []
+            finally:
+                deferred.register_death()
+        finally:
+            partial.register_death()

@@ -380,6 +380,28 @@ def test_immediate_sync_queues_one_coalesced_push_after_the_commit(app, make, sa
         assert db.session.get(Listing, shop.listings[0].id).reflected is True  # read back by the same job
 
 
+def test_a_rakuten_ftp_push_waits_for_its_log_on_a_queue_of_its_own_so_other_stores_push_at_once(app, make, sandbox):
+    # RMS writes an FTP upload's result log minutes later and the push waits for it: on the same worker as
+    # everything else, that wait would hold up every other store's 即時同期.
+    app.config.update(SYNC_COALESCE_SECONDS=0, RAKUTEN_FTP_LOG_POLL_SECONDS=0.2)
+    ftp = Shop(app, make, sandbox, mall="rakuten-ftp", items=1, immediate_sync=True)
+    yahoo = Shop(app, make, sandbox, mall="yahoo", items=1, immediate_sync=True)
+    ftp.set_stock(0, 4)
+    yahoo.set_stock(0, 6)
+    with app.app_context():
+        from tatenpo.redis_conn import redis
+
+        sync, deferred = Queue("sync", connection=redis()), Queue("sync-deferred", connection=redis())
+        assert (sync.count, deferred.count) == (1, 1)
+        SimpleWorker([sync], connection=redis()).work(burst=True)
+        assert yahoo.mall_stock(0) == 6 and ftp.mall_stock(0) != 4 and deferred.count == 1
+        SimpleWorker([deferred], connection=redis()).work(burst=True)
+    assert ftp.mall_stock(0) == 4
+    with app.app_context():
+        runs = db.session.scalars(select(SyncRun).order_by(SyncRun.id)).all()
+        assert [(r.store_id, r.status) for r in runs] == [(yahoo.store.id, "success"), (ftp.store.id, "success")]
+
+
 def test_a_store_without_immediate_sync_waits_for_the_schedule(app, make, sandbox):
     shop = Shop(app, make, sandbox, items=1)
     shop.set_stock(0, 3)

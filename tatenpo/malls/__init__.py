@@ -89,11 +89,7 @@ def missing_credentials(mall: str, present: set[str]) -> list[CredentialField]:
     return missing
 
 
-def connector_for(mall: str, endpoint: Optional[str], credentials: dict, redis=None, timeout: float = 20,
-                  **options) -> Connector:
-    """The connector for one store. `redis` (a redis.Redis) shares pacing between processes; None paces within
-    this process only. `timeout` bounds every network call (seconds). Options: retries (3), backoff (1.0 s,
-    doubled per retry) and, for rakuten-ftp, log_poll_seconds / log_wait_seconds."""
+def connector_class(mall: str) -> type[Connector]:
     if mall == "rakuten":
         from .rakuten import RakutenConnector as cls
     elif mall == "rakuten-ftp":
@@ -106,4 +102,17 @@ def connector_for(mall: str, endpoint: Optional[str], credentials: dict, redis=N
         from .amazon import AmazonConnector as cls
     else:
         raise ValueError(f"unknown mall {mall!r}")
-    return cls(endpoint, credentials or {}, redis, timeout, **options)
+    return cls
+
+
+def is_deferred(mall: str) -> bool:
+    """Whether the mall's push waits for a result that comes minutes later (the connector's `deferred`)."""
+    return connector_class(mall).deferred
+
+
+def connector_for(mall: str, endpoint: Optional[str], credentials: dict, redis=None, timeout: float = 20,
+                  **options) -> Connector:
+    """The connector for one store. `redis` (a redis.Redis) shares pacing between processes; None paces within
+    this process only. `timeout` bounds every network call (seconds). Options: retries (3), backoff (1.0 s,
+    doubled per retry) and, for rakuten-ftp, log_poll_seconds / log_wait_seconds."""
+    return connector_class(mall)(endpoint, credentials or {}, redis, timeout, **options)

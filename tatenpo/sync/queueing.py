@@ -41,8 +41,9 @@ def _redis():
     return redis()
 
 
-def request_push(store_id: int, trigger: str = "schedule", delay: float = 0.0) -> bool:
-    """Queue a push of the store unless one is already queued; True when this call queued it."""
+def request_push(store_id: int, trigger: str = "schedule", delay: float = 0.0, mall: str | None = None) -> bool:
+    """Queue a push of the store unless one is already queued; True when this call queued it. `mall` (the
+    store's) picks the queue; without it, it is read from the database."""
     from .. import jobs
     from ..redis_conn import queue
 
@@ -52,7 +53,7 @@ def request_push(store_id: int, trigger: str = "schedule", delay: float = 0.0) -
     # The key outlives a lost job by at most this long; a duplicate push after that is harmless (the lock).
     if not connection.set(key, repr(time.time() + delay), nx=True, ex=int(delay) + lease + 60):
         return False
-    queue("sync").enqueue(
+    queue(push_queue(store_id, mall)).enqueue(
         jobs.push_store, store_id, trigger,
         # Long enough for a full push of a big catalog at the mall's rate (500,000 Rakuten SKUs ≈ 21 min);
         # a stuck call is bounded by MALL_TIMEOUT_SECONDS, not by this.
@@ -60,6 +61,17 @@ def request_push(store_id: int, trigger: str = "schedule", delay: float = 0.0) -
         description=f"push store {store_id} ({trigger})",
     )
     return True
+
+
+def push_queue(store_id: int, mall: str | None = None) -> str:
+    """The queue of a store's pushes: `sync`, or `sync-deferred` for a mall whose results come minutes later
+    (its connector waits for them inside the push)."""
+    from ..malls import is_deferred
+    from ..redis_conn import DEFERRED_QUEUE
+
+    if mall is None:
+        mall = db.session.scalar(select(Store.mall).where(Store.id == store_id))
+    return DEFERRED_QUEUE if mall is not None and is_deferred(mall) else "sync"
 
 
 def take_pending(store_id: int) -> None:
@@ -98,7 +110,7 @@ def clear_once(key_pattern: str, store_id: int) -> None:
 
 
 # Built once: it runs in every stock change's commit.
-_IMMEDIATE_STORES = select(Store.id).where(
+_IMMEDIATE_STORES = select(Store.id, Store.mall).where(
     Store.id.in_(bindparam("ids", expanding=True)), Store.immediate_sync.is_(True), Store.auto_sync.is_(True)
 )
 
@@ -108,9 +120,9 @@ def _before_commit(session) -> None:
     if not changed:
         return
     # Still inside the transaction: the one place where the stores' settings can be read.
-    immediate = session.execute(_IMMEDIATE_STORES, {"ids": sorted(changed)}).scalars().all()
+    immediate = session.execute(_IMMEDIATE_STORES, {"ids": sorted(changed)}).all()
     if immediate:
-        session.info.setdefault(PUSH_AFTER_COMMIT, set()).update(immediate)
+        session.info.setdefault(PUSH_AFTER_COMMIT, {}).update(immediate)
 
 
 def _after_commit(session) -> None:
@@ -119,8 +131,8 @@ def _after_commit(session) -> None:
         return
     try:
         delay = coalesce_seconds()
-        for store_id in sorted(stores):
-            request_push(store_id, "immediate", delay=delay)
+        for store_id, mall in sorted(stores.items()):
+            request_push(store_id, "immediate", delay=delay, mall=mall)
     except Exception:  # the stock change is committed and scheduled: the sweep pushes it if Redis is away
         log.warning("immediate push not queued; the schedule will push it", exc_info=True)
 

@@ -122,7 +122,7 @@ def push_now(store_id: int):
     if store is None:
         abort(404)
     try:
-        queued = queueing.request_push(store.id, "manual")
+        queued = queueing.request_push(store.id, "manual", mall=store.mall)
     except Exception:  # Redis unreachable: say so; the schedule still holds every change
         flash(_("The sync queue cannot be reached right now. Pending changes are kept and will be pushed later."), "error")
     else:
