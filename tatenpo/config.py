@@ -61,6 +61,7 @@ def defaults(instance_path: str) -> dict:
         "LANGUAGES": ["ja", "en"],
         "MAX_CONTENT_LENGTH": _int_env("MAX_UPLOAD_MB", 100) * 1024 * 1024,
         "SYNC_INTERVAL_SECONDS": _int_env("SYNC_INTERVAL_SECONDS", 300),
+        "SYNC_HISTORY_DAYS": _int_env("SYNC_HISTORY_DAYS", 90),
         "MALL_TIMEOUT_SECONDS": _int_env("MALL_TIMEOUT_SECONDS", 20),
         "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
         "MAIL_PORT": _int_env("MAIL_PORT", 25),

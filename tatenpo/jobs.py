@@ -102,6 +102,14 @@ def check_drift(store_id: int) -> dict:
 
 
 @with_app
+def prune_sync_history() -> dict:
+    """The daily prune of 在庫同期履歴 older than SYNC_HISTORY_DAYS."""
+    from .sync import retention
+
+    return retention.prune().as_dict()
+
+
+@with_app
 def run_listing_import(job_id: int) -> None:
     """販売取込 of one uploaded file (ImportJob), all rows in one transaction; failures mark the job failed
     and propagate to RQ."""

@@ -471,7 +471,7 @@ def test_the_sweep_queues_read_backs_waiting_and_hourly_drift_checks_and_a_worke
         db.session.expire_all()
         assert db.session.get(Listing, shop.listings[0].id).reflected is True
         assert readback.drift_due(db.session.get(Store, shop.store.id)) is False
-        assert jobs.sweep() == {"push": [], "read_back": [], "drift": []}
+        assert jobs.sweep() == {"push": [], "read_back": [], "drift": [], "prune": False}
 
 
 def test_sync_run_in_the_shell_pushes_and_prints_the_run(app, make, sandbox, runner):

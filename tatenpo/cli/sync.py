@@ -1,4 +1,5 @@
-"""`flask sync run|status|history`: push now, see what is pending, read 在庫同期履歴 from the shell."""
+"""`flask sync run|status|history|prune`: push now, see what is pending, read 在庫同期履歴 from the shell, and
+delete its old lines."""
 from __future__ import annotations
 
 import click
@@ -6,7 +7,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Store, SyncEntry
-from ..sync import push, queueing, status
+from ..sync import push, queueing, retention, status
 from . import emit, fail
 
 
@@ -45,7 +46,7 @@ def _line(data: dict) -> str:
 def register(app) -> None:
     @app.cli.group("sync")
     def group() -> None:
-        """Stock sync (在庫同期): push, status, history."""
+        """Stock sync (在庫同期): push, status, history, prune."""
 
     @group.command("run")
     @click.option("--store", "store_id", type=int, help="Only this store (default: every store with pending entries).")
@@ -101,3 +102,17 @@ def register(app) -> None:
             what = r.listing_code if r.kind == "attempt" else f"({r.total} items)"
             quantity = "" if r.quantity is None else f" → {r.quantity}"
             click.echo(f"{r.at:%Y-%m-%d %H:%M:%S} {mark} [{r.store_name}] {what}{quantity}  {r.message or ''}".rstrip())
+
+    @group.command("prune")
+    @click.option("--days", type=click.IntRange(1), default=None,
+                  help="Keep this many days (default: SYNC_HISTORY_DAYS, 90).")
+    @click.option("--json", "as_json", is_flag=True)
+    def prune(days: int | None, as_json: bool) -> None:
+        """Delete 在庫同期履歴 older than the kept days (each listing's newest result and each store's last run
+        stay). The scheduler does this once a day."""
+        result = retention.prune(days)
+        if as_json:
+            emit(result.as_dict(), True)
+        else:
+            click.echo(f"deleted {result.attempts:,} attempts and {result.runs:,} runs from before "
+                       f"{result.before:%Y-%m-%d %H:%M} UTC")

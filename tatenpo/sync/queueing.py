@@ -27,6 +27,8 @@ PENDING_KEY = "tatenpo:push-pending:{store_id}"
 LOCK_KEY = "tatenpo:push-lock:{store_id}"
 READ_BACK_KEY = "tatenpo:read-back-pending:{store_id}"
 DRIFT_KEY = "tatenpo:drift-pending:{store_id}"
+# Set (for a day) when the daily prune of 在庫同期履歴 is queued.
+PRUNE_KEY = "tatenpo:history-pruned"
 # Session.info key: the stores to push once the transaction has committed.
 PUSH_AFTER_COMMIT = "tatenpo.push_after_commit"
 
@@ -199,11 +201,12 @@ def stores_due_for_push(now=None) -> list[int]:
 
 
 def sweep() -> dict:
-    """Queue what is due: pushes (per-store interval), read-backs waiting for a check, hourly drift checks."""
+    """Queue what is due: pushes (per-store interval), read-backs waiting for a check, hourly drift checks, and
+    once a day the prune of old 在庫同期履歴."""
     from .. import jobs
     from . import readback
 
-    queued = {"push": [], "read_back": [], "drift": []}
+    queued = {"push": [], "read_back": [], "drift": [], "prune": False}
     for store_id in stores_due_for_push():
         if request_push(store_id, "schedule"):
             queued["push"].append(store_id)
@@ -212,6 +215,12 @@ def sweep() -> dict:
             queued["read_back"].append(store.id)
         if readback.drift_due(store) and request_once(DRIFT_KEY, store.id, jobs.check_drift, ttl=3600):
             queued["drift"].append(store.id)
+    if _redis().set(PRUNE_KEY, "1", nx=True, ex=24 * 3600):
+        from ..redis_conn import queue
+
+        queue("default").enqueue(jobs.prune_sync_history, job_timeout=3600, result_ttl=24 * 3600,
+                                 failure_ttl=7 * 24 * 3600)
+        queued["prune"] = True
     return queued
 
 
