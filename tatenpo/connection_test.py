@@ -1,12 +1,13 @@
 """接続テスト: try a store's credentials against its mall and remember the outcome on the store
 (connection_ok / connection_checked_at / connection_message), which the settings list and the setup guide show.
-The caller commits."""
+The first successful test of an SFTP store also keeps the server's host key, trusted from then on. The caller
+commits."""
 from __future__ import annotations
 
 from flask import current_app
 from flask_babel import gettext as _
 
-from . import credentials
+from . import credentials, stores
 from .malls import connector_for
 from .malls.base import LoginCheck, hint_text
 from .models import Store, utcnow
@@ -24,11 +25,14 @@ def check(store: Store) -> LoginCheck:
     else:
         # A person is waiting for the answer: one try, at most 10 seconds per call.
         timeout = min(float(current_app.config["MALL_TIMEOUT_SECONDS"]), CHECK_TIMEOUT_SECONDS)
-        connector = connector_for(store.mall, store.endpoint, values, _redis_or_none(), timeout, retries=0)
+        options = {"host_key": stores.trusted_host_key(store)} if store.mall == "rakuten-ftp" else {}
+        connector = connector_for(store.mall, store.endpoint, values, _redis_or_none(), timeout, retries=0, **options)
         try:
             result = connector.check_login()
         finally:
             connector.close()
+        if result.ok and result.host_key and not stores.trusted_host_key(store):
+            stores.trust_host_key(store, result.host_key)  # trusted on first use (malls/rakuten_ftp.py)
     store.connection_ok = result.ok
     store.connection_checked_at = utcnow()
     message = result.message

@@ -72,6 +72,24 @@ def _access_changes(store: Store, changes: dict) -> bool:
     return any(saved.get(key) != value for key, value in new.items())
 
 
+# Store.settings key: the SFTP host key the store trusts (malls/rakuten_ftp.py).
+HOST_KEY = "sftp_host_key"
+
+
+def trusted_host_key(store: Store) -> Optional[str]:
+    return (store.settings or {}).get(HOST_KEY)
+
+
+def trust_host_key(store: Store, key: str) -> None:
+    store.settings = {**(store.settings or {}), HOST_KEY: key}  # a new dict: the JSON column sees the change
+
+
+def forget_host_key(store: Store) -> None:
+    """After Rakuten announces a new key: the next 接続テスト trusts whatever key the server presents."""
+    if trusted_host_key(store) is not None:
+        store.settings = {k: v for k, v in store.settings.items() if k != HOST_KEY}
+
+
 def update_store(store: Store, **changes) -> Store:
     """Apply changes; re-schedule the store's listings when the pushed quantity may have changed.
 
@@ -84,11 +102,14 @@ def update_store(store: Store, **changes) -> Store:
     if "safety_stock" in changes and changes["safety_stock"] is not None and changes["safety_stock"] < 0:
         raise StoreError(_l("Safety stock cannot be negative."))
     access_changed = _access_changes(store, changes)
+    endpoint_before = store.endpoint
     for key, value in changes.items():
         if key == "credentials":
             credentials.write(store, value or {})
         else:
             setattr(store, key, value)
+    if "endpoint" in changes and (changes["endpoint"] or None) != endpoint_before:
+        forget_host_key(store)  # another server: its key is confirmed again by the next 接続テスト
     if access_changed:
         store.connection_ok = store.connection_checked_at = store.connection_message = None
         db.session.execute(

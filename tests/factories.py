@@ -39,7 +39,7 @@ class Factory:
     def store(self, mall="rakuten", name=None, auto_sync=True, safety_stock=0, endpoint=None, secrets=None, **fields) -> Store:
         store = Store(
             mall=mall, name=name or f"テスト店舗{next(_counter)}", auto_sync=auto_sync,
-            safety_stock=safety_stock, endpoint=endpoint, settings={}, **fields,
+            safety_stock=safety_stock, endpoint=endpoint, **{"settings": {}, **fields},
         )
         with self.app.app_context():
             db.session.add(store)

@@ -8,8 +8,10 @@ import json
 import re
 import time
 
+import pytest
+
 from tatenpo.malls import connector_for
-from tatenpo.malls.base import HINT_ITEM, HINT_LOGIN, PushItem
+from tatenpo.malls.base import HINT_ITEM, HINT_LOGIN, MallError, PushItem
 
 
 def connector(store, **options):
@@ -130,10 +132,6 @@ def test_the_ftp_route_says_it_cannot_read_stock(sandbox):
 
 
 def test_a_switched_off_ftp_account_fails_the_connection_test_and_the_push(sandbox):
-    import pytest
-
-    from tatenpo.malls.base import MallError
-
     store = sandbox.create_store("rakuten-ftp", items=1)
     sandbox.faults(store["id"], auth="wrong")
     check = connector(store).check_login()
@@ -179,3 +177,28 @@ def test_the_sftp_account_sees_only_its_own_folders(sandbox):
         assert sorted(client.listdir("/../../..")) == ["ritem"]  # no way out of the home
     finally:
         transport.close()
+
+
+def test_over_sftp_the_connection_test_reports_the_host_key_and_a_trusted_key_is_accepted(sandbox):
+    store = sftp_store(sandbox)
+    check = connector(store).check_login()
+    assert check.ok and re.fullmatch(r"ssh-rsa SHA256:[A-Za-z0-9+/]{43}", check.host_key)
+    trusted = connector(store, host_key=check.host_key)
+    assert trusted.check_login().ok
+    assert trusted.push([PushItem(1, "tt-0001", "normal-inventory", quantity=9)])[0].ok
+
+
+def test_over_sftp_another_host_key_is_refused_before_the_password_is_sent(sandbox):
+    store = sftp_store(sandbox)
+    before = sandbox.stock(store["id"])
+    # A wrong password too: the refusal names the key, not the login, so the password was never tried.
+    wrong = dict(store, credentials=dict(store["credentials"], ftp_password="nope"))
+    other_key = "ssh-rsa SHA256:" + "A" * 43
+    with pytest.raises(MallError) as caught:
+        connector(wrong, host_key=other_key).push([PushItem(1, "tt-0001", "normal-inventory", quantity=9)])
+    error = caught.value
+    assert error.code == "host-key" and not error.transient and error.hint == HINT_LOGIN
+    assert "ssh-rsa SHA256:" in error.message and other_key not in error.message  # it shows what was presented
+    check = connector(store, host_key=other_key).check_login()
+    assert not check.ok and check.host_key is None
+    assert sandbox.stock(store["id"]) == before

@@ -275,3 +275,50 @@ def test_choosing_a_sandbox_store_that_no_longer_exists_is_refused_plainly(clien
     assert "そのサンドボックス店舗はありません" in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.query(Store).count() == 0
+
+
+def test_the_first_sftp_connection_test_trusts_the_servers_host_key_and_pushes_refuse_any_other(
+        client, staff, app, sandbox, make):
+    from tatenpo import stores
+    from tatenpo.sync.push import push_store
+
+    remote = sandbox.create_store("rakuten-ftp", items=1)
+    store = make.store(mall="rakuten-ftp", endpoint=remote["sftp_endpoint"], secrets=remote["credentials"])
+    make.application(malls=("rakuten",))
+    fragment = client.post(f"/settings/stores/{store.id}/test", headers={"HX-Request": "true"}).get_data(as_text=True)
+    saved, _secrets = stored(app, store.id)
+    key = saved.settings["sftp_host_key"]
+    assert saved.connection_ok is True and key.startswith("ssh-rsa SHA256:") and key in fragment
+    # The server now presents another key (as a server listening in would): the push sends nothing.
+    with app.app_context():
+        stores.trust_host_key(db.session.get(Store, store.id), "ssh-rsa SHA256:" + "B" * 43)
+        db.session.commit()
+    listing = make.listing(store, make.product(on_hand=3), item_code=sandbox.items(remote["id"])[0]["code"],
+                           variant_code=sandbox.items(remote["id"])[0]["variant"])
+    with app.app_context():
+        from tatenpo import inventory
+
+        inventory.set_stock(listing.product_id, 7)
+        db.session.commit()
+        run = push_store(store.id, "manual").run
+        said = " ".join([run.message or ""] + [a.message or "" for a in run.attempts])
+        assert run.status == "failed" and "ホスト鍵" in said, said
+    assert sandbox.stock(remote["id"])[(listing.item_code, listing.variant_code)] != 7
+    # The shop forgets the kept key (Rakuten announced a new one); the next test trusts what the server shows.
+    forgotten = client.post(f"/settings/stores/{store.id}/host-key/forget", headers={"HX-Request": "true"})
+    assert "sftp_host_key" not in stored(app, store.id)[0].settings and "✓" not in forgotten.get_data(as_text=True)
+    client.post(f"/settings/stores/{store.id}/test", headers={"HX-Request": "true"})
+    assert stored(app, store.id)[0].settings["sftp_host_key"] == key
+
+
+def test_another_endpoint_forgets_the_trusted_host_key(app, make):
+    from tatenpo import stores
+
+    store = make.store(mall="rakuten-ftp", endpoint="sftp://127.0.0.1:2222", settings={"sftp_host_key": "ssh-rsa SHA256:x"})
+    with app.app_context():
+        row = db.session.get(Store, store.id)
+        stores.update_store(row, name="名前だけ変更")
+        assert stores.trusted_host_key(row) == "ssh-rsa SHA256:x"
+        stores.update_store(row, endpoint="sftp://upload.rakuten.ne.jp:22")
+        assert stores.trusted_host_key(row) is None
+        db.session.rollback()

@@ -100,6 +100,7 @@ class LoginCheck:
     ok: bool
     message: str
     hint: Optional[str] = None
+    host_key: Optional[str] = None  # SFTP: the key the server presented, for the store to trust from now on
 
 
 class MallError(Exception):

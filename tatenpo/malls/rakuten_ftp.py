@@ -5,15 +5,20 @@ The push is deferred (see base.py): `submit()` uploads and returns a handle; `co
 when it is there. The log's lines are `row,商品管理番号,SKU管理番号,message` [inferred: RMS does not publish the
 columns; a line whose first cell is not a row number is taken as a problem of the whole file].
 The endpoint's scheme picks the protocol: sftp://upload.rakuten.ne.jp:22 (RMS today, the default) or
-ftp://…:21 (older setups). [weak] The SFTP server's host key is accepted as presented (connectors keep no
-state to pin it); its fingerprint is logged.
+ftp://…:21 (older setups).
+
+SFTP host key: trusted on first use. The 接続テスト reports the key the server presents (LoginCheck.host_key)
+and the store keeps it; from then on the connector is given that key (`host_key`) and refuses any other one
+*before* sending the password, because a different key means another server may be listening in. The shop
+clears the kept key in the store's settings when Rakuten announces a new one.
 """
 from __future__ import annotations
 
+import base64
 import csv
 import ftplib
+import hashlib
 import io
-import logging
 import secrets
 import socket
 import time
@@ -27,8 +32,6 @@ from flask_babel import gettext as _
 from .base import HINT_ITEM, HINT_LOGIN, Connector, ItemRef, ItemResult, LoginCheck, MallError, PushItem, ReadResult
 from .pacing import sleep_backoff
 
-log = logging.getLogger(__name__)
-
 DEFAULT_ENDPOINT = "sftp://upload.rakuten.ne.jp:22"
 BATCH_DIR = "/ritem/batch"
 LOGS_DIR = "/ritem/logs"
@@ -41,6 +44,8 @@ ITEM_PROBLEMS = ("見つかりません", "登録済み")  # the log lines that 
 
 
 class _FtpSession:
+    host_key = None  # plain FTP has none
+
     def __init__(self, host: str, port: int, user: str, password: str, timeout: float) -> None:
         self.ftp = ftplib.FTP(timeout=timeout, encoding="utf-8")
         try:
@@ -83,21 +88,36 @@ class _FtpSession:
             self.ftp.close()
 
 
+def fingerprint(key: paramiko.PKey) -> str:
+    """A host key as OpenSSH prints it: `ssh-ed25519 SHA256:…`."""
+    digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+    return f"{key.get_name()} SHA256:{digest}"
+
+
+class HostKeyMismatch(Exception):
+    def __init__(self, presented: str) -> None:
+        super().__init__(presented)
+        self.presented = presented
+
+
 class _SftpSession:
-    def __init__(self, host: str, port: int, user: str, password: str, timeout: float) -> None:
+    def __init__(self, host: str, port: int, user: str, password: str, timeout: float,
+                 host_key: Optional[str] = None) -> None:
         sock = socket.create_connection((host, port), timeout=timeout)
         self.transport = paramiko.Transport(sock)
         self.transport.banner_timeout = self.transport.auth_timeout = timeout
         try:
-            self.transport.connect(username=user, password=password)
+            self.transport.start_client(timeout=timeout)
+            self.host_key = fingerprint(self.transport.get_remote_server_key())
+            if host_key and self.host_key != host_key:
+                raise HostKeyMismatch(self.host_key)  # before the password leaves this machine
+            self.transport.auth_password(user, password)
         except paramiko.AuthenticationException as exc:
             self.transport.close()
             raise PermissionError(str(exc)) from exc
         except BaseException:
             self.transport.close()
             raise
-        key = self.transport.get_remote_server_key()
-        log.info("rakuten sftp %s:%s host key %s %s", host, port, key.get_name(), key.fingerprint)
         self.sftp = paramiko.SFTPClient.from_transport(self.transport)
         self.sftp.get_channel().settimeout(timeout)
 
@@ -136,7 +156,7 @@ class RakutenFtpConnector(Connector):
 
     def __init__(self, endpoint: Optional[str], credentials: dict, redis=None, timeout: float = 20,
                  retries: int = 3, backoff: float = 1.0, log_poll_seconds: float = 10.0,
-                 log_wait_seconds: float = 300.0) -> None:
+                 log_wait_seconds: float = 300.0, host_key: Optional[str] = None) -> None:
         url = urlparse(endpoint or DEFAULT_ENDPOINT)
         self.secure = url.scheme == "sftp"
         self.host = url.hostname or "upload.rakuten.ne.jp"
@@ -148,6 +168,8 @@ class RakutenFtpConnector(Connector):
         self.backoff = backoff
         self.log_poll_seconds = log_poll_seconds
         self.log_wait_seconds = log_wait_seconds
+        self.host_key = host_key  # the SFTP host key the store trusts (None: not known yet)
+        self.presented_host_key: Optional[str] = None
 
     # FTP --------------------------------------------------------------------------------------
 
@@ -156,11 +178,22 @@ class RakutenFtpConnector(Connector):
         if not self.user or not self.password:
             raise MallError(_("Enter the stock sync login ID and password (the RMS FTP account) in the EC site "
                               "settings."), transient=False, hint=HINT_LOGIN, code="no-credentials")
-        session_class = _SftpSession if self.secure else _FtpSession
         attempt = 0
         while True:
             try:
-                return session_class(self.host, self.port, self.user, self.password, self.timeout)
+                if self.secure:
+                    session = _SftpSession(self.host, self.port, self.user, self.password, self.timeout, self.host_key)
+                else:
+                    session = _FtpSession(self.host, self.port, self.user, self.password, self.timeout)
+                self.presented_host_key = session.host_key
+                return session
+            except HostKeyMismatch as exc:
+                self.presented_host_key = exc.presented
+                raise MallError(_("The SFTP server %(host)s presented a host key other than the one confirmed by the "
+                                  "connection test (%(presented)s). Nothing was sent. If Rakuten announced a new key, "
+                                  "forget the confirmed one in the EC site settings and test the connection again.",
+                                  host=self.host, presented=exc.presented),
+                                transient=False, hint=HINT_LOGIN, code="host-key") from exc
             except PermissionError as exc:
                 raise MallError(_("The Rakuten FTP server rejected the stock sync login ID or password."),
                                 transient=False, hint=HINT_LOGIN, code="login") from exc
@@ -190,7 +223,7 @@ class RakutenFtpConnector(Connector):
         if not folders:
             return LoginCheck(False, _("The FTP account has no %(batch)s or %(logs)s folder.", batch=BATCH_DIR,
                                        logs=LOGS_DIR), HINT_LOGIN)
-        return LoginCheck(True, _("Connected to %(mall)s.", mall=NAME))
+        return LoginCheck(True, _("Connected to %(mall)s.", mall=NAME), host_key=self.presented_host_key)
 
     def submit(self, items: list[PushItem]) -> dict:
         """Upload one stock CSV per max_batch items; the handle lists every file and which row is which item."""

@@ -27,7 +27,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, insert, or_, select, tuple_, update
 from sqlalchemy import bindparam
 
-from .. import support
+from .. import stores, support
 from ..extensions import db
 from ..malls.base import HINT_APPLICATION, HINT_LOGIN, ItemResult, MallError, PushItem
 from ..models import Listing, Product, Store, SyncAttempt, SyncEntry, SyncRun, utcnow
@@ -107,6 +107,7 @@ def open_connector(store: Store):
                             ("RAKUTEN_FTP_LOG_WAIT_SECONDS", "log_wait_seconds")):
             if config.get(key) is not None:
                 options[option] = config[key]
+        options["host_key"] = stores.trusted_host_key(store)
     return connector_for(store.mall, store.endpoint, credentials.read(store), redis(),
                          config["MALL_TIMEOUT_SECONDS"], **options)
 

@@ -293,6 +293,19 @@ def test_connection(store_id: int):
     return redirect(request.referrer or url_for("settings.edit_store", store_id=store.id))
 
 
+@bp.route("/settings/stores/<int:store_id>/host-key/forget", methods=["POST"])
+def forget_host_key(store_id: int):
+    """The shop clears the trusted SFTP host key (Rakuten announced a new one); the next 接続テスト keeps the new."""
+    store = _store_or_404(store_id)
+    store_domain.forget_host_key(store)
+    store.connection_ok = store.connection_checked_at = store.connection_message = None
+    db.session.commit()
+    if request.headers.get("HX-Request"):
+        return render_template("settings/_connection.html", store=store)
+    flash(_("The confirmed host key was forgotten. Test the connection to confirm the server's key again."), "success")
+    return redirect(url_for("settings.edit_store", store_id=store.id))
+
+
 @bp.app_template_global("hint_text")
 def _hint_text(hint):
     return hint_text(hint)
