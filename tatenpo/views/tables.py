@@ -114,7 +114,10 @@ def _entities(statement, params: dict) -> list:
 def paginate(statement, endpoint: str, args: dict, filtered: bool = False, load=_entities,
              params: dict | None = None) -> Page:
     """One page of the statement's rows (run with `params`), as `load(page's statement, params)` reads them —
-    by default the ORM objects it selects. With `filtered`, the count stops at COUNT_CAP matches."""
+    by default the ORM objects it selects. With `filtered`, the count stops at COUNT_CAP matches.
+
+    `statement` is one built once (a `statement_for`'s): the count and page statements derived from it are
+    kept per statement object."""
     params = dict(params or {})
     per_page = request.args.get("per", 50, type=int)
     if per_page not in PER_PAGE_CHOICES:
