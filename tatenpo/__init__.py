@@ -42,7 +42,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(PACKAGE_DIR.parent / "migrations"), render_as_batch=True, compare_type=True)
+    from .search import in_models
+
+    migrate.init_app(app, db, directory=str(PACKAGE_DIR.parent / "migrations"), render_as_batch=True, compare_type=True,
+                     include_object=in_models)
     csrf.init_app(app)
 
     from . import auth, i18n, web
