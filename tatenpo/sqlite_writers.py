@@ -21,7 +21,8 @@ import os
 import sqlite3
 import threading
 import weakref
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 # The statements before which sqlite3 opens a write transaction itself (its default transaction control).
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
@@ -84,18 +85,12 @@ class Turn:
 
 class Cursor(sqlite3.Cursor):
     def execute(self, statement, *args):
-        self.connection._before(statement)
-        try:
+        with self.connection._turn_for(statement):
             return super().execute(statement, *args)
-        finally:
-            self.connection._after()
 
     def executemany(self, statement, *args):
-        self.connection._before(statement)
-        try:
+        with self.connection._turn_for(statement):
             return super().executemany(statement, *args)
-        finally:
-            self.connection._after()
 
 
 class Connection(sqlite3.Connection):
@@ -119,9 +114,15 @@ class Connection(sqlite3.Connection):
     def executemany(self, statement, *args):
         return self.cursor().executemany(statement, *args)
 
-    def _before(self, statement: str) -> None:
+    @contextmanager
+    def _turn_for(self, statement: str) -> Iterator[None]:
+        """Wait for the turn before a transaction's first write; give it back once the transaction is over."""
         if self._turn is not None and not self._turn.asked and _is_write(statement):
             self._turn.take()
+        try:
+            yield
+        finally:
+            self._after()
 
     def _after(self) -> None:
         # The transaction is over (a commit, a rollback, a write in autocommit mode, a failed first write).
