@@ -36,8 +36,15 @@ def utcnow() -> datetime:
 
 
 def search_key(*parts: Optional[str]) -> str:
-    """Text for searching that ignores half-/full-width and case (ＡＢＣ１ finds abc1)."""
-    return unicodedata.normalize("NFKC", " ".join(p for p in parts if p)).casefold()
+    """Text for searching that ignores half-/full-width and case (ＡＢＣ１ finds abc1). A caller may fold a
+    long part once and append it with a space: NFKC composes nothing across a space, so folding parts apart
+    gives the same text as folding them joined (the importer folds a product's title once for its SKUs)."""
+    return fold(" ".join(p for p in parts if p))
+
+
+def fold(text: str) -> str:
+    """NFKC + casefold, with a shortcut for plain ASCII (where both change nothing but the case)."""
+    return text.lower() if text.isascii() else unicodedata.normalize("NFKC", text).casefold()
 
 
 class Role(str, enum.Enum):

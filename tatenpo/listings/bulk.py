@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import json
-import unicodedata
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -36,17 +35,6 @@ def cycle_collection_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def fold(text: str) -> str:
-    """One part of models.search_key: NFKC + casefold, with a shortcut for plain ASCII."""
-    return text.lower() if text.isascii() else unicodedata.normalize("NFKC", text).casefold()
-
-
-def search_text(*parts: str) -> str:
-    """models.search_key(*parts). A caller may fold a long title once and append it to this with a space:
-    NFKC composes nothing across a space, so folding parts apart gives the same text as folding them joined."""
-    return fold(" ".join(p for p in parts if p))
 
 
 class BulkWriter:

@@ -14,10 +14,10 @@ from typing import Any, Callable, Optional
 
 from flask_babel import lazy_gettext as _l
 from ..extensions import db
-from ..models import ImportJob, Listing, Product, StockChangeKind, StockHistory, Store, utcnow
+from ..models import ImportJob, Listing, Product, StockChangeKind, StockHistory, Store, search_key, utcnow
 from . import detect, lifecycle, scheduling, staging, uploads
 from .base import Format
-from .bulk import BulkWriter, cycle_collection_paused, search_text
+from .bulk import BulkWriter, cycle_collection_paused
 from .linking import Plan, build_plan, prepare, select_subset
 from .reading import ENCODING_LABELS, FileProblem, Table, open_table
 from .records import ERRORS_ON_JOB, Problems, Record
@@ -168,7 +168,7 @@ def write(store: Store, plan: Plan, *, note: str, user_id: Optional[int], report
             values = (
                 created[product_code] if product_code is not None else row["product_id"],
                 row["code"], row["title"], bulk.json(row["attributes"]), row["mall_quantity"],
-                search_text(row["code"], row["item_code"], row["variant_code"], row["title"])[:1100], now,
+                search_key(row["code"], row["item_code"], row["variant_code"], row["title"])[:1100], now,
             )
             if row["_quantity_changed"]:
                 with_quantity.append(values + (now, row["id"]))

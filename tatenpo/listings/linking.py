@@ -18,8 +18,8 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from ..extensions import db
-from ..models import Product
-from .bulk import BulkWriter, fold, search_text
+from ..models import Product, fold, search_key
+from .bulk import BulkWriter
 
 encode_json = BulkWriter.json
 from .records import Problems, Record
@@ -294,7 +294,7 @@ def prepared_texts(record: Record, titles: dict[str, str]) -> tuple[str, str, st
     folded = titles.get(title)
     if folded is None:
         folded = titles[title] = fold(title)
-    codes = search_text(listing_code(record), record.item_code, record.variant_code)
+    codes = search_key(listing_code(record), record.item_code, record.variant_code)
     return (
         (f"{codes} {folded}" if folded else codes)[:1100],
         f"{fold(product_code(record))} {folded}".strip()[:800],
