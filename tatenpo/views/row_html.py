@@ -4,7 +4,8 @@ opens the edit row, and a listing's sync badge.
 Built in Python rather than in Jinja because these are the bulk of the 商品・在庫 page: at about forty
 outputs per row, Jinja's per-output cost (attribute lookup, escaping) made the rows take longer than the
 rest of the page and its two queries together. Every text from the shop or a mall goes through `escape`;
-numbers are formatted here. Templates use these as globals, so each piece of markup has one source.
+numbers go through web.number (the |number filter). Templates use these as globals, so each piece of
+markup has one source.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from html import escape
 from markupsafe import Markup
 
 from .. import listing_status
+from ..web import number
 
 
 def sync_badge(s, labels: dict) -> Markup:
@@ -40,11 +42,6 @@ def product_rows(rows, labels: dict, base: str) -> Markup:
     return Markup("\n".join(_product_row(p, labels, base) for p in rows))
 
 
-def quantity(value) -> str:
-    """1234 → 1,234 (the |qty filter): a quantity in a table cell, without Babel's per-call cost."""
-    return "—" if value is None else f"{value:,}"
-
-
 # The builders below return plain strings: `escape` (html.escape, quotes included) on every text, and one
 # Markup for the whole result, since a Markup per piece cost as much as the rest of the row.
 
@@ -69,7 +66,7 @@ def _stock_link(product, row_url: str, labels: dict, link_id: str) -> str:
     return (
         f'<a class="stock-edit" id="{link_id}" href="{row_url}/stock/edit" hx-get="{row_url}/stock/edit" '
         f'hx-target="closest tr" hx-swap="outerHTML" title="{escape(labels["edit"])}" aria-label="{aria}">'
-        f"{quantity(product.on_hand)}</a>"
+        f"{number(product.on_hand)}</a>"
     )
 
 
@@ -98,8 +95,8 @@ def _product_row(p, labels: dict, base: str, stock_cell: Markup | None = None) -
         f'  <td class="code"><a href="{row_url}">{escape(p.code)}</a></td>\n'
         f'  <td class="name">{name}</td>\n'
         f'  {cell}\n'
-        f'  <td class="num">{quantity(p.allocated)}</td>\n'
-        f'  <td class="num">{quantity(p.sellable)}</td>\n'
+        f'  <td class="num">{number(p.allocated)}</td>\n'
+        f'  <td class="num">{number(p.sellable)}</td>\n'
         f'  <td class="badges">{badges}</td>\n'
         f'</tr>'
     )
@@ -108,4 +105,3 @@ def _product_row(p, labels: dict, base: str, stock_cell: Markup | None = None) -
 def init_app(app) -> None:
     app.jinja_env.globals.update(sync_badge=sync_badge, stock_link=stock_link, product_row=product_row,
                                  product_rows=product_rows)
-    app.jinja_env.filters["qty"] = quantity
