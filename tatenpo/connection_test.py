@@ -25,8 +25,8 @@ def check(store: Store) -> LoginCheck:
     else:
         # A person is waiting for the answer: one try, at most 10 seconds per call.
         timeout = min(float(current_app.config["MALL_TIMEOUT_SECONDS"]), CHECK_TIMEOUT_SECONDS)
-        options = {"host_key": stores.trusted_host_key(store)} if store.mall == "rakuten-ftp" else {}
-        connector = connector_for(store.mall, store.endpoint, values, _redis_or_none(), timeout, retries=0, **options)
+        connector = connector_for(store.mall, store.endpoint, values, _redis_or_none(), timeout, retries=0,
+                                  **stores.connector_options(store))
         try:
             result = connector.check_login()
         finally:

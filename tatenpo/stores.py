@@ -84,6 +84,11 @@ def trust_host_key(store: Store, key: str) -> None:
     store.settings = {**(store.settings or {}), HOST_KEY: key}  # a new dict: the JSON column sees the change
 
 
+def connector_options(store: Store) -> dict:
+    """What the store itself hands its connector besides the credentials: the SFTP host key it trusts."""
+    return {"host_key": trusted_host_key(store)} if store.mall == Mall.RAKUTEN_FTP.value else {}
+
+
 def forget_host_key(store: Store) -> None:
     """After Rakuten announces a new key: the next 接続テスト trusts whatever key the server presents."""
     if trusted_host_key(store) is not None:

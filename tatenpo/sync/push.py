@@ -107,7 +107,7 @@ def open_connector(store: Store):
                             ("RAKUTEN_FTP_LOG_WAIT_SECONDS", "log_wait_seconds")):
             if config.get(key) is not None:
                 options[option] = config[key]
-        options["host_key"] = stores.trusted_host_key(store)
+    options.update(stores.connector_options(store))
     return connector_for(store.mall, store.endpoint, credentials.read(store), redis(),
                          config["MALL_TIMEOUT_SECONDS"], **options)
 
