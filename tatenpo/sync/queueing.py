@@ -72,7 +72,8 @@ def push_queue(store_id: int, mall: str | None = None) -> str:
     from ..redis_conn import DEFERRED_QUEUE
 
     if mall is None:
-        mall = db.session.scalar(select(Store.mall).where(Store.id == store_id))
+        store = db.session.get(Store, store_id)  # the sweep has the store loaded already: no query then
+        mall = store.mall if store is not None else None
     return DEFERRED_QUEUE if mall is not None and is_deferred(mall) else "sync"
 
 
