@@ -13,6 +13,7 @@ from . import instance as instance_files
 from . import logs, sqlite_writers
 from .config import defaults
 from .extensions import babel, csrf, db, login_manager, migrate
+from .search import in_models
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -42,8 +43,6 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
 
     db.init_app(app)
-    from .search import in_models
-
     migrate.init_app(app, db, directory=str(PACKAGE_DIR.parent / "migrations"), render_as_batch=True, compare_type=True,
                      include_object=in_models)
     csrf.init_app(app)
