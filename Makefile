@@ -17,7 +17,7 @@ translations: $(BIN)/.installed
 	$(BIN)/pybabel compile --use-fuzzy --statistics -d tatenpo/translations 2>&1 | grep -v '^$$' || true
 
 run: $(BIN)/.installed translations
-	$(BIN)/python -m tatenpo.launcher
+	$(BIN)/python -m tatenpo.platform.launcher
 
 test: $(BIN)/.installed translations
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -7,7 +7,7 @@ import argparse
 from rq import Worker
 
 from tatenpo import jobs
-from tatenpo.redis_conn import QUEUE_NAMES, redis
+from tatenpo.platform.redis_conn import QUEUE_NAMES, redis
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -139,10 +139,11 @@ def import_child(path: str, database_url: str | None) -> None:
     os.environ.pop("DATABASE_URL", None)
     if database_url:
         os.environ["DATABASE_URL"] = database_url  # read by config.database_url, which picks the driver
-    from tatenpo import config, create_app, embedded_redis
-    from tatenpo.extensions import db
+    from tatenpo import create_app
     from tatenpo.listings import importer, uploads
     from tatenpo.models import ImportJob, Listing, Product, Store
+    from tatenpo.platform import config, embedded_redis
+    from tatenpo.platform.extensions import db
 
     redis_process = embedded_redis.start(folder, folder / "redis.sock", persist=False)
     try:

@@ -31,9 +31,9 @@ from redis import Redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tatenpo import embedded_redis  # noqa: E402
 from tatenpo.malls import connector_for  # noqa: E402
 from tatenpo.malls.base import PushItem  # noqa: E402
+from tatenpo.platform import embedded_redis  # noqa: E402
 
 MALLS = ["rakuten", "yahoo", "shopify", "amazon", "rakuten-ftp"]
 

@@ -62,9 +62,9 @@ def populate(products: int) -> None:
     from sqlalchemy import insert
 
     from tatenpo import create_app
-    from tatenpo.auth import create_user
-    from tatenpo.extensions import db
     from tatenpo.models import Listing, Product, Store, search_key, utcnow
+    from tatenpo.platform.auth import create_user
+    from tatenpo.platform.extensions import db
 
     app = create_app()
     with app.app_context():
@@ -101,7 +101,7 @@ def refuse_a_database_in_use() -> None:
     from sqlalchemy import inspect
 
     from tatenpo import create_app
-    from tatenpo.extensions import db
+    from tatenpo.platform.extensions import db
 
     with create_app().app_context():
         tables = inspect(db.engine).get_table_names()
@@ -113,7 +113,7 @@ def drop_tables() -> None:
     from sqlalchemy import text
 
     from tatenpo import create_app
-    from tatenpo.extensions import db
+    from tatenpo.platform.extensions import db
 
     with create_app().app_context():
         db.drop_all()
@@ -126,7 +126,7 @@ def analyze() -> None:
     from sqlalchemy import text
 
     from tatenpo import create_app
-    from tatenpo.extensions import db
+    from tatenpo.platform.extensions import db
 
     with create_app().app_context():
         if db.engine.dialect.name == "postgresql":
@@ -205,7 +205,7 @@ def main() -> int:
         LOG_LEVEL="WARNING",
     )
     env.pop("REDIS_URL", None)
-    from tatenpo import embedded_redis
+    from tatenpo.platform import embedded_redis
 
     redis_process = None
     if args.redis_url:

@@ -35,10 +35,11 @@ os.environ.setdefault("TATENPO_INSTANCE", tempfile.mkdtemp(prefix="tatenpo-bench
 from cryptography.fernet import Fernet  # noqa: E402
 from sqlalchemy import event, select, text  # noqa: E402
 
-from tatenpo import create_app, inventory  # noqa: E402
-from tatenpo.extensions import db  # noqa: E402
+from tatenpo import create_app  # noqa: E402
 from tatenpo.malls.base import ItemResult  # noqa: E402
 from tatenpo.models import Listing, Store, SupportApplication  # noqa: E402
+from tatenpo.platform.extensions import db  # noqa: E402
+from tatenpo.stock import inventory  # noqa: E402
 from tatenpo.sync import push, queueing  # noqa: E402
 
 

@@ -17,9 +17,9 @@ import time
 
 from sync_harness import Stack
 
-from tatenpo import inventory
-from tatenpo.extensions import db
 from tatenpo.models import Store, SyncEntry
+from tatenpo.platform.extensions import db
+from tatenpo.stock import inventory
 from tatenpo.sync import push, status
 
 BATCH, RATE = 400, 1.0  # bulk-upsert: items per call, calls per second

@@ -18,9 +18,10 @@ os.environ["TATENPO_INSTANCE"] = str(FOLDER / "instance")
 import requests  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
 
-from tatenpo import create_app, credentials, embedded_redis  # noqa: E402
-from tatenpo.extensions import db  # noqa: E402
+from tatenpo import create_app  # noqa: E402
 from tatenpo.models import Listing, Product, Store, SupportApplication  # noqa: E402
+from tatenpo.platform import credentials, embedded_redis  # noqa: E402
+from tatenpo.platform.extensions import db  # noqa: E402
 
 
 class Stack:

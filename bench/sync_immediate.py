@@ -18,8 +18,8 @@ import time
 
 from sync_harness import Stack
 
-from tatenpo import inventory
-from tatenpo.extensions import db
+from tatenpo.platform.extensions import db
+from tatenpo.stock import inventory
 
 TARGET_P95 = 5.0
 

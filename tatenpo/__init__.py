@@ -9,11 +9,11 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from . import instance as instance_files
-from . import logs, sqlite_writers
-from .config import defaults
-from .extensions import babel, csrf, db, login_manager, migrate
-from .search import in_models
+from tatenpo.platform import instance as instance_files
+from tatenpo.platform import logs, sqlite_writers
+from tatenpo.platform.config import defaults
+from tatenpo.platform.extensions import babel, csrf, db, login_manager, migrate
+from tatenpo.stock.search import in_models
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -47,18 +47,18 @@ def create_app(test_config: dict | None = None) -> Flask:
                      include_object=in_models)
     csrf.init_app(app)
 
-    from . import auth, i18n, web
+    from tatenpo.platform import auth, i18n, web
 
     login_manager.init_app(app)
     auth.init_app(app)
     i18n.init_app(app, babel)
     web.init_app(app)
 
-    from .views import register_blueprints
+    from tatenpo.views import register_blueprints
 
     register_blueprints(app)
 
-    from .cli import register_commands
+    from tatenpo.cli import register_commands
 
     register_commands(app)
     return app

@@ -14,13 +14,13 @@ _app_pid: int | None = None
 def application() -> Flask:
     global _app, _app_pid
     if _app is None:
-        from . import create_app
+        from tatenpo import create_app
 
         _app = create_app()
         _app_pid = os.getpid()
     elif _app_pid != os.getpid():
         # A forked work-horse must not reuse the parent's database connections.
-        from .extensions import db
+        from tatenpo.platform.extensions import db
 
         with _app.app_context():
             for engine in db.engines.values():
@@ -45,12 +45,12 @@ def with_app(job):
 @with_app
 def sweep() -> dict:
     """The scheduler's round: note the tick, then queue the pushes, read-backs and drift checks now due."""
-    from . import health
-    from .extensions import db
+    from tatenpo.platform import health
+    from tatenpo.platform.extensions import db
 
     health.beat(health.SCHEDULE_HEARTBEAT)
     db.session.commit()
-    from .sync import queueing
+    from tatenpo.sync import queueing
 
     return queueing.sweep()
 
@@ -58,7 +58,7 @@ def sweep() -> dict:
 @with_app
 def push_store(store_id: int, trigger: str = "schedule") -> dict:
     """Push one store's due entries (one push per store at a time), then read the quantities back."""
-    from .sync import push, queueing, readback
+    from tatenpo.sync import push, queueing, readback
 
     queueing.take_pending(store_id)
     lock = queueing.store_lock(store_id)
@@ -82,7 +82,7 @@ def push_store(store_id: int, trigger: str = "schedule") -> dict:
 @with_app
 def read_back(store_id: int) -> dict:
     """Step 8: read recently pushed quantities back (反映済み / 未反映)."""
-    from .sync import queueing, readback
+    from tatenpo.sync import queueing, readback
 
     queueing.clear_once(queueing.READ_BACK_KEY, store_id)
     result = readback.read_back(store_id)
@@ -92,7 +92,7 @@ def read_back(store_id: int) -> dict:
 @with_app
 def check_drift(store_id: int) -> dict:
     """The hourly drift check of one store: flag listings whose stock was changed on the mall."""
-    from .sync import queueing, readback
+    from tatenpo.sync import queueing, readback
 
     try:
         result = readback.check_drift(store_id)
@@ -104,7 +104,7 @@ def check_drift(store_id: int) -> dict:
 @with_app
 def prune_sync_history() -> dict:
     """The daily prune of 在庫同期履歴 older than SYNC_HISTORY_DAYS."""
-    from .sync import retention
+    from tatenpo.sync import retention
 
     return retention.prune().as_dict()
 
@@ -113,7 +113,7 @@ def prune_sync_history() -> dict:
 def run_listing_import(job_id: int) -> None:
     """販売取込 of one uploaded file (ImportJob), all rows in one transaction; failures mark the job failed
     and propagate to RQ."""
-    from .listings import importer
+    from tatenpo.listings import importer
 
     importer.run_job(job_id)
 
@@ -121,6 +121,6 @@ def run_listing_import(job_id: int) -> None:
 @with_app
 def run_stock_import(job_id: int) -> None:
     """在庫取込 of one uploaded stock CSV (ImportJob kind 'stock'), all-or-nothing through the inventory rules."""
-    from . import stock_csv
+    from tatenpo.stock import stock_csv
 
     stock_csv.run_job(job_id)

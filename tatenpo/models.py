@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .extensions import db
+from tatenpo.platform.extensions import db
 
 
 def utcnow() -> datetime:
@@ -123,7 +123,7 @@ class Store(db.Model):
     auto_sync: Mapped[bool] = mapped_column(Boolean, default=False)  # 自動在庫同期区分 使用中/停止中
     immediate_sync: Mapped[bool] = mapped_column(Boolean, default=False)  # 即時同期
     endpoint: Mapped[Optional[str]] = mapped_column(String(500))  # None: the real mall's address
-    # Fernet token of a JSON object; read and written only through tatenpo.credentials.
+    # Fernet token of a JSON object; read and written only through tatenpo.platform.credentials.
     credentials_token: Mapped[Optional[str]] = mapped_column(Text)
     safety_stock: Mapped[int] = mapped_column(Integer, default=0)  # 保留在庫
     sync_interval_seconds: Mapped[Optional[int]] = mapped_column(Integer)  # None: the app default

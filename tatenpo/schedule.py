@@ -10,7 +10,7 @@ so a lost tick only delays work.
 """
 from rq import cron
 
-from . import create_app, jobs
+from tatenpo import create_app, jobs
 
 _config = create_app().config
 _interval = _config["SYNC_INTERVAL_SECONDS"]

@@ -17,8 +17,9 @@ from sqlalchemy import text
 _INSTANCE = tempfile.mkdtemp(prefix="tatenpo-test-instance-")
 os.environ["TATENPO_INSTANCE"] = _INSTANCE
 
-from tatenpo import create_app, embedded_redis  # noqa: E402
-from tatenpo.extensions import db  # noqa: E402
+from tatenpo import create_app  # noqa: E402
+from tatenpo.platform import embedded_redis  # noqa: E402
+from tatenpo.platform.extensions import db  # noqa: E402
 
 from .factories import Factory  # noqa: E402
 
@@ -67,7 +68,7 @@ def app(database_url, redis_url, tmp_path):
             _reset_postgres()
         else:
             db.create_all()
-        from tatenpo.redis_conn import redis
+        from tatenpo.platform.redis_conn import redis
 
         redis().flushdb()
     yield app

@@ -5,9 +5,9 @@ import itertools
 
 from sqlalchemy import select
 
-from tatenpo import credentials
-from tatenpo.extensions import db
 from tatenpo.models import Listing, Product, Store, SupportApplication, User
+from tatenpo.platform import credentials
+from tatenpo.platform.extensions import db
 
 _counter = itertools.count(1)
 

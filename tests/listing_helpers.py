@@ -6,9 +6,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from tatenpo.extensions import db
 from tatenpo.listings import importer, uploads
 from tatenpo.models import ImportJob, Listing, Product, StockHistory
+from tatenpo.platform.extensions import db
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "listings"
 

@@ -7,9 +7,9 @@ import pytest
 from flask import Blueprint
 from sqlalchemy import select
 
-from tatenpo import auth as auth_rules
-from tatenpo.extensions import db
 from tatenpo.models import Role, User
+from tatenpo.platform import auth as auth_rules
+from tatenpo.platform.extensions import db
 
 from .conftest import PASSWORD
 

@@ -5,9 +5,9 @@ import json
 
 from sqlalchemy import select
 
-from tatenpo import credentials
-from tatenpo.extensions import db
 from tatenpo.models import Product, StockHistory, Store, User
+from tatenpo.platform import credentials
+from tatenpo.platform.extensions import db
 
 
 def test_create_user_with_a_role(runner, app):
@@ -86,6 +86,6 @@ def test_support_apply_and_complete(runner, app, make):
     assert done["status"] == "completed"
     with app.app_context():
         assert db.session.get(Store, store.id).order_mail_address.startswith(f"order-{store.id}-")
-        from tatenpo import support
+        from tatenpo.setup import support_center
 
-        assert support.covers("rakuten-ftp") and support.covers("yahoo") and not support.covers("amazon")
+        assert support_center.covers("rakuten-ftp") and support_center.covers("yahoo") and not support_center.covers("amazon")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from tatenpo import credentials
-from tatenpo.extensions import db
 from tatenpo.models import Store
+from tatenpo.platform import credentials
+from tatenpo.platform.extensions import db
 
 
 def test_the_raw_database_holds_no_plaintext_secret(app, make):

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from rq import SimpleWorker
 
-from tatenpo import health, jobs
-from tatenpo.redis_conn import queue, redis
+from tatenpo import jobs
+from tatenpo.platform import health
+from tatenpo.platform.redis_conn import queue, redis
 
 
 def test_healthz_is_public_and_names_what_is_down(client):
@@ -36,7 +37,7 @@ def test_healthz_reports_redis_down(app, client):
 def test_a_queue_no_worker_takes_is_reported(app, client):
     # Workers started with --queues may leave one out: its jobs would wait forever.
     with app.app_context():
-        from tatenpo.redis_conn import QUEUE_NAMES
+        from tatenpo.platform.redis_conn import QUEUE_NAMES
 
         partial = SimpleWorker([queue(name) for name in QUEUE_NAMES if name != "sync-deferred"], connection=redis())
         partial.register_birth()

@@ -6,9 +6,9 @@ import multiprocessing
 import pytest
 from sqlalchemy import func, select
 
-from tatenpo import inventory
-from tatenpo.extensions import db
 from tatenpo.models import Product, StockChangeKind, StockHistory, SyncEntry
+from tatenpo.platform.extensions import db
+from tatenpo.stock import inventory
 
 
 def _history(product_id):
@@ -165,8 +165,8 @@ def test_history_survives_the_deletion_of_its_product(app, make):
 
 
 def test_changing_safety_stock_reschedules_the_store(app, make):
-    from tatenpo import stores
     from tatenpo.models import Store
+    from tatenpo.setup import stores
 
     product = make.product(on_hand=10)
     store = make.store(auto_sync=True)
@@ -192,8 +192,9 @@ def _adjust_many(database_uri, redis_url, instance, product_id, times, barrier):
     import os
 
     os.environ["TATENPO_INSTANCE"] = instance
-    from tatenpo import create_app, inventory
-    from tatenpo.extensions import db
+    from tatenpo import create_app
+    from tatenpo.platform.extensions import db
+    from tatenpo.stock import inventory
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": database_uri, "REDIS_URL": redis_url, "SECRET_KEY": "x",
                       "CREDENTIAL_KEY": "Q2hhbmdlIHRoaXMga2V5IGZvciB0ZXN0cyBvbmx5ISE="})

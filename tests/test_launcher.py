@@ -51,7 +51,7 @@ def test_everything_starts_healthy_and_ctrl_c_stops_every_process(tmp_path):
         WEB_WORKERS="1",
     )
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "tatenpo.launcher"], cwd=ROOT, env=env,
+        [sys.executable, "-m", "tatenpo.platform.launcher"], cwd=ROOT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     children: dict[int, psutil.Process] = {}
@@ -102,7 +102,7 @@ def test_children_die_with_a_launcher_that_is_killed_outright(tmp_path):
         env.pop(name, None)
     env.update(TATENPO_INSTANCE=str(tmp_path / "instance"), PORT=str(port), WEB_WORKERS="1",
                SANDBOX_HTTP_PORT=str(_free_port()), SANDBOX_FTP_PORT=str(_free_port()))
-    launcher = subprocess.Popen([sys.executable, "-m", "tatenpo.launcher"], cwd=ROOT, env=env,
+    launcher = subprocess.Popen([sys.executable, "-m", "tatenpo.platform.launcher"], cwd=ROOT, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     children: list[psutil.Process] = []
     try:
@@ -132,7 +132,7 @@ def test_ctrl_c_also_stops_a_job_that_is_running(tmp_path):
     instance = tmp_path / "instance"
     env.update(TATENPO_INSTANCE=str(instance), PORT=str(port), WEB_WORKERS="1", STOP_GRACE_SECONDS="2",
                SANDBOX_HTTP_PORT=str(_free_port()), SANDBOX_FTP_PORT=str(_free_port()))
-    launcher = subprocess.Popen([sys.executable, "-m", "tatenpo.launcher"], cwd=ROOT, env=env,
+    launcher = subprocess.Popen([sys.executable, "-m", "tatenpo.platform.launcher"], cwd=ROOT, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen: dict[int, psutil.Process] = {}
     try:

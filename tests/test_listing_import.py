@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from tatenpo.extensions import db
 from tatenpo.listings import importer
 from tatenpo.models import ImportJob, StockChangeKind, StockHistory, Store, SyncEntry
+from tatenpo.platform.extensions import db
 
 from .listing_helpers import import_file, listings_of, product, snapshot, upload
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from tatenpo.extensions import db
 from tatenpo.listings import importer, lifecycle
 from tatenpo.models import ImportJob
+from tatenpo.platform.extensions import db
 
 from .listing_helpers import import_file, snapshot, upload
 

@@ -6,8 +6,8 @@ import json
 
 from sqlalchemy import select
 
-from tatenpo.extensions import db
 from tatenpo.models import Listing, Product
+from tatenpo.platform.extensions import db
 
 from .listing_helpers import FIXTURES, listings_of, product, snapshot
 

@@ -7,9 +7,9 @@ import io
 from rq import SimpleWorker
 from sqlalchemy import select
 
-from tatenpo.extensions import db
 from tatenpo.models import ImportJob, Listing, Store, SyncEntry
-from tatenpo.redis_conn import queue, redis
+from tatenpo.platform.extensions import db
+from tatenpo.platform.redis_conn import queue, redis
 
 from .listing_helpers import fixture, listings_of, product, snapshot
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tatenpo.extensions import db
 from tatenpo.listings import importer, staging
 from tatenpo.models import ImportJob
+from tatenpo.platform.extensions import db
 
 from .listing_helpers import listings_of, upload
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from tatenpo.extensions import db
 from tatenpo.models import Product, StockHistory, SyncEntry
+from tatenpo.platform.extensions import db
 
 HX = {"HX-Request": "true"}
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from tatenpo.search import TRIGRAM_INDEXES
+from tatenpo.stock.search import TRIGRAM_INDEXES
 
 ROOT = Path(__file__).resolve().parent.parent
 

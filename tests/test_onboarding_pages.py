@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from tatenpo import onboarding
-from tatenpo.extensions import db
 from tatenpo.models import ImportJob, Listing, StockChangeKind, StockHistory, Store
+from tatenpo.platform.extensions import db
+from tatenpo.setup import onboarding
 
 HX = {"HX-Request": "true"}
 
@@ -50,7 +50,7 @@ def test_steps_follow_the_real_state_one_by_one(app, client, auth, make):
     with app.app_context():
         row = db.session.get(Store, store.id)
         row.connection_ok = True
-        from tatenpo import credentials
+        from tatenpo.platform import credentials
 
         credentials.write(row, {"serviceSecret": "s", "licenseKey": "k"})
         db.session.commit()

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tatenpo import embedded_redis, inventory
-from tatenpo.extensions import db
 from tatenpo.models import Product, StockHistory, SyncAttempt, SyncEntry, SyncRun, utcnow
+from tatenpo.platform import embedded_redis
+from tatenpo.platform.extensions import db
+from tatenpo.stock import inventory
 from tatenpo.sync import queueing
 
 from .test_sync_engine import Shop
@@ -102,7 +103,7 @@ class Processes:
         machine, and work enqueued before then only waits (it is not what a test means to prove)."""
         from rq import Worker
 
-        from tatenpo.redis_conn import redis
+        from tatenpo.platform.redis_conn import redis
 
         with self.app.app_context():
             connection = redis()
@@ -155,7 +156,7 @@ def sync_state(app) -> str:
     from rq import Queue
     from rq.registry import FailedJobRegistry
 
-    from tatenpo.redis_conn import redis
+    from tatenpo.platform.redis_conn import redis
 
     with app.app_context():
         entries = db.session.execute(
@@ -295,8 +296,8 @@ def test_redis_stopped_and_restarted_between_edits_loses_nothing(app, make, sand
 EDITOR = r"""
 import random, sys, time
 from tatenpo.jobs import application
-from tatenpo import inventory
-from tatenpo.extensions import db
+from tatenpo.stock import inventory
+from tatenpo.platform.extensions import db
 from tatenpo.sync import queueing  # noqa: F401  (即時同期 on every commit, as in the web process)
 
 app = application()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import requests
 
-from tatenpo import demo
 from tatenpo.malls import CREDENTIAL_FIELDS, connector_for
+from tatenpo.platform import demo
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,7 +33,7 @@ def test_the_demo_stores_serve_20_items_and_accept_their_credentials(tmp_path):
     db = tmp_path / "sandbox.db"
     env = dict(os.environ, SANDBOX_DB=str(db), SANDBOX_HTTP_PORT="0", SANDBOX_FTP_PORT="0",
                SANDBOX_PORTS_FILE=str(tmp_path / "ports.json"))
-    subprocess.run([sys.executable, "-c", "from tatenpo import demo; demo.create_demo_stores()"], cwd=ROOT, env=env,
+    subprocess.run([sys.executable, "-c", "from tatenpo.platform import demo; demo.create_demo_stores()"], cwd=ROOT, env=env,
                    check=True)
     process = subprocess.Popen([sys.executable, "-m", "sandbox"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from tatenpo.extensions import db
 from tatenpo.models import Listing, Product
-from tatenpo.search import matches
+from tatenpo.platform.extensions import db
+from tatenpo.stock.search import matches
 
 
 @pytest.fixture

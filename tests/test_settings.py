@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from tatenpo import credentials
-from tatenpo.extensions import db
 from tatenpo.models import Store
+from tatenpo.platform import credentials
+from tatenpo.platform.extensions import db
 
 
 @pytest.fixture
@@ -279,7 +279,7 @@ def test_choosing_a_sandbox_store_that_no_longer_exists_is_refused_plainly(clien
 
 def test_the_first_sftp_connection_test_trusts_the_servers_host_key_and_pushes_refuse_any_other(
         client, staff, app, sandbox, make):
-    from tatenpo import stores
+    from tatenpo.setup import stores
     from tatenpo.sync.push import push_store
 
     remote = sandbox.create_store("rakuten-ftp", items=1)
@@ -296,7 +296,7 @@ def test_the_first_sftp_connection_test_trusts_the_servers_host_key_and_pushes_r
     listing = make.listing(store, make.product(on_hand=3), item_code=sandbox.items(remote["id"])[0]["code"],
                            variant_code=sandbox.items(remote["id"])[0]["variant"])
     with app.app_context():
-        from tatenpo import inventory
+        from tatenpo.stock import inventory
 
         inventory.set_stock(listing.product_id, 7)
         db.session.commit()
@@ -312,7 +312,7 @@ def test_the_first_sftp_connection_test_trusts_the_servers_host_key_and_pushes_r
 
 
 def test_another_endpoint_forgets_the_trusted_host_key(app, make):
-    from tatenpo import stores
+    from tatenpo.setup import stores
 
     store = make.store(mall="rakuten-ftp", endpoint="sftp://127.0.0.1:2222", settings={"sftp_host_key": "ssh-rsa SHA256:x"})
     with app.app_context():

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from tatenpo.sqlite_writers import Connection
+from tatenpo.platform.sqlite_writers import Connection
 
 
 def _connect(path, timeout=30):
@@ -103,7 +103,7 @@ def test_a_connection_dropped_mid_write_gives_its_turn_back(database):
 def test_the_app_connections_take_turns_and_keep_their_pragmas(redis_url, tmp_path):
     # An app on SQLite whatever database the session tests (the PostgreSQL pass included).
     from tatenpo import create_app
-    from tatenpo.extensions import db
+    from tatenpo.platform.extensions import db
 
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(tmp_path / "shop.db"),
                       "REDIS_URL": redis_url, "SECRET_KEY": "test-secret"})

@@ -9,11 +9,11 @@ import pytest
 from rq import SimpleWorker
 from sqlalchemy import func, select
 
-from tatenpo import stock_csv
-from tatenpo.extensions import db
 from tatenpo.listings import lifecycle, uploads
 from tatenpo.models import ImportJob, Product, StockChangeKind, StockHistory, SyncEntry
-from tatenpo.redis_conn import queue, redis
+from tatenpo.platform.extensions import db
+from tatenpo.platform.redis_conn import queue, redis
+from tatenpo.stock import stock_csv
 
 
 def rows_of(data: bytes, encoding: str) -> list[list[str]]:

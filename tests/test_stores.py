@@ -5,9 +5,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from tatenpo import inventory, stores
-from tatenpo.extensions import db
 from tatenpo.models import Store, SyncEntry, utcnow
+from tatenpo.platform.extensions import db
+from tatenpo.setup import stores
+from tatenpo.stock import inventory
 
 
 def _park_entries(app, store, make):

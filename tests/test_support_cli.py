@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from tatenpo.extensions import db
 from tatenpo.models import Store, SupportApplication
+from tatenpo.platform.extensions import db
 
 
 def test_apply_then_complete_prints_json_and_issues_addresses(app, runner, make):

@@ -10,8 +10,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
-from tatenpo.extensions import db
 from tatenpo.models import Store, SupportApplication
+from tatenpo.platform.extensions import db
 
 START = "自動受注メール取込・自動在庫同期を開始する"
 

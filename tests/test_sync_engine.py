@@ -12,9 +12,9 @@ import pytest
 from rq import Queue, SimpleWorker
 from sqlalchemy import func, select, update
 
-from tatenpo import inventory
-from tatenpo.extensions import db
 from tatenpo.models import Listing, Mall, Product, Store, SyncAttempt, SyncEntry, SyncRun, utcnow
+from tatenpo.platform.extensions import db
+from tatenpo.stock import inventory
 from tatenpo.sync import push, queueing, readback
 from tatenpo.sync.push import push_store
 
@@ -359,7 +359,7 @@ def test_immediate_sync_queues_one_coalesced_push_after_the_commit(app, make, sa
     app.config["SYNC_COALESCE_SECONDS"] = 0.5
     shop = Shop(app, make, sandbox, items=2, immediate_sync=True)
     with app.app_context():
-        from tatenpo.redis_conn import redis
+        from tatenpo.platform.redis_conn import redis
 
         queue = Queue("sync", connection=redis())
         inventory.set_stock(shop.products[0].id, 1)
@@ -389,7 +389,7 @@ def test_a_rakuten_ftp_push_waits_for_its_log_on_a_queue_of_its_own_so_other_sto
     ftp.set_stock(0, 4)
     yahoo.set_stock(0, 6)
     with app.app_context():
-        from tatenpo.redis_conn import redis
+        from tatenpo.platform.redis_conn import redis
 
         sync, deferred = Queue("sync", connection=redis()), Queue("sync-deferred", connection=redis())
         assert (sync.count, deferred.count) == (1, 1)
@@ -406,7 +406,7 @@ def test_a_store_without_immediate_sync_waits_for_the_schedule(app, make, sandbo
     shop = Shop(app, make, sandbox, items=1)
     shop.set_stock(0, 3)
     with app.app_context():
-        from tatenpo.redis_conn import redis
+        from tatenpo.platform.redis_conn import redis
 
         assert Queue("sync", connection=redis()).count == 0
 
@@ -426,7 +426,7 @@ def test_the_sweep_queues_due_stores_by_their_own_interval(app, make, sandbox):
         queued = jobs.sweep()
         assert queued["push"] == [every_minute.store.id]  # 90 s ago: due at 60 s, not at 300 s
         assert jobs.sweep()["push"] == []  # already queued: never twice
-        from tatenpo import health
+        from tatenpo.platform import health
 
         assert health.last_beat(health.SCHEDULE_HEARTBEAT) is not None
 
@@ -456,7 +456,7 @@ def test_the_sweep_queues_read_backs_waiting_and_hourly_drift_checks_and_a_worke
     shop.set_stock(0, 5)
     with app.app_context():
         from tatenpo import jobs
-        from tatenpo.redis_conn import redis
+        from tatenpo.platform.redis_conn import redis
 
         push_store(shop.store.id)
         db.session.execute(update(Store).values(last_drift_check_at=utcnow() - timedelta(hours=2)))

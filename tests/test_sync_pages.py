@@ -10,9 +10,10 @@ from datetime import timedelta
 
 from rq import Queue
 
-from tatenpo import health, inventory
-from tatenpo.extensions import db
 from tatenpo.models import Heartbeat, SyncAttempt, SyncEntry, SyncRun, utcnow
+from tatenpo.platform import health
+from tatenpo.platform.extensions import db
+from tatenpo.stock import inventory
 from tatenpo.sync import push_store
 
 
@@ -106,8 +107,8 @@ def test_the_date_filter_uses_japan_days(app, make, client, auth):
     store = make.store()
     _run_row(app, store, code="today-row", ok=True)
     auth.login()
-    from zoneinfo import ZoneInfo
     from datetime import datetime
+    from zoneinfo import ZoneInfo
 
     today = datetime.now(ZoneInfo("Asia/Tokyo")).date()
     assert "today-row" in client.get(f"/sync?date={today.isoformat()}").get_data(as_text=True)
@@ -156,7 +157,7 @@ def test_sync_now_queues_one_push_per_store(app, make, client, auth, redis_url):
     assert "同期を開始しました" in first
     assert "すでに同期待ちです" in second
     with app.app_context():
-        from tatenpo.redis_conn import redis
+        from tatenpo.platform.redis_conn import redis
 
         jobs = Queue("sync", connection=redis()).jobs
     assert [(j.func_name, j.args) for j in jobs] == [("tatenpo.jobs.push_store", (store.id, "manual"))]

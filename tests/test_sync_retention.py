@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from tatenpo.extensions import db
 from tatenpo.models import SyncAttempt, SyncRun, utcnow
+from tatenpo.platform.extensions import db
 from tatenpo.sync import retention
 
 HX = {"HX-Request": "true"}
@@ -102,7 +102,7 @@ def test_prune_in_the_shell_keeps_the_days_asked_for(app, make, runner):
 def test_the_sweep_queues_the_prune_once_a_day(app):
     with app.app_context():
         from tatenpo import jobs
-        from tatenpo.redis_conn import queue, redis
+        from tatenpo.platform.redis_conn import queue, redis
         from tatenpo.sync import queueing
 
         redis().delete(queueing.PRUNE_KEY)

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from flask import Blueprint
 
-from tatenpo.web import datetime_local, number
+from tatenpo.platform.web import datetime_local, number
 
 
 def test_times_are_stored_in_utc_and_shown_in_japan_time(app):

@@ -9,7 +9,7 @@ a rare code or a word found nowhere scanned all 100,000 rows (20–35 ms). A GIN
 finds such rows directly. It is optional: where the extension cannot be created (no rights on a managed
 server), the migration goes on without it and searches scan as before. SQLite has no such index and needs
 none for its sizes (see tatenpo/search.py). Not in the models, because it exists on one backend and only
-when allowed: tatenpo.search.in_models keeps autogenerate from dropping it.
+when allowed: tatenpo.stock.search.in_models keeps autogenerate from dropping it.
 """
 import logging
 

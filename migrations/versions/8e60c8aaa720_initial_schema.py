@@ -5,9 +5,8 @@ Revises:
 Create Date: 2026-11-26 22:59:48.256535
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '8e60c8aaa720'

@@ -20,7 +20,7 @@ def fail(message) -> None:
 
 
 def register_commands(app) -> None:
-    from . import listings, stock, stores, support, sync, users
+    from tatenpo.cli import listings, stock, stores, support, sync, users
 
     for module in (users, stores, stock, support, sync, listings):
         module.register(app)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from ..extensions import db
-from ..listings import detect, importer, uploads
-from ..listings.reading import FileProblem
-from ..models import ImportJob, Store
-from . import emit, fail
+from tatenpo.cli import emit, fail
+from tatenpo.listings import detect, importer, uploads
+from tatenpo.listings.reading import FileProblem
+from tatenpo.models import ImportJob, Store
+from tatenpo.platform.extensions import db
 
 
 def register(app) -> None:

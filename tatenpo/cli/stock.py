@@ -5,10 +5,10 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from .. import inventory
-from ..extensions import db
-from ..models import Listing, Product, StockChangeKind, SyncEntry
-from . import emit, fail
+from tatenpo.cli import emit, fail
+from tatenpo.models import Listing, Product, StockChangeKind, SyncEntry
+from tatenpo.platform.extensions import db
+from tatenpo.stock import inventory
 
 
 def find_product(code: str) -> Product:
@@ -95,8 +95,8 @@ def register(app) -> None:
                   help="cp932 opens in Japanese Excel; utf-8-sig is UTF-8 with a BOM.")
     def export(file: str, encoding: str) -> None:
         """在庫出力: write 商品コード, 商品名, 在庫数, 引当数, 販売可能数 of every product to FILE."""
-        from .. import stock_csv
-        from ..listings.reading import FileProblem
+        from tatenpo.listings.reading import FileProblem
+        from tatenpo.stock import stock_csv
 
         try:
             data = stock_csv.export_csv(encoding)
@@ -113,10 +113,10 @@ def register(app) -> None:
     @click.option("--json", "as_json", is_flag=True)
     def import_(file: str, dry_run: bool, as_json: bool) -> None:
         """在庫取込: set 在庫数 from a CSV of 商品コード, 在庫数 (all rows or none; history and sync follow)."""
-        from .. import stock_csv
-        from ..listings import uploads
-        from ..listings.reading import FileProblem
-        from ..models import ImportJob
+        from tatenpo.listings import uploads
+        from tatenpo.listings.reading import FileProblem
+        from tatenpo.models import ImportJob
+        from tatenpo.stock import stock_csv
 
         with open(file, "rb") as stream:
             try:

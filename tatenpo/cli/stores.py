@@ -4,10 +4,11 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from .. import credentials, stores
-from ..extensions import db
-from ..models import Mall, Store
-from . import emit, fail
+from tatenpo.cli import emit, fail
+from tatenpo.models import Mall, Store
+from tatenpo.platform import credentials
+from tatenpo.platform.extensions import db
+from tatenpo.setup import stores
 
 
 def _store_data(store: Store) -> dict:

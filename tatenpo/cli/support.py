@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import click
 
-from .. import support
-from ..extensions import db
-from ..models import SupportApplication
-from . import emit, fail
+from tatenpo.cli import emit, fail
+from tatenpo.models import SupportApplication
+from tatenpo.platform.extensions import db
+from tatenpo.setup import support_center
 
 
 def _data(application: SupportApplication) -> dict:
@@ -41,17 +41,17 @@ def register(app) -> None:
     @click.option("--contact", required=True)
     @click.option("--email", default=None)
     @click.option("--malls", required=True, help="Comma-separated: rakuten,yahoo,amazon,shopify")
-    @click.option("--type", "application_type", default=support.APPLICATION_TYPE_START, show_default=True)
+    @click.option("--type", "application_type", default=support_center.APPLICATION_TYPE_START, show_default=True)
     @click.option("--note", default=None)
     @click.option("--json", "as_json", is_flag=True)
     def apply(company, contact, email, malls, application_type, note, as_json) -> None:
         """Submit an application; prints its id."""
         try:
-            application = support.apply(
+            application = support_center.apply(
                 company=company, contact_name=contact, contact_email=email,
                 malls=[m.strip() for m in malls.split(",")], application_type=application_type, note=note,
             )
-        except support.ApplicationError as exc:
+        except support_center.ApplicationError as exc:
             fail(exc.message)
         db.session.commit()
         emit(_data(application), as_json, text=str(application.id))
@@ -63,8 +63,8 @@ def register(app) -> None:
         """Mark an application 設定完了 (issues order-mail addresses)."""
         application = _get(application_id)
         try:
-            stores = support.complete(application)
-        except support.ApplicationError as exc:
+            stores = support_center.complete(application)
+        except support_center.ApplicationError as exc:
             fail(exc.message)
         db.session.commit()
         data = _data(application) | {"order_mail_addresses": {s.id: s.order_mail_address for s in stores}}
@@ -77,8 +77,8 @@ def register(app) -> None:
         """Return an application to the applicant (差し戻し) with a comment."""
         application = _get(application_id)
         try:
-            support.return_application(application, comment)
-        except support.ApplicationError as exc:
+            support_center.return_application(application, comment)
+        except support_center.ApplicationError as exc:
             fail(exc.message)
         db.session.commit()
         click.echo(f"application {application.id}: {application.status}")

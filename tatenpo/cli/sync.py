@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from ..extensions import db
-from ..models import Store, SyncEntry
-from ..sync import push, queueing, retention, status
-from . import emit, fail
+from tatenpo.cli import emit, fail
+from tatenpo.models import Store, SyncEntry
+from tatenpo.platform.extensions import db
+from tatenpo.sync import push, queueing, retention, status
 
 
 def _store(store_id: int) -> Store:

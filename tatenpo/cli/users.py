@@ -4,9 +4,9 @@ from __future__ import annotations
 import click
 from flask import current_app
 
-from .. import auth
-from ..extensions import db
-from . import fail
+from tatenpo.cli import fail
+from tatenpo.platform import auth
+from tatenpo.platform.extensions import db
 
 
 def register(app) -> None:

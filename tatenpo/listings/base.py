@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .reading import Columns, Table, cell
-from .records import PRODUCT_CODE_COLUMN, SELL_CODE_COLUMN, Problems, Record
+from tatenpo.listings.reading import Columns, Table, cell
+from tatenpo.listings.records import PRODUCT_CODE_COLUMN, SELL_CODE_COLUMN, Problems, Record
 
 Reader = Callable[[list[Table], Problems, dict[str, Any]], Iterator[Record]]
 

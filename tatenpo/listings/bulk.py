@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy import Table, literal
 
-from ..extensions import db
+from tatenpo.platform.extensions import db
 
 # One encoder for all rows: json.dumps with options builds a new encoder per call.
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode

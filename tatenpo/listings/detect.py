@@ -5,9 +5,18 @@ from typing import Any, Optional
 
 from flask_babel import lazy_gettext as _l
 
-from . import amazon, generic, rakuten_item, rakuten_legacy, shopify_inventory, shopify_products, yahoo_data, yahoo_quantity
-from .base import Format
-from .reading import FileProblem, Table
+from tatenpo.listings import (
+    amazon,
+    generic,
+    rakuten_item,
+    rakuten_legacy,
+    shopify_inventory,
+    shopify_products,
+    yahoo_data,
+    yahoo_quantity,
+)
+from tatenpo.listings.base import Format
+from tatenpo.listings.reading import FileProblem, Table
 
 # Order matters: the more specific header sets first; the shop's own mapping last.
 FORMATS: list[Format] = [

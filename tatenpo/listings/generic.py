@@ -8,9 +8,9 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
-from .base import Format, Overrides
-from .reading import Columns, Table, cell
-from .records import Problems, Record, read_quantity
+from tatenpo.listings.base import Format, Overrides
+from tatenpo.listings.reading import Columns, Table, cell
+from tatenpo.listings.records import Problems, Record, read_quantity
 
 SETTINGS_KEY = "generic_csv"
 FIELDS = ("item_code", "variant_code", "code", "title", "quantity")
@@ -36,7 +36,7 @@ def matches(columns: Columns, settings: dict[str, Any]) -> bool:
 def read(tables: list[Table], problems: Problems, settings: dict[str, Any]) -> Iterator[Record]:
     saved = mapping(settings)
     if not saved.get("item_code"):
-        from .reading import FileProblem
+        from tatenpo.listings.reading import FileProblem
 
         raise FileProblem(
             _l("Map the columns of this CSV first (which column is the item code, the stock, …)."), unrecognised=True

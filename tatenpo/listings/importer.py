@@ -4,23 +4,24 @@ Preview and import run the same code (`analyse`), so what the shop confirmed is 
 takes the records the preview read (see staging) rather than reading the file again. The import writes
 nothing unless every row is valid; re-importing the same file changes nothing. New products get the
 file's stock as their starting stock, with a 在庫履歴 row of kind LISTING_IMPORT; newly linked listings of a
-store with 自動在庫同期 on are put on the sync schedule through tatenpo.inventory.
+store with 自動在庫同期 on are put on the sync schedule through tatenpo.stock.inventory.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from flask_babel import lazy_gettext as _l
-from ..extensions import db
-from ..models import ImportJob, Listing, Product, StockChangeKind, StockHistory, Store, search_key, utcnow
-from . import detect, lifecycle, scheduling, staging, uploads
-from .base import Format
-from .bulk import BulkWriter, cycle_collection_paused
-from .linking import Plan, build_plan, prepare, select_subset
-from .reading import ENCODING_LABELS, FileProblem, Table, open_table
-from .records import ERRORS_ON_JOB, Problems, Record
+
+from tatenpo.listings import detect, lifecycle, scheduling, staging, uploads
+from tatenpo.listings.base import Format
+from tatenpo.listings.bulk import BulkWriter, cycle_collection_paused
+from tatenpo.listings.linking import Plan, build_plan, prepare, select_subset
+from tatenpo.listings.reading import ENCODING_LABELS, FileProblem, Table, open_table
+from tatenpo.listings.records import ERRORS_ON_JOB, Problems, Record
+from tatenpo.models import ImportJob, Listing, Product, StockChangeKind, StockHistory, Store, search_key, utcnow
+from tatenpo.platform.extensions import db
 
 Progress = Optional[Callable[[str, int, int], None]]
 _WRITE_CHUNK = 2000

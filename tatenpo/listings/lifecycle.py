@@ -9,12 +9,12 @@ from typing import Callable
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 
-from ..extensions import db
-from ..models import ImportJob, utcnow
-from . import progress, uploads
-from .bulk import cycle_collection_paused
-from .reading import FileProblem
-from .records import ERRORS_ON_JOB
+from tatenpo.listings import progress, uploads
+from tatenpo.listings.bulk import cycle_collection_paused
+from tatenpo.listings.reading import FileProblem
+from tatenpo.listings.records import ERRORS_ON_JOB
+from tatenpo.models import ImportJob, utcnow
+from tatenpo.platform.extensions import db
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from typing import Any, Optional
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from ..extensions import db
-from ..models import Product, fold, search_key
-from .bulk import BulkWriter
+from tatenpo.listings.bulk import BulkWriter
+from tatenpo.models import Product, fold, search_key
+from tatenpo.platform.extensions import db
 
 encode_json = BulkWriter.json
-from .records import Problems, Record
+from tatenpo.listings.records import Problems, Record
 
 CODE_LIMIT = 255  # Listing.code / Product.code / item_code / variant_code columns
 TITLE_LIMIT = 500

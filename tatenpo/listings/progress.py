@@ -6,7 +6,7 @@ import json
 import time
 from typing import Optional
 
-from ..redis_conn import redis
+from tatenpo.platform.redis_conn import redis
 
 _TTL = 24 * 3600
 

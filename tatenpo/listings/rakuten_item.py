@@ -11,9 +11,9 @@ from typing import Any, Optional
 
 from flask_babel import lazy_gettext as _l
 
-from .base import Format, Overrides
-from .reading import Columns, Table
-from .records import Problems, Record, read_quantity
+from tatenpo.listings.base import Format, Overrides
+from tatenpo.listings.reading import Columns, Table
+from tatenpo.listings.records import Problems, Record, read_quantity
 
 ITEM = ("商品管理番号（商品URL）", "商品管理番号")
 SKU = "SKU管理番号"

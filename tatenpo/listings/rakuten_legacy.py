@@ -12,10 +12,10 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
-from .base import Format, Overrides, blank
-from .rakuten_item import ITEM, SINGLE_SKU
-from .reading import Columns, Table, cell
-from .records import Problems, Record, read_quantity
+from tatenpo.listings.base import Format, Overrides, blank
+from tatenpo.listings.rakuten_item import ITEM, SINGLE_SKU
+from tatenpo.listings.reading import Columns, Table, cell
+from tatenpo.listings.records import Problems, Record, read_quantity
 
 ITEM_CONTROL = "コントロールカラム"
 SELECT_CONTROL = "項目選択肢用コントロールカラム"

@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 from flask_babel import lazy_gettext as _l
 
-from ..inventory import MAX_QUANTITY, StockError, parse_quantity
+from tatenpo.stock.inventory import MAX_QUANTITY, StockError, parse_quantity
 
 # The optional columns shops append to the right of a mall's own columns to override linking.
 PRODUCT_CODE_COLUMN = "system-product-code"  # 商品コード

@@ -1,4 +1,4 @@
-"""Putting an import's listings on the sync schedule at once, by the rules of tatenpo.inventory.
+"""Putting an import's listings on the sync schedule at once, by the rules of tatenpo.stock.inventory.
 
 inventory.schedule and inventory.pushed_quantity read a few attributes of a listing; for 100,000 listings an
 ORM object each is the slow part, so these helpers hand them inventory.ListingState rows (one query per
@@ -6,10 +6,10 @@ ORM object each is the slow part, so these helpers hand them inventory.ListingSt
 """
 from __future__ import annotations
 
-from .. import inventory
-from ..extensions import db
-from ..models import Listing, Store, SyncEntry
-from .bulk import BulkWriter
+from tatenpo.listings.bulk import BulkWriter
+from tatenpo.models import Listing, Store, SyncEntry
+from tatenpo.platform.extensions import db
+from tatenpo.stock import inventory
 
 CHUNK = 900
 

@@ -14,10 +14,10 @@ from typing import Any, Optional
 
 from flask_babel import lazy_gettext as _l
 
-from .base import Format, Overrides
-from .reading import Columns, Table, cell, header_key
-from .records import Problems, Record, read_quantity
-from .shopify_products import variant_record
+from tatenpo.listings.base import Format, Overrides
+from tatenpo.listings.reading import Columns, Table, cell, header_key
+from tatenpo.listings.records import Problems, Record, read_quantity
+from tatenpo.listings.shopify_products import variant_record
 
 AVAILABLE = ("Available (not editable)", "Available")
 ON_HAND = ("On hand (current)", "On hand")

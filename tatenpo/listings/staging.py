@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Optional
 
-from ..models import ImportJob
-from .linking import prepared_texts
-from .records import Record
+from tatenpo.listings.linking import prepared_texts
+from tatenpo.listings.records import Record
+from tatenpo.models import ImportJob
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """未紐付け: listings that belong to no product yet. The shop links each to an existing product (found by
-code or name) or creates the product from it. Linking schedules the listing for sync (tatenpo.inventory)."""
+code or name) or creates the product from it. Linking schedules the listing for sync (tatenpo.stock.inventory)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -8,10 +8,10 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
-from .. import inventory
-from ..extensions import db
-from ..models import Listing, Product, StockChangeKind, User
-from ..search import matches
+from tatenpo.models import Listing, Product, StockChangeKind, User
+from tatenpo.platform.extensions import db
+from tatenpo.stock import inventory
+from tatenpo.stock.search import matches
 
 PAGE_SIZE = 50
 

@@ -12,9 +12,9 @@ from typing import BinaryIO, Optional
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
-from ..extensions import db
-from ..models import ImportJob, utcnow
-from .reading import FileProblem
+from tatenpo.listings.reading import FileProblem
+from tatenpo.models import ImportJob, utcnow
+from tatenpo.platform.extensions import db
 
 _BLOCK = 1 << 20
 

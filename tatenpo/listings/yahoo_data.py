@@ -11,9 +11,9 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
-from .base import Format, Overrides
-from .reading import Columns, Table, cell
-from .records import Problems, Record, read_quantity
+from tatenpo.listings.base import Format, Overrides
+from tatenpo.listings.reading import Columns, Table, cell
+from tatenpo.listings.records import Problems, Record, read_quantity
 
 
 def matches(columns: Columns, settings: dict[str, Any]) -> bool:

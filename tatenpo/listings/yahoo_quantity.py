@@ -8,10 +8,10 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
-from .base import Format, Overrides
-from .reading import Columns, Table, cell
-from .records import Problems, Record, read_quantity
-from .yahoo_data import listing_code
+from tatenpo.listings.base import Format, Overrides
+from tatenpo.listings.reading import Columns, Table, cell
+from tatenpo.listings.records import Problems, Record, read_quantity
+from tatenpo.listings.yahoo_data import listing_code
 
 
 def matches(columns: Columns, settings: dict[str, Any]) -> bool:

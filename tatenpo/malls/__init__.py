@@ -12,7 +12,7 @@ from typing import Optional
 
 from flask_babel import lazy_gettext as _l
 
-from .base import Connector, CredentialField
+from tatenpo.malls.base import Connector, CredentialField
 
 CREDENTIAL_FIELDS: dict[str, list[CredentialField]] = {
     "rakuten": [
@@ -91,15 +91,15 @@ def missing_credentials(mall: str, present: set[str]) -> list[CredentialField]:
 
 def connector_class(mall: str) -> type[Connector]:
     if mall == "rakuten":
-        from .rakuten import RakutenConnector as cls
+        from tatenpo.malls.rakuten import RakutenConnector as cls
     elif mall == "rakuten-ftp":
-        from .rakuten_ftp import RakutenFtpConnector as cls
+        from tatenpo.malls.rakuten_ftp import RakutenFtpConnector as cls
     elif mall == "yahoo":
-        from .yahoo import YahooConnector as cls
+        from tatenpo.malls.yahoo import YahooConnector as cls
     elif mall == "shopify":
-        from .shopify import ShopifyConnector as cls
+        from tatenpo.malls.shopify import ShopifyConnector as cls
     elif mall == "amazon":
-        from .amazon import AmazonConnector as cls
+        from tatenpo.malls.amazon import AmazonConnector as cls
     else:
         raise ValueError(f"unknown mall {mall!r}")
     return cls

@@ -12,11 +12,21 @@ from urllib.parse import quote
 import requests
 from flask_babel import gettext as _
 
-from .base import (HINT_ITEM, HINT_LOGIN, Connector, ItemRef, ItemResult, LoginCheck, MallError, PushItem, ReadResult,
-                   push_batches)
-from .http import HttpClient, Pace, server_trouble
-from .pacing import Pacer, account_key
-from .tokens import TokenSource
+from tatenpo.malls.base import (
+    HINT_ITEM,
+    HINT_LOGIN,
+    Connector,
+    ItemRef,
+    ItemResult,
+    LoginCheck,
+    MallError,
+    PushItem,
+    ReadResult,
+    push_batches,
+)
+from tatenpo.malls.http import HttpClient, Pace, server_trouble
+from tatenpo.malls.pacing import Pacer, account_key
+from tatenpo.malls.tokens import TokenSource
 
 DEFAULT_ENDPOINT = "https://sellingpartnerapi-fe.amazon.com"
 TOKEN_URL = "https://api.amazon.com/auth/o2/token"

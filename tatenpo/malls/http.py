@@ -9,8 +9,8 @@ from typing import Callable, Optional
 import requests
 from flask_babel import gettext as _
 
-from .base import MallError
-from .pacing import Pacer, sleep_backoff
+from tatenpo.malls.base import MallError
+from tatenpo.malls.pacing import Pacer, sleep_backoff
 
 log = logging.getLogger(__name__)
 

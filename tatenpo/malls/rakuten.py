@@ -12,10 +12,21 @@ from typing import Optional
 import requests
 from flask_babel import gettext as _
 
-from .base import (HINT_APPLICATION, HINT_ITEM, HINT_LOGIN, Connector, ItemRef, ItemResult, LoginCheck, MallError,
-                   PushItem, ReadResult, push_batches)
-from .http import HttpClient, Pace, server_trouble
-from .pacing import Pacer, account_key
+from tatenpo.malls.base import (
+    HINT_APPLICATION,
+    HINT_ITEM,
+    HINT_LOGIN,
+    Connector,
+    ItemRef,
+    ItemResult,
+    LoginCheck,
+    MallError,
+    PushItem,
+    ReadResult,
+    push_batches,
+)
+from tatenpo.malls.http import HttpClient, Pace, server_trouble
+from tatenpo.malls.pacing import Pacer, account_key
 
 DEFAULT_ENDPOINT = "https://api.rms.rakuten.co.jp"
 UPSERT_RATE = 1.0

@@ -29,8 +29,18 @@ from urllib.parse import urlparse
 import paramiko
 from flask_babel import gettext as _
 
-from .base import HINT_ITEM, HINT_LOGIN, Connector, ItemRef, ItemResult, LoginCheck, MallError, PushItem, ReadResult
-from .pacing import sleep_backoff
+from tatenpo.malls.base import (
+    HINT_ITEM,
+    HINT_LOGIN,
+    Connector,
+    ItemRef,
+    ItemResult,
+    LoginCheck,
+    MallError,
+    PushItem,
+    ReadResult,
+)
+from tatenpo.malls.pacing import sleep_backoff
 
 DEFAULT_ENDPOINT = "sftp://upload.rakuten.ne.jp:22"
 BATCH_DIR = "/ritem/batch"

@@ -14,10 +14,20 @@ from typing import Any, Optional
 import requests
 from flask_babel import gettext as _
 
-from .base import (HINT_ITEM, HINT_LOGIN, Connector, ItemRef, ItemResult, LoginCheck, MallError, PushItem, ReadResult,
-                   push_batches)
-from .http import HttpClient, Pace, server_trouble
-from .pacing import Pacer, account_key
+from tatenpo.malls.base import (
+    HINT_ITEM,
+    HINT_LOGIN,
+    Connector,
+    ItemRef,
+    ItemResult,
+    LoginCheck,
+    MallError,
+    PushItem,
+    ReadResult,
+    push_batches,
+)
+from tatenpo.malls.http import HttpClient, Pace, server_trouble
+from tatenpo.malls.pacing import Pacer, account_key
 
 API_VERSION = "2026-04"
 BUCKET = 1000.0  # standard plan

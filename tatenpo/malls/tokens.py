@@ -11,7 +11,7 @@ from typing import Optional
 import requests
 from flask_babel import gettext as _
 
-from .base import HINT_LOGIN, MallError
+from tatenpo.malls.base import HINT_LOGIN, MallError
 
 # Refresh a little before the mall's own expiry, so a token never dies mid-batch.
 EARLY_SECONDS = 120

@@ -9,5 +9,5 @@
 The schedule (SyncEntry) lives in the database, so a killed worker or a lost Redis delays a push, never
 drops it; Redis only says *when* to look.
 """
-from .push import PushOutcome, gate, push_store  # noqa: F401
-from . import queueing  # noqa: F401,E402  (installs the 即時同期 hook on db.session)
+from tatenpo.sync import queueing  # noqa: F401,E402  (installs the 即時同期 hook on db.session)
+from tatenpo.sync.push import PushOutcome, gate, push_store  # noqa: F401

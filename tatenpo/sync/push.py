@@ -24,13 +24,12 @@ from typing import Optional
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, insert, or_, select, tuple_, update
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, delete, insert, or_, select, tuple_, update
 
-from .. import stores, support
-from ..extensions import db
-from ..malls.base import HINT_APPLICATION, HINT_LOGIN, ItemResult, MallError, PushItem
-from ..models import Listing, Product, Store, SyncAttempt, SyncEntry, SyncRun, utcnow
+from tatenpo.malls.base import HINT_APPLICATION, HINT_LOGIN, ItemResult, MallError, PushItem
+from tatenpo.models import Listing, Product, Store, SyncAttempt, SyncEntry, SyncRun, utcnow
+from tatenpo.platform.extensions import db
+from tatenpo.setup import stores, support_center
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ def gate(store: Store) -> Optional[str]:
     """Why this store may not be pushed now (a reason code), or None when it may."""
     if not store.auto_sync:
         return CODE_SYNC_OFF
-    if not support.covers(store.mall):
+    if not support_center.covers(store.mall):
         return CODE_NOT_APPLIED
     return None
 
@@ -92,9 +91,9 @@ def message_for(code: str, **values) -> str:
 
 def open_connector(store: Store):
     """The store's mall connector (the factory lives with the connectors; they never see the database)."""
-    from .. import credentials
-    from ..malls import connector_for
-    from ..redis_conn import redis
+    from tatenpo.malls import connector_for
+    from tatenpo.platform import credentials
+    from tatenpo.platform.redis_conn import redis
 
     config = current_app.config
     options = {}

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 import time
+
 from flask import current_app
 from sqlalchemy import bindparam, event, select
 
-from .. import inventory
-from ..extensions import db
-from ..models import Store
+from tatenpo.models import Store
+from tatenpo.platform.extensions import db
+from tatenpo.stock import inventory
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def coalesce_seconds() -> float:
 
 
 def _redis():
-    from ..redis_conn import redis
+    from tatenpo.platform.redis_conn import redis
 
     return redis()
 
@@ -46,8 +47,8 @@ def _redis():
 def request_push(store_id: int, trigger: str = "schedule", delay: float = 0.0, mall: str | None = None) -> bool:
     """Queue a push of the store unless one is already queued; True when this call queued it. `mall` (the
     store's) picks the queue; without it, it is read from the database."""
-    from .. import jobs
-    from ..redis_conn import queue
+    from tatenpo import jobs
+    from tatenpo.platform.redis_conn import queue
 
     connection = _redis()
     key = PENDING_KEY.format(store_id=store_id)
@@ -68,8 +69,8 @@ def request_push(store_id: int, trigger: str = "schedule", delay: float = 0.0, m
 def push_queue(store_id: int, mall: str | None = None) -> str:
     """The queue of a store's pushes: `sync`, or `sync-deferred` for a mall whose results come minutes later
     (its connector waits for them inside the push)."""
-    from ..malls import is_deferred
-    from ..redis_conn import DEFERRED_QUEUE
+    from tatenpo.malls import is_deferred
+    from tatenpo.platform.redis_conn import DEFERRED_QUEUE
 
     if mall is None:
         store = db.session.get(Store, store_id)  # the sweep has the store loaded already: no query then
@@ -97,7 +98,7 @@ def store_lock(store_id: int):
 
 def request_once(key_pattern: str, store_id: int, func, *args, ttl: int = 600) -> bool:
     """Queue a store job (read-back, drift) unless one is already queued for the store."""
-    from ..redis_conn import queue
+    from tatenpo.platform.redis_conn import queue
 
     if not _redis().set(key_pattern.format(store_id=store_id), "1", nx=True, ex=ttl):
         return False
@@ -175,7 +176,7 @@ def stores_due_for_push(now=None) -> list[int]:
 
     from sqlalchemy import or_
 
-    from ..models import SyncEntry, SyncRun, utcnow
+    from tatenpo.models import SyncEntry, SyncRun, utcnow
 
     now = now or utcnow()
     due = []
@@ -204,8 +205,8 @@ def stores_due_for_push(now=None) -> list[int]:
 def sweep() -> dict:
     """Queue what is due: pushes (per-store interval), read-backs waiting for a check, hourly drift checks, and
     once a day the prune of old 在庫同期履歴."""
-    from .. import jobs
-    from . import readback
+    from tatenpo import jobs
+    from tatenpo.sync import readback
 
     queued = {"push": [], "read_back": [], "drift": [], "prune": False}
     for store_id in stores_due_for_push():
@@ -217,7 +218,7 @@ def sweep() -> dict:
         if readback.drift_due(store) and request_once(DRIFT_KEY, store.id, jobs.check_drift, ttl=3600):
             queued["drift"].append(store.id)
     if _redis().set(PRUNE_KEY, "1", nx=True, ex=24 * 3600):
-        from ..redis_conn import queue
+        from tatenpo.platform.redis_conn import queue
 
         queue("default").enqueue(jobs.prune_sync_history, job_timeout=3600, result_ttl=24 * 3600,
                                  failure_ttl=7 * 24 * 3600)

@@ -20,11 +20,11 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import exists, select, update
 
-from .. import inventory
-from ..extensions import db
-from ..malls.base import HINT_ITEM, ItemRef, MallError
-from ..models import Listing, Product, StockChangeKind, StockHistory, Store, SyncAttempt, SyncEntry, User, utcnow
-from .push import lockable, open_connector
+from tatenpo.malls.base import HINT_ITEM, ItemRef, MallError
+from tatenpo.models import Listing, Product, StockChangeKind, StockHistory, Store, SyncAttempt, SyncEntry, User, utcnow
+from tatenpo.platform.extensions import db
+from tatenpo.stock import inventory
+from tatenpo.sync.push import lockable, open_connector
 
 READ_CHUNK = 1000
 FIRST_RECHECK_SECONDS = 10

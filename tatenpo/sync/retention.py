@@ -19,8 +19,8 @@ from typing import Optional
 from flask import current_app
 from sqlalchemy import delete, exists, func, select
 
-from ..extensions import db
-from ..models import SyncAttempt, SyncRun, utcnow
+from tatenpo.models import SyncAttempt, SyncRun, utcnow
+from tatenpo.platform.extensions import db
 
 # Rows per delete: under the bound-parameter limit of older SQLite builds (999), like inventory.CHUNK.
 BATCH = 900

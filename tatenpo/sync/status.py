@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import func, or_, select
 
-from .. import health
-from ..extensions import db
-from ..malls.base import HINT_APPLICATION, HINT_ITEM, HINT_LOGIN
-from ..models import Listing, Product, Store, SyncAttempt, SyncEntry, SyncRun, utcnow
-from .push import CODE_NOT_APPLIED, describe, hint_for_run
+from tatenpo.malls.base import HINT_APPLICATION, HINT_ITEM, HINT_LOGIN
+from tatenpo.models import Listing, Product, Store, SyncAttempt, SyncEntry, SyncRun, utcnow
+from tatenpo.platform import health
+from tatenpo.platform.extensions import db
+from tatenpo.sync.push import CODE_NOT_APPLIED, describe, hint_for_run
 
 RESULTS = ("ok", "ng", "retry")
 # The seed's three troubleshooting checks, in its order and its words (shown as they are in every language).
@@ -31,9 +31,9 @@ CHECK_LABELS = {
 def troubleshooting(store: Optional[Store], failure_hint: Optional[str]) -> list[dict]:
     """The seed's three checks for a failure, each marked with what Tatenpo could verify by itself:
     'ng' (this is the cause), 'ok' (checked, no problem) or 'unknown' (cannot be checked automatically)."""
-    from .. import support
+    from tatenpo.setup import support_center
 
-    applied = support.covers(store.mall) if store else None
+    applied = support_center.covers(store.mall) if store else None
     checks = []
     for hint in CHECKS:
         if hint == failure_hint:

@@ -17,7 +17,19 @@ NAVIGATION = [
 
 
 def register_blueprints(app) -> None:
-    from . import auth, dashboard, health, imports, listings, onboarding, row_html, settings, stock, support, sync
+    from tatenpo.views import (
+        auth,
+        dashboard,
+        health,
+        imports,
+        listings,
+        onboarding,
+        row_html,
+        settings,
+        stock,
+        support,
+        sync,
+    )
 
     row_html.init_app(app)
     for module in (auth, dashboard, health, imports, listings, onboarding, settings, stock, support, sync):

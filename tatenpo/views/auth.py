@@ -9,9 +9,9 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectChoice, SelectField, SubmitField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
-from .. import auth
-from ..extensions import db
-from ..models import Role
+from tatenpo.models import Role
+from tatenpo.platform import auth
+from tatenpo.platform.extensions import db
 
 bp = Blueprint("auth", __name__)
 

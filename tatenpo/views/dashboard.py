@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from sqlalchemy import func, select
 
-from ..extensions import db
-from ..models import Listing, Product, Store
-from ..sync import status
-from .sync import STATUS_LABELS
+from tatenpo.models import Listing, Product, Store
+from tatenpo.platform.extensions import db
+from tatenpo.sync import status
+from tatenpo.views.sync import STATUS_LABELS
 
 bp = Blueprint("dashboard", __name__)
 

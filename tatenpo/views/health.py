@@ -1,7 +1,7 @@
 """GET /healthz for load balancers and operators: 200 when every part is up, 503 with the broken part named."""
 from flask import Blueprint, jsonify
 
-from .. import health
+from tatenpo.platform import health
 
 bp = Blueprint("health", __name__)
 

@@ -1,13 +1,24 @@
 """販売取込 and 在庫取込 screens: upload → preview → confirm → background job with a progress bar → result,
 the import history, the 未紐付け list, and the stock CSV (在庫出力 / 在庫取込). Thin: the work is in
-tatenpo.listings and tatenpo.stock_csv; the import itself runs on the RQ queue "imports"."""
+tatenpo.listings and tatenpo.stock.stock_csv; the import itself runs on the RQ queue "imports"."""
 from __future__ import annotations
 
 import csv
 import io
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import to_user_timezone
@@ -15,15 +26,25 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
 from sqlalchemy import select
-from wtforms import BooleanField, HiddenField, IntegerField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from .. import jobs, stock_csv
-from ..extensions import db
-from ..listings import detect, generic, importer, lifecycle, progress, unlinked, uploads
-from ..listings.reading import FileProblem, open_table
-from ..models import ImportJob, Listing, Store, utcnow
-from ..redis_conn import queue, redis
+from tatenpo import jobs
+from tatenpo.listings import detect, generic, importer, lifecycle, progress, unlinked, uploads
+from tatenpo.listings.reading import FileProblem, open_table
+from tatenpo.models import ImportJob, Listing, Store, utcnow
+from tatenpo.platform.extensions import db
+from tatenpo.platform.redis_conn import queue, redis
+from tatenpo.stock import stock_csv
 
 bp = Blueprint("imports", __name__)
 

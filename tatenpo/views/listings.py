@@ -6,12 +6,12 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.orm import joinedload
 
-from .. import listing_status
-from ..extensions import db
-from ..models import Listing, Store
-from ..search import matches
-from .stock import row_labels, save_typed_stock
-from .tables import is_htmx, paginate, safe_next, shaped, statement_for, table_filters
+from tatenpo.models import Listing, Store
+from tatenpo.platform.extensions import db
+from tatenpo.stock.search import matches
+from tatenpo.sync import listing_state
+from tatenpo.views.stock import row_labels, save_typed_stock
+from tatenpo.views.tables import is_htmx, paginate, safe_next, shaped, statement_for, table_filters
 
 bp = Blueprint("listings", __name__)
 
@@ -34,7 +34,7 @@ def _statement(search: bool, by_store: bool, link: str | None, state: str | None
     elif link == "unlinked":
         statement = statement.where(Listing.product_id.is_(None))
     if state:
-        statement = statement.where(listing_status.condition(state))
+        statement = statement.where(listing_state.condition(state))
     return statement
 
 
@@ -45,7 +45,7 @@ def index():
     page = paginate(statement, "listings.index", filters, filtered=any(filters.values()), params=params)
     stores = db.session.scalars(select(Store).order_by(Store.id)).all()
     context = dict(
-        page=page, filters=filters, stores=stores, states=listing_status.states(page.items),
+        page=page, filters=filters, stores=stores, states=listing_state.states(page.items),
         list_url=request.full_path, unlinked_url=UNLINKED_URL, labels=row_labels(), base=url_for("listings.index"),
         products_base=url_for("stock.index"),
     )
@@ -63,7 +63,7 @@ def _listing(listing_id: int) -> Listing:
 
 def render_row(listing: Listing, error: str | None = None, editing: bool = False, value: str | None = None):
     return render_template(
-        "listings/_row.html", l=listing, states=listing_status.states([listing]), editing=editing, error=error,
+        "listings/_row.html", l=listing, states=listing_state.states([listing]), editing=editing, error=error,
         value=value, unlinked_url=UNLINKED_URL, labels=row_labels(), base=url_for("listings.index"),
         products_base=url_for("stock.index"),
     )

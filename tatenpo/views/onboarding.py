@@ -1,12 +1,14 @@
-"""導入ガイド: the eight steps per store, their state derived in tatenpo.onboarding, each linking to the page
+"""導入ガイド: the eight steps per store, their state derived in tatenpo.setup.onboarding, each linking to the page
 that does it. A new install lands here after setup."""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, request, url_for
 from werkzeug.routing import BuildError
 
-from .. import credentials, onboarding, sandbox_malls
-from ..models import Store
+from tatenpo.malls import sandbox_admin
+from tatenpo.models import Store
+from tatenpo.platform import credentials
+from tatenpo.setup import onboarding
 
 bp = Blueprint("onboarding", __name__)
 
@@ -31,10 +33,10 @@ def sandbox_url(store: Store | None) -> str | None:
         return None
     try:
         mine = credentials.read(store)
-        for candidate in sandbox_malls.stores(base, mall=store.mall, timeout=2):
+        for candidate in sandbox_admin.stores(base, mall=store.mall, timeout=2):
             if candidate.get("endpoint") == store.endpoint and candidate.get("credentials") == mine:
                 return candidate.get("page") or base + "/"
-    except (sandbox_malls.SandboxUnavailable, credentials.CredentialKeyError):
+    except (sandbox_admin.SandboxUnavailable, credentials.CredentialKeyError):
         pass
     return base + "/" if store.endpoint.startswith(base) else None
 

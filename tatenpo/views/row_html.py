@@ -13,13 +13,13 @@ from html import escape
 
 from markupsafe import Markup
 
-from .. import listing_status
-from ..web import number
+from tatenpo.platform.web import number
+from tatenpo.sync import listing_state
 
 
 def sync_badge(s, labels: dict) -> Markup:
     """One badge per listing: the store and where its stock stands (fixed width in the stylesheet, so polling
-    never moves the row). `s` is a listing_status.ListingState; `labels` comes from views.stock.row_labels()."""
+    never moves the row). `s` is a listing_state.ListingState; `labels` comes from views.stock.row_labels()."""
     return Markup(_badge(s, labels))
 
 
@@ -53,7 +53,7 @@ def _badge(s, labels: dict) -> str:
     if s.message:
         title += f" — {escape(s.message)}"
     word = escape(labels["states"][s.state])
-    if s.state == listing_status.OK and listing.reflected:
+    if s.state == listing_state.OK and listing.reflected:
         word += " " + escape(labels["reflected"])
     return (
         f'<span class="badge sync sync-{s.state}" data-store="{listing.store_id}" data-state="{s.state}" '

@@ -17,13 +17,14 @@ from sqlalchemy import select
 from wtforms import BooleanField, PasswordField, RadioField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
-from .. import connection_test, credentials, sandbox_malls, support
-from .. import stores as store_domain
-from ..extensions import db
-from ..inventory import StockError, parse_quantity
-from ..malls import CREDENTIAL_FIELDS, DEFAULT_ENDPOINTS, MALL_LABELS, missing_credentials
-from ..malls.base import hint_text
-from ..models import Mall, Store
+from tatenpo.malls import CREDENTIAL_FIELDS, DEFAULT_ENDPOINTS, MALL_LABELS, missing_credentials, sandbox_admin
+from tatenpo.malls.base import hint_text
+from tatenpo.models import Mall, Store
+from tatenpo.platform import credentials
+from tatenpo.platform.extensions import db
+from tatenpo.setup import connection_check, support_center
+from tatenpo.setup import stores as store_domain
+from tatenpo.stock.inventory import StockError, parse_quantity
 
 bp = Blueprint("settings", __name__)
 
@@ -72,8 +73,8 @@ def _sandbox_stores(mall: str) -> tuple[list[dict], Optional[str]]:
     """The sandbox stores of `mall` (asked once per request), or the reason they cannot be listed."""
     if "settings.sandbox" not in g:
         try:
-            g.setdefault("settings.sandbox", (sandbox_malls.stores(current_app.config["SANDBOX_URL"], mall), None))
-        except sandbox_malls.SandboxUnavailable as exc:
+            g.setdefault("settings.sandbox", (sandbox_admin.stores(current_app.config["SANDBOX_URL"], mall), None))
+        except sandbox_admin.SandboxUnavailable as exc:
             g.setdefault("settings.sandbox", ([], str(exc)))
     return g.get("settings.sandbox")
 
@@ -129,12 +130,12 @@ def _apply_sandbox(form, mall: str) -> Optional[tuple[str, dict]]:
     base = current_app.config["SANDBOX_URL"]
     try:
         if choice == "new":
-            chosen = sandbox_malls.create_store(base, mall, SANDBOX_ITEMS)
+            chosen = sandbox_admin.create_store(base, mall, SANDBOX_ITEMS)
         elif choice.isdigit():
-            chosen = sandbox_malls.store(base, int(choice))
+            chosen = sandbox_admin.store(base, int(choice))
         else:
-            raise sandbox_malls.SandboxUnavailable(_("Choose a sandbox store from the list."))
-    except sandbox_malls.SandboxUnavailable as exc:
+            raise sandbox_admin.SandboxUnavailable(_("Choose a sandbox store from the list."))
+    except sandbox_admin.SandboxUnavailable as exc:
         form.sandbox_store.errors.append(str(exc))
         return None
     if chosen["mall"] != mall:
@@ -208,7 +209,7 @@ def _render_form(form, mall: str, store: Optional[Store]):
         "settings/form.html", form=form, mall=mall, mall_label=MALL_LABELS[mall], store=store,
         credential_fields=CREDENTIAL_FIELDS[mall], configured=configured, default_endpoint=DEFAULT_ENDPOINTS[mall],
         sandbox_stores=sandbox_list, sandbox_error=sandbox_error, sandbox_url=current_app.config["SANDBOX_URL"],
-        credentials_unreadable=saved is None, application_done=support.covers(mall), default_interval=current_app.config["SYNC_INTERVAL_SECONDS"],
+        credentials_unreadable=saved is None, application_done=support_center.covers(mall), default_interval=current_app.config["SYNC_INTERVAL_SECONDS"],
     )
 
 
@@ -285,7 +286,7 @@ def _visible(store: Store, key: str) -> str:
 @bp.route("/settings/stores/<int:store_id>/test", methods=["POST"])
 def test_connection(store_id: int):
     store = _store_or_404(store_id)
-    connection_test.check(store)
+    connection_check.check(store)
     db.session.commit()
     if request.headers.get("HX-Request"):
         return render_template("settings/_connection.html", store=store)

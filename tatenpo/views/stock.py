@@ -1,7 +1,7 @@
 """商品・在庫: the product table (search, filters, paging, per-store sync badges), inline stock editing
 (htmx edit-row), bulk edit of selected rows, and the product page with its stock history.
 
-Every stock change goes through tatenpo.inventory (kind MANUAL, the current user), then one commit.
+Every stock change goes through tatenpo.stock.inventory (kind MANUAL, the current user), then one commit.
 """
 from __future__ import annotations
 
@@ -18,11 +18,12 @@ from flask_login import current_user
 from sqlalchemy import Integer, bindparam, exists, select
 from sqlalchemy.orm import joinedload
 
-from .. import inventory, listing_status
-from ..extensions import db
-from ..models import Listing, Product, StockChangeKind, StockHistory, Store
-from ..search import matches
-from .tables import is_htmx, paginate, safe_next, shaped, statement_for, table_filters
+from tatenpo.models import Listing, Product, StockChangeKind, StockHistory, Store
+from tatenpo.platform.extensions import db
+from tatenpo.stock import inventory
+from tatenpo.stock.search import matches
+from tatenpo.sync import listing_state
+from tatenpo.views.tables import is_htmx, paginate, safe_next, shaped, statement_for, table_filters
 
 bp = Blueprint("stock", __name__)
 
@@ -64,12 +65,12 @@ def _row_labels(locale: str) -> dict:
         "unlinked": _("Unlinked"),
         "reflected": _("Reflected"),
         "states": {
-            listing_status.PENDING: _("Waiting to sync"),
-            listing_status.FAILED: "✗ " + _("Failed"),
-            listing_status.UNREFLECTED: _("Not yet reflected"),
-            listing_status.OK: "✓",
-            listing_status.NEVER: _("Not synced yet"),
-            listing_status.OFF: _("Not synced"),
+            listing_state.PENDING: _("Waiting to sync"),
+            listing_state.FAILED: "✗ " + _("Failed"),
+            listing_state.UNREFLECTED: _("Not yet reflected"),
+            listing_state.OK: "✓",
+            listing_state.NEVER: _("Not synced yet"),
+            listing_state.OFF: _("Not synced"),
         },
     }
 
@@ -86,7 +87,7 @@ def change_stock(product_id: int, typed: str, note: str | None = None):
 @dataclass(slots=True)
 class ProductRow:
     """One row of the product table: a product's stock, read as plain columns, and where each of its listings
-    stands with its mall (listing_status.ListingState, store by store)."""
+    stands with its mall (listing_state.ListingState, store by store)."""
 
     id: int
     code: str
@@ -103,7 +104,7 @@ class ProductRow:
     @property
     def poll_seconds(self) -> Optional[int]:
         """How often the row asks for its new state while a listing waits for a push; None when none waits."""
-        waiting = [s for s in self.states if s.state == listing_status.PENDING]
+        waiting = [s for s in self.states if s.state == listing_state.PENDING]
         if not waiting:
             return None
         return POLL_SECONDS if any(s.listing.store.immediate_sync for s in waiting) else POLL_SECONDS_SCHEDULED
@@ -121,7 +122,7 @@ def product_rows(statement, params: dict) -> list[ProductRow]:
         row = rows.get(columns[0])
         if row is None:
             row = rows[columns[0]] = ProductRow(*columns[:width])
-        state = listing_status.read_state(columns[width:], stores)
+        state = listing_state.read_state(columns[width:], stores)
         if state is not None:
             row.states.append(state)
     return list(rows.values())
@@ -130,7 +131,7 @@ def product_rows(statement, params: dict) -> list[ProductRow]:
 @functools.lru_cache(maxsize=128)
 def _with_states(statement):
     products = statement.subquery()
-    return listing_status.with_states(products).order_by(products.c.code, Listing.store_id, Listing.id)
+    return listing_state.with_states(products).order_by(products.c.code, Listing.store_id, Listing.id)
 
 
 @statement_for
@@ -142,7 +143,7 @@ def _statement(search: bool, by_store: bool, link: str | None, state: str | None
     if by_store:
         listing_of_product.append(Listing.store_id == bindparam("store_id", type_=Integer()))
     if state:
-        listing_of_product.append(listing_status.condition(state))
+        listing_of_product.append(listing_state.condition(state))
     if by_store or state or link == "linked":
         statement = statement.where(exists().where(*listing_of_product))
     elif link == "unlinked":
@@ -310,7 +311,7 @@ def detail(product_id: int):
     listings = db.session.scalars(
         select(Listing).options(joinedload(Listing.store)).where(Listing.product_id == product.id).order_by(Listing.store_id, Listing.id)
     ).all()
-    states = listing_status.states(listings)
+    states = listing_state.states(listings)
     history = db.session.scalars(
         select(StockHistory)
         .options(joinedload(StockHistory.user))

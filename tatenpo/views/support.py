@@ -12,10 +12,11 @@ from wtforms import EmailField, SelectChoice, SelectField, SelectMultipleField, 
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from .. import mail, support
-from ..auth import role_required
-from ..extensions import db
-from ..models import ApplicationStatus, Role, SupportApplication
+from tatenpo.models import ApplicationStatus, Role, SupportApplication
+from tatenpo.platform import mail
+from tatenpo.platform.auth import role_required
+from tatenpo.platform.extensions import db
+from tatenpo.setup import support_center
 
 bp = Blueprint("support", __name__)
 
@@ -23,13 +24,13 @@ bp = Blueprint("support", __name__)
 @bp.app_template_filter("mall_name")
 def mall_name(value: str) -> str:
     """rakuten → 楽天市場 (mall families and store malls alike; the malls' own names are not translated)."""
-    from ..models import Mall
+    from tatenpo.models import Mall
 
     try:
         family = Mall(value).family
     except ValueError:
         family = value
-    return support.MALL_NAMES.get(family, value)
+    return support_center.MALL_NAMES.get(family, value)
 
 
 def _strip(value):
@@ -62,18 +63,18 @@ class ApplicationForm(FlaskForm):
     )
     malls = SelectMultipleField(
         _l("Malls to sync"),
-        choices=[SelectChoice(m, support.MALL_NAMES[m]) for m in support.APPLICATION_MALLS],
+        choices=[SelectChoice(m, support_center.MALL_NAMES[m]) for m in support_center.APPLICATION_MALLS],
         validators=[AtLeastOne()],
         widget=ListWidget(prefix_label=False),
         option_widget=CheckboxInput(),
     )
     application_type = SelectField(
         _l("Application type"),
-        choices=[SelectChoice(t, support.APPLICATION_TYPE_LABELS[t]) for t in support.APPLICATION_TYPES],
-        default=support.APPLICATION_TYPE_START,
+        choices=[SelectChoice(t, support_center.APPLICATION_TYPE_LABELS[t]) for t in support_center.APPLICATION_TYPES],
+        default=support_center.APPLICATION_TYPE_START,
         validators=[InputRequired(_l("Choose the application type."))],
     )
-    inquiry = TextAreaField(_l("Inquiry"), default=support.DEFAULT_INQUIRY, validators=[Length(max=2000)])
+    inquiry = TextAreaField(_l("Inquiry"), default=support_center.DEFAULT_INQUIRY, validators=[Length(max=2000)])
     note = TextAreaField(_l("Notes"), validators=[Length(max=2000)])
 
 
@@ -130,7 +131,7 @@ def apply():
     if request.method == "POST" and action != "edit" and form.validate_on_submit():
         if action == "submit":
             try:
-                application = support.apply(
+                application = support_center.apply(
                     company=form.company.data,
                     contact_name=form.contact_name.data,
                     contact_email=form.contact_email.data,
@@ -140,7 +141,7 @@ def apply():
                     note=form.note.data,
                     applicant=current_user._get_current_object(),
                 )
-            except support.ApplicationError as exc:
+            except support_center.ApplicationError as exc:
                 db.session.rollback()
                 flash(str(exc.message), "error")
             else:
@@ -148,13 +149,13 @@ def apply():
                 flash(
                     _(
                         "Your application was sent. Setup usually takes about %(usual)s business days (allow %(allow)s).",
-                        usual=support.USUAL_BUSINESS_DAYS,
-                        allow=support.ALLOW_BUSINESS_DAYS,
+                        usual=support_center.USUAL_BUSINESS_DAYS,
+                        allow=support_center.ALLOW_BUSINESS_DAYS,
                     ),
                     "success",
                 )
                 return redirect(url_for("support.detail", application_id=application.id))
-        return render_template("support/confirm.html", form=form, mall_names=support.MALL_NAMES)
+        return render_template("support/confirm.html", form=form, mall_names=support_center.MALL_NAMES)
     return render_template("support/apply.html", form=form)
 
 
@@ -178,7 +179,7 @@ def detail(application_id: int):
     return render_template(
         "support/detail.html",
         application=application,
-        stores=support.stores_covered(application),
+        stores=support_center.stores_covered(application),
         is_support=_is_support(),
         complete_form=CompleteForm(),
         return_form=ReturnForm(),
@@ -193,7 +194,7 @@ def complete(application_id: int):
         abort(400)
     return _process(
         application,
-        lambda handler: support.complete(application, handled_by=handler),
+        lambda handler: support_center.complete(application, handled_by=handler),
         _("Marked as setup complete. Order-mail addresses were issued."),
     )
 
@@ -208,7 +209,7 @@ def return_(application_id: int):
             render_template(
                 "support/detail.html",
                 application=application,
-                stores=support.stores_covered(application),
+                stores=support_center.stores_covered(application),
                 is_support=True,
                 complete_form=CompleteForm(),
                 return_form=form,
@@ -217,7 +218,7 @@ def return_(application_id: int):
         )
     return _process(
         application,
-        lambda handler: support.return_application(application, form.comment.data, handled_by=handler),
+        lambda handler: support_center.return_application(application, form.comment.data, handled_by=handler),
         _("Returned to the applicant with your comment."),
     )
 
@@ -226,7 +227,7 @@ def _process(application: SupportApplication, change, done_message: str):
     """Apply a support decision (設定完了 / 差し戻し) in one commit, then tell the applicant."""
     try:
         change(current_user._get_current_object())
-    except support.ApplicationError as exc:
+    except support_center.ApplicationError as exc:
         db.session.rollback()
         flash(str(exc.message), "error")
     else:
@@ -239,7 +240,7 @@ def _process(application: SupportApplication, change, done_message: str):
 def _notify(application: SupportApplication) -> None:
     # The status change is already committed: a mail problem is reported, never undoes it.
     try:
-        where = support.notify_applicant(application)
+        where = support_center.notify_applicant(application)
     except mail.MailError as exc:
         flash(_("The applicant could not be notified by email: %(reason)s", reason=str(exc)), "error")
         return

@@ -14,9 +14,9 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
-from ..extensions import db
-from ..models import Store
-from ..sync import queueing, readback, status
+from tatenpo.models import Store
+from tatenpo.platform.extensions import db
+from tatenpo.sync import queueing, readback, status
 
 bp = Blueprint("sync", __name__)
 
@@ -110,7 +110,7 @@ def export():
 
 
 def _local(value: datetime) -> str:
-    from ..web import datetime_local
+    from tatenpo.platform.web import datetime_local
 
     return datetime_local(value, "yyyy/MM/dd HH:mm:ss")
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from flask import request, url_for
 from sqlalchemy import Integer, bindparam, func, literal_column, select
 
-from .. import listing_status
-from ..extensions import db
-from ..search import search_params
+from tatenpo.platform.extensions import db
+from tatenpo.stock.search import search_params
+from tatenpo.sync import listing_state
 
 PER_PAGE_CHOICES = (50, 100, 200)
 
@@ -75,7 +75,7 @@ def table_filters() -> dict:
         "q": (request.args.get("q") or "").strip(),
         "store": request.args.get("store", type=int),
         "link": request.args.get("link") if request.args.get("link") in ("linked", "unlinked") else None,
-        "state": request.args.get("state") if request.args.get("state") in listing_status.FILTERS else None,
+        "state": request.args.get("state") if request.args.get("state") in listing_state.FILTERS else None,
     }
 
 

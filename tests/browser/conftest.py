@@ -1,4 +1,4 @@
-"""Real-browser tests: Tatenpo started the way `make run` starts it (tatenpo.launcher: migrations, gunicorn,
+"""Real-browser tests: Tatenpo started the way `make run` starts it (tatenpo.platform.launcher: migrations, gunicorn,
 an RQ worker, `rq cron` and the sandbox malls, each a real process on free ports of 127.0.0.1), driven by
 Debian's chromium through Playwright. Screenshots of each step go to tests/browser/artifacts/ (git-ignored).
 """
@@ -108,7 +108,7 @@ def live(tmp_path_factory):
     log = folder / "tatenpo.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tatenpo.launcher"], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "tatenpo.platform.launcher"], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"

@@ -11,8 +11,8 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from .extensions import db
-from .models import ApplicationStatus, Mall, Store, SupportApplication, User, utcnow
+from tatenpo.models import ApplicationStatus, Mall, Store, SupportApplication, User, utcnow
+from tatenpo.platform.extensions import db
 
 APPLICATION_TYPE_START = "自動受注メール取込・自動在庫同期を開始する"
 APPLICATION_TYPES = [
@@ -162,7 +162,7 @@ def notify_applicant(application: SupportApplication) -> Optional[str]:
     from flask_babel import force_locale
     from flask_babel import gettext as _
 
-    from . import mail
+    from tatenpo.platform import mail
 
     to = recipient(application)
     if not to:

@@ -7,11 +7,12 @@ from __future__ import annotations
 from flask import current_app
 from flask_babel import gettext as _
 
-from . import credentials, stores
-from .malls import connector_for
-from .malls.base import LoginCheck, hint_text
-from .models import Store, utcnow
-from .redis_conn import redis
+from tatenpo.malls import connector_for
+from tatenpo.malls.base import LoginCheck, hint_text
+from tatenpo.models import Store, utcnow
+from tatenpo.platform import credentials
+from tatenpo.platform.redis_conn import redis
+from tatenpo.setup import stores
 
 CHECK_TIMEOUT_SECONDS = 10.0
 

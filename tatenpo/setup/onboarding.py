@@ -9,8 +9,7 @@ from typing import Optional
 
 from sqlalchemy import exists, func, select
 
-from .extensions import db
-from .models import (
+from tatenpo.models import (
     ApplicationStatus,
     ImportJob,
     Listing,
@@ -21,6 +20,7 @@ from .models import (
     SupportApplication,
     SyncAttempt,
 )
+from tatenpo.platform.extensions import db
 
 # The seed's steps, in order. The page gives each its words and its link.
 STEP_KEYS = ("apply", "mall_setup", "prepare_data", "import", "sync_settings", "edit_stock", "history", "reflected")

@@ -17,12 +17,12 @@ from typing import Optional
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from . import inventory
-from .extensions import db
-from .listings import lifecycle, uploads
-from .listings.reading import ENCODING_LABELS, FileProblem, cell, open_table
-from .listings.records import ERRORS_ON_JOB, Problems, read_quantity
-from .models import ImportJob, Product, StockChangeKind
+from tatenpo.listings import lifecycle, uploads
+from tatenpo.listings.reading import ENCODING_LABELS, FileProblem, cell, open_table
+from tatenpo.listings.records import ERRORS_ON_JOB, Problems, read_quantity
+from tatenpo.models import ImportJob, Product, StockChangeKind
+from tatenpo.platform.extensions import db
+from tatenpo.stock import inventory
 
 HEADERS = ["商品コード", "商品名", "在庫数", "引当数", "販売可能数"]
 CODE_COLUMN = ("商品コード", "product code", "code")

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import psutil
 
-from . import create_app, embedded_redis
-from .config import embedded_redis_socket
-from .redis_conn import DEFERRED_QUEUE, QUEUE_NAMES
+from tatenpo import create_app
+from tatenpo.platform import embedded_redis
+from tatenpo.platform.config import embedded_redis_socket
+from tatenpo.platform.redis_conn import DEFERRED_QUEUE, QUEUE_NAMES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: tatenpo/platform/launcher.py
 BIN = Path(sys.executable).parent
 
 
@@ -114,7 +115,7 @@ def main() -> int:
         from flask_migrate import upgrade
 
         upgrade()
-        from . import demo
+        from tatenpo.platform import demo
 
         demo.prepare(app)
 

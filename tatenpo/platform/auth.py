@@ -10,8 +10,8 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from .extensions import db, login_manager
-from .models import Role, User, utcnow
+from tatenpo.models import Role, User, utcnow
+from tatenpo.platform.extensions import db, login_manager
 
 # Reachable without any user (first run) or without login.
 PUBLIC_ENDPOINTS = {"static", "auth.setup", "auth.login", "health.healthz"}

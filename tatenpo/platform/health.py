@@ -8,9 +8,9 @@ from rq import Worker
 from rq.cron import CronScheduler
 from sqlalchemy import select, text
 
-from .extensions import db
-from .models import Heartbeat, utcnow
-from .redis_conn import QUEUE_NAMES, redis
+from tatenpo.models import Heartbeat, utcnow
+from tatenpo.platform.extensions import db
+from tatenpo.platform.redis_conn import QUEUE_NAMES, redis
 
 SCHEDULE_HEARTBEAT = "schedule"
 

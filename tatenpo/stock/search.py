@@ -14,8 +14,7 @@ from sqlalchemy import Boolean, String, bindparam, literal, literal_column
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
-from .models import search_key
-
+from tatenpo.models import search_key
 
 # Created by a migration on PostgreSQL when pg_trgm can be; not in the models (one backend, optional).
 TRIGRAM_INDEXES = frozenset({"ix_products_search_trgm", "ix_listings_search_trgm"})

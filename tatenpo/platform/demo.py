@@ -58,7 +58,7 @@ def prepare(app) -> None:
 
 
 def extra_processes(python: str) -> list:
-    from .launcher import Child
+    from tatenpo.platform.launcher import Child
 
     if not sandbox_available():
         return []

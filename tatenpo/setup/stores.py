@@ -7,9 +7,10 @@ from typing import Optional
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import update
 
-from . import credentials, inventory
-from .extensions import db
-from .models import Mall, Store, SyncEntry, utcnow
+from tatenpo.models import Mall, Store, SyncEntry, utcnow
+from tatenpo.platform import credentials
+from tatenpo.platform.extensions import db
+from tatenpo.stock import inventory
 
 
 class StoreError(ValueError):

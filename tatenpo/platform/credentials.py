@@ -9,7 +9,7 @@ import json
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
 
-from .models import Store
+from tatenpo.models import Store
 
 
 class CredentialKeyError(RuntimeError):

@@ -19,8 +19,8 @@ from sqlalchemy import Integer, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload
 
-from .extensions import db
-from .models import Listing, Product, StockChangeKind, StockHistory, Store, SyncEntry, User, utcnow
+from tatenpo.models import Listing, Product, StockChangeKind, StockHistory, Store, SyncEntry, User, utcnow
+from tatenpo.platform.extensions import db
 
 # The largest stock the database column (a 32-bit integer) and every mall can take.
 MAX_QUANTITY = 99_999_999

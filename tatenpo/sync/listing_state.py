@@ -10,8 +10,8 @@ from typing import Optional
 
 from sqlalchemy import and_, exists, func, select
 
-from .extensions import db
-from .models import Listing, Store, SyncAttempt, SyncEntry
+from tatenpo.models import Listing, Store, SyncAttempt, SyncEntry
+from tatenpo.platform.extensions import db
 
 PENDING = "pending"  # 同期待ち
 FAILED = "failed"  # ✗
