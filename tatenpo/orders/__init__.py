@@ -1,0 +1,1 @@
+"""受注: orders from the malls and their stock effects."""
