@@ -1,6 +1,7 @@
 """`python -m sandbox`: the HTTP malls on SANDBOX_HTTP_PORT (default 5001), the 楽天 FTP server on
 SANDBOX_FTP_PORT (default 2121) and its SFTP server on SANDBOX_SFTP_PORT (default 2222), state in SANDBOX_DB. Port 0 picks a free port; the ports chosen are printed
-and, when SANDBOX_PORTS_FILE is set, written there as JSON (how the test fixture finds them)."""
+and, when SANDBOX_PORTS_FILE is set, written there as JSON (how the test fixture finds them). Order mails go to
+the SMTP server at SANDBOX_SMTP_URL (smtp://host:port); unset, they wait in the outbox."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
-from . import create_app, default_db_path, ftp, sftp
+from . import create_app, default_db_path, ftp, outbox, sftp
 
 
 def main() -> int:
@@ -32,6 +33,12 @@ def main() -> int:
     logging.getLogger("werkzeug").setLevel(os.environ.get("SANDBOX_LOG_LEVEL", "WARNING"))
 
     app = create_app(db_path, "http://placeholder")
+    smtp_url = os.environ.get("SANDBOX_SMTP_URL", "")
+    try:
+        outbox.start(app.extensions["sandbox.state"], smtp_url)
+    except ValueError as exc:
+        print(f"sandbox: {exc}", file=sys.stderr, flush=True)
+        return 2
     ftp_server, processor = ftp.start(app.extensions["sandbox.state"], host, ftp_port, ftp_root, delay)
     ftp_port = ftp_server.socket.getsockname()[1]
     try:
@@ -52,7 +59,7 @@ def main() -> int:
         target.with_suffix(".tmp").write_text(json.dumps(ports))
         target.with_suffix(".tmp").rename(target)
     print(f"sandbox malls: http://{host}:{http_port}/  (FTP {host}:{ftp_port}, SFTP {host}:{sftp_port}, "
-          f"state {db_path})", flush=True)
+          f"state {db_path}, order mails {smtp_url or 'kept in the outbox'})", flush=True)
 
     def stop(signum, frame):
         raise KeyboardInterrupt

@@ -1,20 +1,29 @@
 """The JSON admin API for tests, demos and automation (/_sandbox/…), and the pages a person uses: the list of
-sandbox stores with their credentials and fault switches, and each store's "EC site" page with its stock."""
+sandbox stores with their credentials and fault switches, and each store's "EC site" page with its stock,
+where a purchase can be made as a buyer would."""
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 
-from . import catalog, listing_csv
+from . import catalog, listing_csv, outbox
 from .common import state
-from .state import MALLS
+from .state import MALLS, OrderRefused
 
 bp = Blueprint("admin", __name__)
 
 MALL_NAMES = {"rakuten": "楽天市場 (RMS API)", "rakuten-ftp": "楽天市場 (FTP)", "yahoo": "Yahoo!ショッピング",
               "shopify": "Shopify", "amazon": "Amazon.co.jp"}
 FAULT_NAMES = ("auth", "maintenance", "error_5xx", "throttle", "timeout", "hang_seconds", "reflection_delay")
+JST = timezone(timedelta(hours=9))
+# An address smtplib can send to without SMTPUTF8: ASCII local part @ a dotted domain.
+MAIL_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+BAD_ORDER_MAIL = "order_mail must be a mail address such as orders@shop.example (or empty for none)."
+RECENT_ORDERS = 20  # orders shown on the store page
 
 
 def endpoint_for(store: dict, public_url: str, ftp_host: str, ftp_port: int) -> str:
@@ -33,7 +42,7 @@ def endpoint_of(store: dict) -> str:
 
 def store_json(store: dict) -> dict[str, Any]:
     data = {"id": store["id"], "mall": store["mall"], "name": store["name"], "endpoint": endpoint_of(store),
-            "credentials": store["credentials"], "faults": store["faults"],
+            "credentials": store["credentials"], "faults": store["faults"], "order_mail": store["order_mail"],
             "page": url_for("admin.store_page", store_id=store["id"], _external=True)}
     if store["mall"] == "rakuten-ftp":
         data["host"] = current_app.config["FTP_HOST"]
@@ -84,7 +93,13 @@ def create_store():
     items = body.get("items", 20)
     if not isinstance(items, int) or isinstance(items, bool) or not 0 <= items <= 200_000:
         return _error("items must be an integer from 0 to 200000.")
+    order_mail = _order_mail(body.get("order_mail"))
+    if order_mail is None:
+        return _error(BAD_ORDER_MAIL)
     store = create(mall, items, str(body.get("name") or ""), int(body.get("seed") or 0))
+    if order_mail:
+        state().set_order_mail(store["id"], order_mail)
+        store = state().store(store["id"])
     response = jsonify(store_json(store))
     response.status_code = 201
     return response
@@ -98,6 +113,32 @@ def list_stores():
 @bp.get("/_sandbox/stores/<int:store_id>")
 def get_store(store_id: int):
     return jsonify(store_json(_store_or_404(store_id)))
+
+
+def _order_mail(value: Any) -> str | None:
+    """The address as given ('' for none), or None when it does not look like an address."""
+    address = "" if value is None else value.strip() if isinstance(value, str) else None
+    if address is None or (address and (len(address) > 254 or not MAIL_ADDRESS.match(address))):
+        return None
+    return address
+
+
+@bp.post("/_sandbox/stores/<int:store_id>")
+def update_store(store_id: int):
+    """The store's settings in the mall's admin: `order_mail`, where the mall sends its order mails (RMS
+    注文確認メール送り先メールアドレス, ストアクリエイターPro 通知設定, …). JSON, or the store page's form."""
+    _store_or_404(store_id)
+    form = _from_page()
+    body = request.form if form else request.get_json(silent=True)
+    if not isinstance(body, dict) or "order_mail" not in body:
+        return _error('Send JSON: {"order_mail": "orders@shop.example"} (empty for none).')
+    address = _order_mail(body.get("order_mail"))
+    if address is None:
+        return _back(store_id, error="メールアドレスの形式ではありません。") if form else _error(BAD_ORDER_MAIL)
+    state().set_order_mail(store_id, address)
+    if form:
+        return _back(store_id, notice="注文メールの送り先を保存しました。" if address else "注文メールの送り先を消しました。")
+    return jsonify(store_json(state().store(store_id)))
 
 
 def _item_json(store: dict, item: dict) -> dict[str, Any]:
@@ -193,6 +234,140 @@ def faults(store_id: int):
     return redirect(url_for("admin.store_page", store_id=store_id))
 
 
+def _from_page() -> bool:
+    """A post from the store page's forms (answered with a redirect), not from the JSON API. Browsers label
+    even an empty form, so a bare API post (no body) is still answered in JSON."""
+    return request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _back(store_id: int, notice: str = "", error: str = "") -> Response:
+    """The store page again, with one line saying what the form did (the sandbox keeps no session to flash in)."""
+    params = {"notice": notice} if notice else {"error": error}
+    return redirect(url_for("admin.store_page", store_id=store_id, **params))
+
+
+def _count(value: Any) -> int | None:
+    """A whole number from JSON or a form field, else None (no bools, no 1.5)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _order_lines(entries: Any) -> list[tuple[str, str, int]] | str:
+    """(code, variant, quantity) per line, or the message saying what is wrong."""
+    if not isinstance(entries, list) or not entries:
+        return 'Send JSON: {"items": [{"code": "tt-0001", "variant": "normal-inventory", "quantity": 1}]}.'
+    lines = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("code"), str) or not entry["code"]:
+            return "Each item needs a code (and its variant)."
+        variant = entry.get("variant") or ""
+        if not isinstance(variant, str):
+            return "variant must be a string."
+        quantity = _count(entry.get("quantity", 1))
+        if quantity is None or quantity < 1:
+            return "quantity must be a whole number of at least 1."
+        lines.append((entry["code"], variant, quantity))
+    return lines
+
+
+@bp.post("/_sandbox/stores/<int:store_id>/orders")
+def place_order(store_id: int):
+    """A purchase on the store, as a buyer makes it: the mall's stock falls at once and the order mail is
+    queued for the shop's registered address. JSON {"items": [{"code", "variant", "quantity"}]}, or the store
+    page's 購入 form (code, variant, quantity)."""
+    store = _store_or_404(store_id)
+    form = _from_page()
+    if form:
+        lines = _order_lines([{"code": request.form.get("code", ""), "variant": request.form.get("variant", ""),
+                               "quantity": request.form.get("quantity", "1")}])
+    else:
+        lines = _order_lines((request.get_json(silent=True) or {}).get("items"))
+    if isinstance(lines, str):
+        return _back(store_id, error=lines) if form else _error(lines)
+    ordered_at = datetime.now(JST).replace(microsecond=0)
+    try:
+        order, mail = state().place_order(
+            store_id, lines, ordered_at,
+            number_for=lambda sequence: outbox.order_number(store, sequence, ordered_at),
+            mail_for=outbox.order_mail,
+        )
+    except OrderRefused as refused:
+        return _back(store_id, error=refused.message) if form else _error(refused.message, refused.status)
+    if form:
+        said = "注文メールは送信待ちです" if mail else "注文メールの送り先が未設定のため、メールは送りません"
+        return _back(store_id, notice=f"注文を受け付けました。受注番号 {order['number']}({said})")
+    response = jsonify({"order_number": order["number"], "mail": "queued" if mail else "no-address",
+                        "order": order})
+    response.status_code = 201
+    return response
+
+
+@bp.get("/_sandbox/stores/<int:store_id>/orders")
+def orders(store_id: int):
+    _store_or_404(store_id)
+    return jsonify({"orders": state().orders(store_id)})
+
+
+@bp.post("/_sandbox/stores/<int:store_id>/orders/<number>/cancel")
+def cancel_order(store_id: int, number: str):
+    """The shop cancels an order before shipping: the mall's stock comes back (409 once cancelled or shipped),
+    and 楽天 mails its cancellation notice."""
+    return _change_order(store_id, number, "cancelled", "注文 {number} を取り消しました。在庫を戻しました。",
+                         outbox.cancellation_mail)
+
+
+@bp.post("/_sandbox/stores/<int:store_id>/orders/<number>/ship")
+def ship_order(store_id: int, number: str):
+    """The shop ships an order: it can no longer be cancelled, and no stock comes back."""
+    return _change_order(store_id, number, "shipped", "注文 {number} を発送済みにしました。")
+
+
+def _change_order(store_id: int, number: str, status: str, notice: str,
+                  mail_for: Callable[[dict, dict], tuple[str, bytes] | None] | None = None) -> Response:
+    _store_or_404(store_id)
+    form = _from_page()
+    try:
+        order = state().change_order(store_id, number, status, mail_for)
+    except OrderRefused as refused:
+        return _back(store_id, error=refused.message) if form else _error(refused.message, refused.status)
+    if form:
+        return _back(store_id, notice=notice.format(number=number))
+    return jsonify({"order": order})
+
+
+def _when(at: float | None) -> str | None:
+    return datetime.fromtimestamp(at, JST).isoformat(timespec="seconds") if at else None
+
+
+def _mail_json(store_id: int, mail: dict) -> dict[str, Any]:
+    return {"id": mail["id"], "order_number": mail["order_number"], "kind": mail["kind"], "from": mail["mail_from"],
+            "to": mail["rcpt_to"], "status": mail["status"], "attempts": mail["attempts"],
+            "last_error": mail["last_error"], "queued_at": _when(mail["created"]),
+            "next_try_at": _when(mail["next_try_at"]) if mail["status"] == "queued" else None,
+            "sent_at": _when(mail["sent_at"]),
+            "raw": url_for("admin.mail_raw", store_id=store_id, mail_id=mail["id"], _external=True)}
+
+
+@bp.get("/_sandbox/stores/<int:store_id>/outbox")
+def outbox_mails(store_id: int):
+    """The store's order mails, oldest first, with their delivery state: poll this until a mail is 'sent'."""
+    _store_or_404(store_id)
+    return jsonify({"mails": [_mail_json(store_id, m) for m in state().outbox(store_id)]})
+
+
+@bp.get("/_sandbox/stores/<int:store_id>/outbox/<int:mail_id>.eml")
+def mail_raw(store_id: int, mail_id: int):
+    """One mail exactly as it goes over SMTP."""
+    mail = state().mail(store_id, mail_id)
+    if mail is None:
+        abort(404)
+    return Response(mail["raw"], content_type="message/rfc822",
+                    headers={"Content-Disposition": f'attachment; filename="{mail["order_number"]}.eml"'})
+
+
 @bp.get("/_sandbox/stores/<int:store_id>/calls")
 def calls(store_id: int):
     _store_or_404(store_id)
@@ -218,4 +393,6 @@ def store_page(store_id: int):
         items = [i for i in items if query in i["code"].lower() or query in i["sku"].lower()
                  or query in i["variant"].lower() or query in i["name"].lower()]
     return render_template("store.html", store=store_json(store), items=items[:PAGE_ITEMS], total=len(items),
-                           query=query, mall_names=MALL_NAMES, files=listing_csv.files(store["mall"]))
+                           query=query, mall_names=MALL_NAMES, files=listing_csv.files(store["mall"]),
+                           orders=state().orders(store_id, recent=RECENT_ORDERS),
+                           notice=request.args.get("notice", ""), error=request.args.get("error", ""))

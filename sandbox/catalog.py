@@ -1,6 +1,7 @@
 """Generated catalogs for sandbox stores: Japanese names (with CP932-only characters such as ①, ㈱, 髙, ～ so
 the CSVs exercise the real encoding), some items with variations. Item i has the same SKU codes on every mall
-(TT-0001, TT-0002-S, …), so the demo stores' listings link to the same products across malls."""
+(TT-0001, TT-0002-S, …), so the demo stores' listings link to the same products across malls. 楽天 items also
+carry a 商品番号 (extra["item_number"]), which differs from the 商品管理番号 for some items."""
 from __future__ import annotations
 
 import random
@@ -40,7 +41,7 @@ def generate(mall: str, store_id: int, count: int, seed: int = 0) -> list[dict[s
                 "extra": {"group": base.lower(), "position": n},
             }
             identity = _identity(mall, store_id, i, n, base, sku, opt)
-            row["extra"].update(identity.pop("extra_shopify", {}))
+            row["extra"].update(identity.pop("extra", {}))
             row.update(identity)
             rows.append(row)
     return rows
@@ -49,7 +50,7 @@ def generate(mall: str, store_id: int, count: int, seed: int = 0) -> list[dict[s
 def _identity(mall: str, store_id: int, i: int, n: int, base: str, sku: str, opt: str) -> dict[str, Any]:
     if mall in ("rakuten", "rakuten-ftp"):
         variant = "normal-inventory" if not opt else sku.rsplit("-", 1)[1].lower()
-        return {"code": base.lower(), "variant": variant}
+        return {"code": base.lower(), "variant": variant, "extra": {"item_number": item_number(i, base)}}
     if mall == "yahoo":
         return {"code": base.lower(), "variant": "" if not opt else sku.lower()}
     if mall == "amazon":
@@ -58,8 +59,15 @@ def _identity(mall: str, store_id: int, i: int, n: int, base: str, sku: str, opt
         number = store_id * 1_000_000 + i * 10 + n
         extra = {"handle": base.lower(), "variant_id": f"gid://shopify/ProductVariant/{number}",
                  "product_id": f"gid://shopify/Product/{store_id * 1_000_000 + i}"}
-        return {"code": f"gid://shopify/InventoryItem/{number}", "variant": location_id(store_id), "extra_shopify": extra}
+        return {"code": f"gid://shopify/InventoryItem/{number}", "variant": location_id(store_id), "extra": extra}
     raise ValueError(mall)
+
+
+def item_number(i: int, base: str) -> str:
+    """楽天 商品番号 (itemNumber), printed in order mails and the listing CSV: most shops leave it as the
+    商品管理番号, but every third item here carries the shop's own uppercase code with a maker prefix, so the
+    two differ as they do in real shops."""
+    return f"KG-{base}" if i % 3 == 0 else base.lower()
 
 
 def location_id(store_id: int) -> str:

@@ -76,7 +76,8 @@ def _rakuten(groups: list[list[dict]]) -> list[list]:
         first = group[0]
         option = first["option_name"]
         keys = "|".join(i["variant"] for i in group) if option else ""
-        rows.append([first["code"], first["code"], first["name"], keys, option,
+        # 商品番号 is the shop's own code, printed in order mails; stores made before it existed show the 商品管理番号.
+        rows.append([first["code"], first["extra"].get("item_number") or first["code"], first["name"], keys, option,
                      "|".join(i["option_value"] for i in group) if option else "", "", "", "", "", "", ""])
         for item in group:
             rows.append([item["code"], "", "", "", "", "", item["variant"], item["sku"],

@@ -1,6 +1,6 @@
-"""The sandbox malls' memory: stores, their catalogs and stock, fault switches and a log of API calls, in one
-SQLite file (SANDBOX_DB) so a restart keeps the stock. One connection behind one lock: the sandbox is a
-small test double and simplicity beats throughput here."""
+"""The sandbox malls' memory: stores, their catalogs and stock, fault switches, a log of API calls, the orders
+bought on the stores and the outbox of their order mails, in one SQLite file (SANDBOX_DB) so a restart keeps
+them. One connection behind one lock: the sandbox is a small test double and simplicity beats throughput here."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,10 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Optional
+from datetime import datetime
+from typing import Any
 
 MALLS = ("rakuten", "rakuten-ftp", "yahoo", "shopify", "amazon")
 
@@ -56,7 +58,42 @@ CREATE TABLE IF NOT EXISTS tokens (
     store_id INTEGER NOT NULL,
     expires_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS orders (
+    id INTEGER PRIMARY KEY,
+    store_id INTEGER NOT NULL REFERENCES stores(id),
+    number TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'ordered',  -- ordered | cancelled | shipped
+    ordered_at TEXT NOT NULL,  -- ISO 8601, JST
+    items TEXT NOT NULL,  -- JSON: [{code, variant, quantity, price, title, sku, item_number, choices}]
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    UNIQUE (store_id, number)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    store_id INTEGER NOT NULL REFERENCES stores(id),
+    order_number TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'order',  -- order | cancellation
+    mail_from TEXT NOT NULL,  -- the envelope: the mall's sender
+    rcpt_to TEXT NOT NULL,  -- the store's order_mail when queued
+    raw BLOB NOT NULL,
+    status TEXT NOT NULL DEFAULT 'queued',  -- queued | sent | failed
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    next_try_at REAL NOT NULL,
+    sent_at REAL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_outbox_due ON outbox (status, next_try_at);
 """
+
+# Columns added after the first release: SANDBOX_DB outlives upgrades, so an older file gains them on open.
+ADDED_COLUMNS = {
+    "stores": [("order_mail", "TEXT NOT NULL DEFAULT ''")],  # RMS 注文確認メール送り先メールアドレス and its peers
+}
+
+MAIL_KINDS = {"ordered": "order", "cancelled": "cancellation"}  # outbox.kind of the mail an order event sends
 
 PARKED_SECONDS = 24 * 3600  # unknown items' parked stock is dropped after ~24 h
 TOKEN_SECONDS = 3600  # Yahoo! ID連携 and Login with Amazon access tokens live one hour
@@ -71,6 +108,13 @@ class State:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
+        for table, columns in ADDED_COLUMNS.items():
+            present = {row["name"] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+            for name, definition in columns:
+                if name not in present:
+                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+        # Set whenever a mail joins the outbox, so the delivery thread wakes at once instead of polling.
+        self.mail_queued = threading.Event()
 
     def close(self) -> None:
         self.conn.close()
@@ -93,7 +137,7 @@ class State:
     # Stores ---------------------------------------------------------------------------------------
 
     def create_store(self, mall: str, name: str, catalog: Callable[[int], list[dict[str, Any]]],
-                     shop: Optional[str] = None) -> dict:
+                     shop: str | None = None) -> dict:
         """Create a store with its credentials; `catalog(store_id)` gives its items."""
         now = time.time()
         with self.tx() as c:
@@ -117,27 +161,32 @@ class State:
             )
         return self.store(store_id)
 
-    def store(self, store_id: int) -> Optional[dict]:
+    def store(self, store_id: int) -> dict | None:
         rows = self.query("SELECT * FROM stores WHERE id = ?", (store_id,))
         return _store(rows[0]) if rows else None
 
-    def stores(self, mall: Optional[str] = None) -> list[dict]:
+    def stores(self, mall: str | None = None) -> list[dict]:
         if mall:
             rows = self.query("SELECT * FROM stores WHERE mall = ? ORDER BY id", (mall,))
         else:
             rows = self.query("SELECT * FROM stores ORDER BY id")
         return [_store(r) for r in rows]
 
-    def find_store(self, mall: str, **credentials: str) -> Optional[dict]:
+    def find_store(self, mall: str, **credentials: str) -> dict | None:
         """The store of `mall` whose issued credentials include all the given key/value pairs."""
         for store in self.stores(mall):
             if all(store["credentials"].get(k) == v for k, v in credentials.items()):
                 return store
         return None
 
-    def store_by_shop(self, mall: str, shop: str) -> Optional[dict]:
+    def store_by_shop(self, mall: str, shop: str) -> dict | None:
         rows = self.query("SELECT * FROM stores WHERE mall = ? AND shop = ?", (mall, shop))
         return _store(rows[0]) if rows else None
+
+    def set_order_mail(self, store_id: int, address: str) -> None:
+        """The address the shop registered in the mall's admin for order mails ('' for none)."""
+        with self.tx() as c:
+            c.execute("UPDATE stores SET order_mail = ? WHERE id = ?", (address, store_id))
 
     # Access tokens (OAuth refresh) ---------------------------------------------------------------
 
@@ -148,7 +197,7 @@ class State:
                       (token, store_id, time.time() + TOKEN_SECONDS))
         return token, TOKEN_SECONDS
 
-    def store_for_token(self, mall: str, token: str) -> tuple[Optional[dict], bool]:
+    def store_for_token(self, mall: str, token: str) -> tuple[dict | None, bool]:
         """(store, issued) for an access token: `issued` is True for the token issued with the store (which the
         "expired" fault expires), False for one minted by a refresh."""
         store = self.find_store(mall, access_token=token)
@@ -276,9 +325,145 @@ class State:
             cur = c.execute("DELETE FROM items WHERE store_id = ? AND code = ? AND variant = ?", (store_id, code, variant))
             return cur.rowcount > 0
 
+    # Orders ---------------------------------------------------------------------------------------
+
+    def place_order(self, store_id: int, lines: list[tuple[str, str, int]], ordered_at: datetime,
+                    number_for: Callable[[int], str],
+                    mail_for: Callable[[dict, dict], tuple[str, bytes]]) -> tuple[dict, dict | None]:
+        """A purchase as the mall takes it, all or nothing: the stock of every line falls at once, the order is
+        kept, and its order mail joins the outbox when the shop registered an order-mail address.
+        `number_for(sequence)` names the store's n-th order; `mail_for(store, order)` gives (sender, raw mail).
+        Returns (order, mail or None). Refuses an unknown item (400) and a line beyond the stock (409)."""
+        self.settle(store_id)
+        now = time.time()
+        with self.tx() as c:
+            store = _store(c.execute("SELECT * FROM stores WHERE id = ?", (store_id,)).fetchone())
+            items = []
+            for code, variant, quantity in lines:
+                row = c.execute("SELECT * FROM items WHERE store_id = ? AND code = ? AND variant = ? AND parked = 0",
+                                (store_id, code, variant)).fetchone()
+                if row is None:
+                    raise OrderRefused(f"この商品はモールにありません: {_label(code, variant)}", 400)
+                # A quantity waiting for its reflection delay is already the mall's stock; only the page lags.
+                available = row["quantity"] if row["pending_quantity"] is None else row["pending_quantity"]
+                if quantity > available:
+                    raise OrderRefused(
+                        f"在庫不足: {_label(code, variant)} の在庫は{available}個、注文は{quantity}個です。", 409)
+                c.execute("UPDATE items SET quantity = MAX(quantity - ?, 0), pending_quantity = pending_quantity - ?,"
+                          " updated = ? WHERE id = ?", (quantity, quantity, now, row["id"]))
+                items.append(_order_line(_item(row), quantity))
+            sequence = c.execute("SELECT COALESCE(MAX(sequence), 0) + 1 FROM orders WHERE store_id = ?",
+                                 (store_id,)).fetchone()[0]
+            order = {"number": number_for(sequence), "status": "ordered", "ordered_at": ordered_at.isoformat(),
+                     "items": items}
+            c.execute("INSERT INTO orders (store_id, number, sequence, status, ordered_at, items, created, updated)"
+                      " VALUES (?, ?, ?, 'ordered', ?, ?, ?, ?)",
+                      (store_id, order["number"], sequence, order["ordered_at"],
+                       json.dumps(items, ensure_ascii=False), now, now))
+            mail = None
+            if store["order_mail"]:
+                sender, raw = mail_for(store, order)
+                mail = self._queue_mail(c, store, order["number"], MAIL_KINDS["ordered"], sender, raw, now)
+        if mail is not None:
+            self.mail_queued.set()
+        return order, mail
+
+    def change_order(self, store_id: int, number: str, status: str,
+                     mail_for: Callable[[dict, dict], tuple[str, bytes] | None] | None = None) -> dict:
+        """Cancel or ship an order that is still 'ordered' (409 otherwise, 404 for an unknown number). A
+        cancellation gives the mall its stock back; `mail_for(store, order)` may give a notice to queue."""
+        now = time.time()
+        with self.tx() as c:
+            row = c.execute("SELECT * FROM orders WHERE store_id = ? AND number = ?", (store_id, number)).fetchone()
+            if row is None:
+                raise OrderRefused(f"注文がありません: {number}", 404)
+            if row["status"] != "ordered":
+                done = "取消済み" if row["status"] == "cancelled" else "発送済み"
+                raise OrderRefused(f"注文 {number} は{done}です。", 409)
+            order = _order(row)
+            if status == "cancelled":
+                for line in order["items"]:
+                    c.execute("UPDATE items SET quantity = quantity + ?, pending_quantity = pending_quantity + ?,"
+                              " updated = ? WHERE store_id = ? AND code = ? AND variant = ? AND parked = 0",
+                              (line["quantity"], line["quantity"], now, store_id, line["code"], line["variant"]))
+            c.execute("UPDATE orders SET status = ?, updated = ? WHERE id = ?", (status, now, row["id"]))
+            order["status"] = status
+            store = _store(c.execute("SELECT * FROM stores WHERE id = ?", (store_id,)).fetchone())
+            composed = mail_for(store, order) if mail_for is not None and store["order_mail"] else None
+            mail = self._queue_mail(c, store, number, MAIL_KINDS[status], *composed, now) if composed else None
+        if mail is not None:
+            self.mail_queued.set()
+        return order
+
+    def orders(self, store_id: int, recent: int | None = None) -> list[dict]:
+        """The store's orders, oldest first (`recent`: only the newest N, newest first), each with the state of
+        its order mail: 'no-address' when none was queued because the shop had registered no address."""
+        sql = ("SELECT o.*, m.id AS mail_id, m.status AS mail_status, m.last_error AS mail_error FROM orders o"
+               " LEFT JOIN outbox m ON m.store_id = o.store_id AND m.order_number = o.number AND m.kind = 'order'"
+               " WHERE o.store_id = ?")
+        if recent:
+            rows = self.query(sql + " ORDER BY o.id DESC LIMIT ?", (store_id, recent))
+        else:
+            rows = self.query(sql + " ORDER BY o.id", (store_id,))
+        orders = []
+        for row in rows:
+            order = _order(row)
+            order["mail"] = {"id": row["mail_id"], "status": row["mail_status"] or "no-address",
+                             "last_error": row["mail_error"]}
+            orders.append(order)
+        return orders
+
+    # Outbox ---------------------------------------------------------------------------------------
+
+    def _queue_mail(self, c: sqlite3.Connection, store: dict, number: str, kind: str, sender: str, raw: bytes,
+                    now: float) -> dict:
+        cur = c.execute(
+            "INSERT INTO outbox (store_id, order_number, kind, mail_from, rcpt_to, raw, next_try_at, created)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (store["id"], number, kind, sender, store["order_mail"], raw, now, now),
+        )
+        return _mail(c.execute("SELECT * FROM outbox WHERE id = ?", (cur.lastrowid,)).fetchone())
+
+    def outbox(self, store_id: int) -> list[dict]:
+        """The store's mails, oldest first, without their bytes."""
+        rows = self.query("SELECT * FROM outbox WHERE store_id = ? ORDER BY id", (store_id,))
+        return [_mail(r) for r in rows]
+
+    def mail(self, store_id: int, mail_id: int) -> dict | None:
+        """One mail with its raw bytes."""
+        rows = self.query("SELECT * FROM outbox WHERE store_id = ? AND id = ?", (store_id, mail_id))
+        return _mail(rows[0], with_raw=True) if rows else None
+
+    def due_mail(self, now: float) -> dict | None:
+        """The oldest queued mail whose next try has come, with its raw bytes."""
+        rows = self.query("SELECT * FROM outbox WHERE status = 'queued' AND next_try_at <= ? ORDER BY id LIMIT 1",
+                          (now,))
+        return _mail(rows[0], with_raw=True) if rows else None
+
+    def next_try_at(self) -> float | None:
+        """When the earliest queued mail is due, or None when the outbox has nothing to send."""
+        rows = self.query("SELECT MIN(next_try_at) FROM outbox WHERE status = 'queued'")
+        return rows[0][0]
+
+    def mail_tried(self, mail_id: int, status: str, error: str | None = None,
+                   next_try_at: float | None = None) -> None:
+        """The outcome of one delivery attempt: 'sent', 'failed', or 'queued' again until next_try_at."""
+        now = time.time()
+        with self.tx() as c:
+            c.execute(
+                "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,"
+                " next_try_at = COALESCE(?, next_try_at), sent_at = ? WHERE id = ?",
+                (status, error, next_try_at, now if status == "sent" else None, mail_id),
+            )
+
+    def hold_mails(self, reason: str) -> None:
+        """Say why queued mails are not being sent (no SMTP server configured); they stay queued."""
+        with self.tx() as c:
+            c.execute("UPDATE outbox SET last_error = ? WHERE status = 'queued'", (reason,))
+
     # Calls ----------------------------------------------------------------------------------------
 
-    def record_call(self, store_id: Optional[int], api: str, status: int, items: int = 0) -> None:
+    def record_call(self, store_id: int | None, api: str, status: int, items: int = 0) -> None:
         with self.tx() as c:
             c.execute(
                 "INSERT INTO calls (store_id, api, status, items, at) VALUES (?, ?, ?, ?, ?)",
@@ -288,6 +473,15 @@ class State:
     def calls(self, store_id: int) -> list[dict]:
         rows = self.query("SELECT api, status, items, at FROM calls WHERE store_id = ? ORDER BY id", (store_id,))
         return [dict(r) for r in rows]
+
+
+class OrderRefused(Exception):
+    """A purchase or order change the mall refuses; `status` is the HTTP status that says so."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
 
 
 def issue_credentials(mall: str, store_id: int, shop: str) -> dict[str, str]:
@@ -319,4 +513,29 @@ def _store(row: sqlite3.Row) -> dict:
 def _item(row: sqlite3.Row) -> dict:
     data = dict(row)
     data["extra"] = json.loads(data["extra"] or "{}")
+    return data
+
+
+def _order_line(item: dict, quantity: int) -> dict:
+    """What an order keeps of a bought item: a snapshot, so later catalog edits do not rewrite the order."""
+    choices = [[item["option_name"], item["option_value"]]] if item["option_name"] else []
+    return {"code": item["code"], "variant": item["variant"], "quantity": quantity, "price": item["price"],
+            "title": item["name"], "sku": item["sku"], "item_number": item["extra"].get("item_number", ""),
+            "choices": choices}
+
+
+def _label(code: str, variant: str) -> str:
+    return f"{code} / {variant}" if variant else code
+
+
+def _order(row: sqlite3.Row) -> dict:
+    return {"number": row["number"], "status": row["status"], "ordered_at": row["ordered_at"],
+            "items": json.loads(row["items"])}
+
+
+def _mail(row: sqlite3.Row, with_raw: bool = False) -> dict:
+    data = dict(row)
+    raw = data.pop("raw")
+    if with_raw:
+        data["raw"] = bytes(raw)
     return data
