@@ -6,7 +6,7 @@ import argparse
 
 from rq import Worker
 
-from tatenpo import jobs
+from tatenpo.platform import tasks
 from tatenpo.platform.redis_conn import QUEUE_NAMES, redis
 
 if __name__ == "__main__":
@@ -18,8 +18,8 @@ if __name__ == "__main__":
     unknown = sorted(set(queues) - set(QUEUE_NAMES))
     if unknown or not queues:
         parser.error(f"unknown queue {', '.join(unknown) or '(none)'}; the queues are {', '.join(QUEUE_NAMES)}")
-    # Built once here, so each forked job starts with the app ready (jobs.py drops inherited connections).
-    app = jobs.application()
+    # Built once here, so each forked job starts with the app ready (tasks.application drops inherited connections).
+    app = tasks.application()
     with app.app_context():
         worker = Worker(queues, connection=redis())
     worker.work(burst=args.burst, logging_level=app.config["LOG_LEVEL"])

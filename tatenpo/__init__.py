@@ -1,32 +1,27 @@
 """Tatenpo: one central stock count, pushed to every mall the shop sells on."""
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from tatenpo import cli, views
+from tatenpo.platform import auth, config, i18n, logs, sqlite_writers, web
 from tatenpo.platform import instance as instance_files
-from tatenpo.platform import logs, sqlite_writers
-from tatenpo.platform.config import defaults
 from tatenpo.platform.extensions import babel, csrf, db, login_manager, migrate
 from tatenpo.stock.search import in_models
-
-PACKAGE_DIR = Path(__file__).resolve().parent
+from tatenpo.sync import queueing
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    app = Flask(
-        __name__,
-        instance_relative_config=True,
-        instance_path=os.environ.get("TATENPO_INSTANCE") or str(PACKAGE_DIR.parent / "instance"),
-    )
+    """The app: configuration, then the extensions, then each part switched on by its own init_app."""
+    app = Flask(__name__, instance_relative_config=True, instance_path=config.instance_path())
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    app.config.from_mapping(defaults(app.instance_path))
-    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_mapping(config.load(app.instance_path))
     if test_config:
         app.config.from_mapping(test_config)
     app.config.setdefault("SECRET_KEY", None)
@@ -38,29 +33,20 @@ def create_app(test_config: dict | None = None) -> Flask:
     logs.configure(app.config["LOG_LEVEL"])
 
     if app.config["TRUST_PROXY"]:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(PACKAGE_DIR.parent / "migrations"), render_as_batch=True, compare_type=True,
+    migrate.init_app(app, db, directory=str(config.ROOT / "migrations"), render_as_batch=True, compare_type=True,
                      include_object=in_models)
     csrf.init_app(app)
-
-    from tatenpo.platform import auth, i18n, web
-
     login_manager.init_app(app)
-    auth.init_app(app)
-    i18n.init_app(app, babel)
-    web.init_app(app)
 
-    from tatenpo.views import register_blueprints
-
-    register_blueprints(app)
-
-    from tatenpo.cli import register_commands
-
-    register_commands(app)
+    auth.init_app(app)  # login on every page, roles, the first-run guard
+    i18n.init_app(app, babel)  # Japanese by default, English per user
+    web.init_app(app)  # headers, template filters and globals, error pages
+    queueing.init_app(app)  # 即時同期: a committed stock change queues its stores' pushes
+    views.init_app(app)  # the blueprints and the menu
+    cli.init_app(app)  # `flask --app app …` commands
     return app
 
 
@@ -70,10 +56,13 @@ def _sqlite_options(app: Flask) -> None:
         return
     options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     connect_args = dict(options.get("connect_args") or {})
-    # Writers wait for each other (up to 30 s) instead of failing with "database is locked", in a queue that
-    # hands the database on at once rather than SQLite's sleeps (sqlite_writers).
+    # Writers wait for each other (up to 30 s) instead of failing with "database is locked".
     connect_args.setdefault("timeout", 30)
-    connect_args.setdefault("factory", sqlite_writers.Connection)
+    if app.config.get("SQLITE_WRITER_LOCK"):
+        # In a queue that hands the database on at once rather than SQLite's sleeps, where flock exists.
+        factory = sqlite_writers.connection_factory()
+        if factory is not None:
+            connect_args.setdefault("factory", factory)
     options["connect_args"] = connect_args
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 

@@ -14,6 +14,8 @@ from typing import Any, Optional
 from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
+    false,
+    LargeBinary,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -29,6 +31,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from tatenpo.platform.extensions import db
+from tatenpo.stock import rules
 
 
 def utcnow() -> datetime:
@@ -52,30 +55,18 @@ class Role(str, enum.Enum):
     SUPPORT = "support"  # サポートセンター
 
 
-class Mall(str, enum.Enum):
-    """The malls a store can be on; the value is what the CLI and the database use."""
-
-    RAKUTEN = "rakuten"  # RMS Inventory API 2.0
-    RAKUTEN_FTP = "rakuten-ftp"  # CSV upload to /ritem/batch, results in /ritem/logs
-    YAHOO = "yahoo"
-    AMAZON = "amazon"
-    SHOPIFY = "shopify"
-
-    @property
-    def family(self) -> str:
-        """The mall itself, whatever the route (an application covers 楽天市場, not a protocol)."""
-        return "rakuten" if self in (Mall.RAKUTEN, Mall.RAKUTEN_FTP) else self.value
-
-
 class StockChangeKind(enum.IntEnum):
     """Stable integers: history rows outlive any renaming in code."""
 
     MANUAL = 1
     STOCK_CSV = 2
     LISTING_IMPORT = 3
-    ORDER = 4
-    CANCELLATION = 5
+    ORDER = 4  # 受注: 引当数 += n
+    CANCELLATION = 5  # キャンセル before shipping: 引当数 −= n
     CORRECTION = 6
+    SHIPMENT = 7  # 出荷: 在庫数 −= n and 引当数 −= n
+    RESTOCK = 8  # 再入庫 of a cancelled or returned order that had shipped
+    MALL_SALE = 9  # a fall on a mall that no order explained, booked as a sale (説明のない減少)
 
 
 class ApplicationStatus(str, enum.Enum):
@@ -118,6 +109,8 @@ class Store(db.Model):
     __tablename__ = "stores"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # A key of the mall registry (tatenpo.malls), checked there when a store is made: a new mall needs no
+    # migration.
     mall: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(100))
     auto_sync: Mapped[bool] = mapped_column(Boolean, default=False)  # 自動在庫同期区分 使用中/停止中
@@ -138,6 +131,11 @@ class Store(db.Model):
     connection_message: Mapped[Optional[str]] = mapped_column(Text)
     last_drift_check_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
     order_mail_address: Mapped[Optional[str]] = mapped_column(String(254))  # issued on 設定完了
+    # The secret in the store's HTTP door for inbound-mail services (POST /inbound/mail/<token>).
+    inbound_token: Mapped[Optional[str]] = mapped_column(String(64), unique=True)
+    last_order_mail_at: Mapped[Optional[datetime]] = mapped_column(DateTime)  # the route works while mails come
+    # 説明のない減少は販売として扱う: a fall on the mall that no order explains is booked as a sale at once.
+    adopt_unexplained_decrease: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -146,16 +144,9 @@ class Store(db.Model):
     __table_args__ = (
         CheckConstraint("safety_stock >= 0", name="safety_stock"),
         CheckConstraint(
-            "mall in ('rakuten', 'rakuten-ftp', 'yahoo', 'amazon', 'shopify')", name="mall"
-        ),
-        CheckConstraint(
             "sync_interval_seconds is null or sync_interval_seconds >= 10", name="sync_interval"
         ),
     )
-
-    @property
-    def mall_kind(self) -> Mall:
-        return Mall(self.mall)
 
     def __repr__(self) -> str:  # never includes credentials
         return f"<Store {self.id} {self.mall} {self.name!r}>"
@@ -187,8 +178,8 @@ class Product(db.Model):
 
     @property
     def sellable(self) -> int:
-        """販売可能数 = 在庫数 − 引当数 (never below zero)."""
-        return max(0, self.on_hand - self.allocated)
+        """販売可能数 = 在庫数 − 引当数, negative when oversold (売り越し); see tatenpo.stock.rules."""
+        return rules.sellable(self.on_hand, self.allocated)
 
     def refresh_search_text(self) -> None:
         self.search_text = search_key(self.code, self.name)
@@ -231,6 +222,13 @@ class Listing(db.Model):
     reflection_deadline: Mapped[Optional[datetime]] = mapped_column(DateTime)  # stop re-reading after
     reflection_error: Mapped[Optional[str]] = mapped_column(Text)  # e.g. a Rakuten FTP log line
     drifted: Mapped[bool] = mapped_column(Boolean, default=False)  # edited directly on the mall
+    # What the mall should show now by what Tatenpo knows: the last push, less the sales booked since. A push
+    # checks the mall against it first, so it never overwrites a sale whose order has not arrived yet.
+    mall_expected: Mapped[Optional[int]] = mapped_column(Integer)
+    # The mall showed this much less than expected and no order explained it: waiting for the shop's choice.
+    unexplained_decrease: Mapped[Optional[int]] = mapped_column(Integer)
+    # What the mall prints for this item on an order (楽天 商品番号, Yahoo code, a SKU): orders match on it.
+    order_code: Mapped[str] = mapped_column(String(255), default="", server_default="")
     search_text: Mapped[str] = mapped_column(String(1100), default="", index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
@@ -241,6 +239,7 @@ class Listing(db.Model):
     __table_args__ = (
         UniqueConstraint("store_id", "item_code", "variant_code", name="uq_listings_identity"),
         Index("ix_listings_store_code", "store_id", "code"),
+        Index("ix_listings_store_order_code", "store_id", "order_code"),
         CheckConstraint("max_quantity is null or max_quantity >= 0", name="max_quantity"),
     )
 
@@ -264,6 +263,8 @@ class StockHistory(db.Model):
     change: Mapped[int] = mapped_column(Integer)
     quantity_after: Mapped[int] = mapped_column(Integer)
     kind: Mapped[int] = mapped_column(Integer)  # StockChangeKind
+    allocated_change: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # 引当数 moved by an order
+    order_id: Mapped[Optional[int]] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"), index=True)
     user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     note: Mapped[Optional[str]] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
@@ -298,6 +299,8 @@ class SyncEntry(db.Model):
     last_error: Mapped[Optional[str]] = mapped_column(Text)
     lease_until: Mapped[Optional[datetime]] = mapped_column(DateTime)  # claimed by a push until then
     leased_by: Mapped[Optional[str]] = mapped_column(String(100))
+    # First time a push was held back because the mall showed an unexplained decrease (waiting for its order).
+    held_since: Mapped[Optional[datetime]] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -374,7 +377,7 @@ class SupportApplication(db.Model):
     company: Mapped[str] = mapped_column(String(200))  # 会社名
     contact_name: Mapped[str] = mapped_column(String(100))  # ご担当者名
     contact_email: Mapped[Optional[str]] = mapped_column(String(254))  # ご担当者メールアドレス
-    malls: Mapped[list[str]] = mapped_column(JSON, default=list)  # 在庫同期申請モール (Mall.family values)
+    malls: Mapped[list[str]] = mapped_column(JSON, default=list)  # 在庫同期申請モール (tatenpo.malls families)
     application_type: Mapped[str] = mapped_column(String(100))  # 在庫同期申請タイプ
     inquiry: Mapped[Optional[str]] = mapped_column(Text)  # お問合せ内容
     note: Mapped[Optional[str]] = mapped_column(Text)  # 備考
@@ -436,3 +439,111 @@ class Heartbeat(db.Model):
     name: Mapped[str] = mapped_column(String(50), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     detail: Mapped[Optional[str]] = mapped_column(Text)
+
+
+class OrderStatus(str, enum.Enum):
+    """Where a 受注 stands; each move applies its stock rule once (see tatenpo.orders.book)."""
+
+    RECEIVED = "received"  # 受注: its lines allocate (引当数 += n)
+    SHIPPED = "shipped"  # 出荷済み: 在庫数 −= n, 引当数 −= n
+    CANCELLED = "cancelled"  # キャンセル: the allocation is released (and stock restocked if the shop says so)
+
+
+class LineStock(str, enum.Enum):
+    """What one order line has done to its product's stock so far: the rules move it forward exactly once."""
+
+    NONE = "none"  # 未紐付け (no listing matched) or not stock-managed: nothing moved yet
+    ALLOCATED = "allocated"
+    SHIPPED = "shipped"
+    RELEASED = "released"  # cancelled before shipping: the allocation was given back
+    RESTOCKED = "restocked"  # cancelled after shipping and returned to stock (返品・再入庫)
+
+
+class MailStatus(str, enum.Enum):
+    RECEIVED = "received"  # stored, not read yet
+    ORDER = "order"  # read: an order (new, or one already known)
+    IGNORED = "ignored"  # read: not an order (a cancellation notice, a report, an unknown sender …)
+    FAILED = "failed"  # the mall's order mail, but the body could not be read: kept for `orders reparse`
+
+
+class InboundMail(db.Model):
+    """受信メール: a mail that reached a store's issued order-mail address, kept raw before it is read, so a
+    parser bug or a crash loses nothing (`orders reparse` replays it)."""
+
+    __tablename__ = "inbound_mails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[Optional[int]] = mapped_column(ForeignKey("stores.id", ondelete="SET NULL"), index=True)
+    recipient: Mapped[str] = mapped_column(String(254))
+    sender: Mapped[str] = mapped_column(String(254), default="")
+    subject: Mapped[str] = mapped_column(String(500), default="")
+    message_id: Mapped[Optional[str]] = mapped_column(String(500))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    via: Mapped[str] = mapped_column(String(16))  # smtp / http / shell
+    status: Mapped[str] = mapped_column(String(16), default=MailStatus.RECEIVED.value)
+    reason: Mapped[Optional[str]] = mapped_column(Text)  # why ignored or failed
+    order_id: Mapped[Optional[int]] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    read_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+
+    store: Mapped[Optional[Store]] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("status in ('received', 'order', 'ignored', 'failed')", name="status"),
+    )
+
+
+class Order(db.Model):
+    """受注: a sale on a mall, one per mall order number and store, whichever door it came through."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    number: Mapped[str] = mapped_column(String(64))  # 受注番号, as the mall prints it
+    status: Mapped[str] = mapped_column(String(16), default=OrderStatus.RECEIVED.value, index=True)
+    sources: Mapped[list[str]] = mapped_column(JSON, default=list)  # the doors that saw it: mail, api, csv, manual
+    ordered_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    shipped_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    cancelled_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    search_text: Mapped[str] = mapped_column(String(2000), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    store: Mapped[Store] = relationship()
+    lines: Mapped[list["OrderLine"]] = relationship(back_populates="order", order_by="OrderLine.position",
+                                                    cascade="all, delete-orphan")
+
+    __table_args__ = (
+        UniqueConstraint("store_id", "number", name="uq_orders_store_number"),
+        CheckConstraint("status in ('received', 'shipped', 'cancelled')", name="status"),
+    )
+
+
+class OrderLine(db.Model):
+    """One item of a 受注: what the mall printed, and the listing (so the product) it matched, or none (未紐付け)."""
+
+    __tablename__ = "order_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    item_code: Mapped[str] = mapped_column(String(255), default="")  # as printed: 楽天 商品番号, Yahoo code, SKU
+    variant_code: Mapped[str] = mapped_column(String(255), default="")  # 楽天 SKU管理番号, Yahoo sub-code
+    choices: Mapped[str] = mapped_column(String(500), default="")  # 項目・選択肢 lines, "カラー:ブルー / サイズ:M"
+    title: Mapped[str] = mapped_column(String(500), default="")
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[Optional[int]] = mapped_column(Integer)
+    listing_id: Mapped[Optional[int]] = mapped_column(ForeignKey("listings.id", ondelete="SET NULL"), index=True)
+    product_id: Mapped[Optional[int]] = mapped_column(ForeignKey("products.id", ondelete="SET NULL"), index=True)
+    stock: Mapped[str] = mapped_column(String(16), default=LineStock.NONE.value)
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+    listing: Mapped[Optional[Listing]] = relationship()
+    product: Mapped[Optional[Product]] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity"),
+        CheckConstraint("stock in ('none', 'allocated', 'shipped', 'released', 'restocked')", name="stock"),
+    )

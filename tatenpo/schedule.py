@@ -10,9 +10,10 @@ so a lost tick only delays work.
 """
 from rq import cron
 
-from tatenpo import create_app, jobs
+from tatenpo import jobs
+from tatenpo.platform import config
 
-_config = create_app().config
+_config = config.load(config.instance_path())
 _interval = _config["SYNC_INTERVAL_SECONDS"]
 _tick = max(1, min(_interval, int(_config.get("SYNC_TICK_SECONDS", 30))))
 
@@ -20,7 +21,7 @@ cron.register(
     jobs.sweep,
     queue_name="sync",
     interval=_tick,
-    job_timeout=max(60, _interval),
-    result_ttl=600,
+    job_timeout=jobs.sweep.spec.timeout,
+    result_ttl=jobs.sweep.spec.result_ttl,
     name="sweep",
 )

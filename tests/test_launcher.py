@@ -45,7 +45,7 @@ def test_everything_starts_healthy_and_ctrl_c_stops_every_process(tmp_path):
     env.update(
         TATENPO_INSTANCE=str(tmp_path / "instance"),
         PORT=str(port),
-        SANDBOX_HTTP_PORT=str(_free_port()),
+        SANDBOX_HTTP_PORT=str(_free_port()), ORDER_SMTP_PORT=str(_free_port()),
         SANDBOX_FTP_PORT=str(_free_port()),
         SYNC_INTERVAL_SECONDS="60",
         WEB_WORKERS="1",
@@ -101,7 +101,8 @@ def test_children_die_with_a_launcher_that_is_killed_outright(tmp_path):
     for name in ("REDIS_URL", "DATABASE_URL", "TEST_DATABASE_URL"):
         env.pop(name, None)
     env.update(TATENPO_INSTANCE=str(tmp_path / "instance"), PORT=str(port), WEB_WORKERS="1",
-               SANDBOX_HTTP_PORT=str(_free_port()), SANDBOX_FTP_PORT=str(_free_port()))
+               SANDBOX_HTTP_PORT=str(_free_port()), SANDBOX_FTP_PORT=str(_free_port()),
+               ORDER_SMTP_PORT=str(_free_port()))
     launcher = subprocess.Popen([sys.executable, "-m", "tatenpo.platform.launcher"], cwd=ROOT, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     children: list[psutil.Process] = []
@@ -131,7 +132,8 @@ def test_ctrl_c_also_stops_a_job_that_is_running(tmp_path):
         env.pop(name, None)
     instance = tmp_path / "instance"
     env.update(TATENPO_INSTANCE=str(instance), PORT=str(port), WEB_WORKERS="1", STOP_GRACE_SECONDS="2",
-               SANDBOX_HTTP_PORT=str(_free_port()), SANDBOX_FTP_PORT=str(_free_port()))
+               SANDBOX_HTTP_PORT=str(_free_port()), SANDBOX_FTP_PORT=str(_free_port()),
+               ORDER_SMTP_PORT=str(_free_port()))
     launcher = subprocess.Popen([sys.executable, "-m", "tatenpo.platform.launcher"], cwd=ROOT, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen: dict[int, psutil.Process] = {}

@@ -295,10 +295,9 @@ def test_redis_stopped_and_restarted_between_edits_loses_nothing(app, make, sand
 
 EDITOR = r"""
 import random, sys, time
-from tatenpo.jobs import application
+from tatenpo.platform.tasks import application
 from tatenpo.stock import inventory
 from tatenpo.platform.extensions import db
-from tatenpo.sync import queueing  # noqa: F401  (即時同期 on every commit, as in the web process)
 
 app = application()
 product_id, edits, seed = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])

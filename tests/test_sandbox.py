@@ -13,16 +13,17 @@ from pathlib import Path
 
 import requests
 
-from tatenpo.malls import CREDENTIAL_FIELDS
+from tatenpo.malls import CONNECTORS
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_a_new_sandbox_store_issues_exactly_the_credentials_tatenpo_asks_for(sandbox):
-    for mall, fields in CREDENTIAL_FIELDS.items():
+    for connector in CONNECTORS:
+        mall = connector.key
         store = sandbox.create_store(mall, items=3)
         assert store["mall"] == mall
-        assert set(store["credentials"]) == {f.key for f in fields}
+        assert set(store["credentials"]) == {f.key for f in connector.credential_fields}
         assert all(store["credentials"].values())
         if mall == "rakuten-ftp":
             assert store["endpoint"] == f"ftp://127.0.0.1:{sandbox.ftp_port}"

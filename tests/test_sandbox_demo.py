@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from tatenpo.malls import CREDENTIAL_FIELDS, connector_for
+from tatenpo.malls import connector_for, keys
 from tatenpo.platform import demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_first_start_creates_one_demo_store_per_mall_and_later_starts_add_none(tmp_path, monkeypatch):
     monkeypatch.setenv("SANDBOX_DB", str(tmp_path / "sandbox.db"))
     created = demo.create_demo_stores()
-    assert sorted(s["mall"] for s in created) == sorted(CREDENTIAL_FIELDS)
+    assert sorted(s["mall"] for s in created) == sorted(keys())
     assert demo.create_demo_stores() == []
     lines = demo.banner_lines()
     assert lines[0].endswith("http://127.0.0.1:5001/")

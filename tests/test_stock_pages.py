@@ -203,7 +203,7 @@ def test_typing_a_search_refreshes_only_the_table(client, auth, make):
 def test_what_the_shop_and_the_malls_wrote_is_shown_as_text_never_as_markup(app, client, auth, make):
     # The product rows are built in Python (views/row_html.py), outside Jinja's autoescaping.
     store = make.store(mall="rakuten", name='<b>"楽天"</b>')
-    product = make.product(code="X&<1>", name="<script>alert('x')</script>", stock_managed=False)
+    product = make.product(code="X&<1>", name="<script>alert('x')</script>")
     listing = make.listing(store, product, code='L"><img src=x>')
     make.attempt(store, listing, ok=False, message="'\"><svg onload=alert(1)>")
     auth.login()

@@ -12,7 +12,8 @@ import pytest
 from rq import Queue, SimpleWorker
 from sqlalchemy import func, select, update
 
-from tatenpo.models import Listing, Mall, Product, Store, SyncAttempt, SyncEntry, SyncRun, utcnow
+from tatenpo.malls import family_of
+from tatenpo.models import Listing, Product, Store, SyncAttempt, SyncEntry, SyncRun, utcnow
 from tatenpo.platform.extensions import db
 from tatenpo.stock import inventory
 from tatenpo.sync import push, queueing, readback
@@ -28,7 +29,7 @@ class Shop:
         self.store = make.store(mall=mall, endpoint=self.remote["endpoint"], secrets=self.remote["credentials"],
                                 **store_fields)
         if applied:
-            make.application(malls=(Mall(mall).family,))
+            make.application(malls=(family_of(mall),))
         self.items = sandbox.items(self.remote["id"])
         # One transaction for the whole catalog (a thousand items in a second, not one commit each).
         with app.app_context():
@@ -471,7 +472,7 @@ def test_the_sweep_queues_read_backs_waiting_and_hourly_drift_checks_and_a_worke
         db.session.expire_all()
         assert db.session.get(Listing, shop.listings[0].id).reflected is True
         assert readback.drift_due(db.session.get(Store, shop.store.id)) is False
-        assert jobs.sweep() == {"push": [], "read_back": [], "drift": [], "prune": False}
+        assert jobs.sweep() == {"push": [], "read_back": [], "drift": [], "mails": [], "prune": False}
 
 
 def test_sync_run_in_the_shell_pushes_and_prints_the_run(app, make, sandbox, runner):

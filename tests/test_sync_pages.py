@@ -14,7 +14,7 @@ from tatenpo.models import Heartbeat, SyncAttempt, SyncEntry, SyncRun, utcnow
 from tatenpo.platform import health
 from tatenpo.platform.extensions import db
 from tatenpo.stock import inventory
-from tatenpo.sync import push_store
+from tatenpo.sync.push import push_store
 
 
 def _changed_listing(app, make, *, mall="rakuten", quantity=7, **store_fields):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tatenpo.cli import emit, fail
+from tatenpo.cli.output import emit, fail
 from tatenpo.listings import detect, importer, uploads
 from tatenpo.listings.reading import FileProblem
 from tatenpo.models import ImportJob, Store

@@ -5,7 +5,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from tatenpo.cli import emit, fail
+from tatenpo.cli.output import emit, fail
 from tatenpo.models import Listing, Product, StockChangeKind, SyncEntry
 from tatenpo.platform.extensions import db
 from tatenpo.stock import inventory

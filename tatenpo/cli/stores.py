@@ -4,8 +4,9 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from tatenpo.cli import emit, fail
-from tatenpo.models import Mall, Store
+from tatenpo import malls
+from tatenpo.cli.output import emit, fail
+from tatenpo.models import Store
 from tatenpo.platform import credentials
 from tatenpo.platform.extensions import db
 from tatenpo.setup import stores
@@ -34,7 +35,7 @@ def register(app) -> None:
         """EC sites (stores)."""
 
     @group.command("add")
-    @click.option("--mall", required=True, type=click.Choice([m.value for m in Mall]))
+    @click.option("--mall", required=True, type=click.Choice(malls.keys()))
     @click.option("--name", required=True)
     @click.option("--endpoint", help="Base URL of the mall's API (a sandbox store's endpoint, for example).")
     @click.option("--credential", "credential_pairs", multiple=True, metavar="KEY=VALUE")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from tatenpo.cli import emit, fail
+from tatenpo.cli.output import emit, fail
 from tatenpo.models import SupportApplication
 from tatenpo.platform.extensions import db
 from tatenpo.setup import support_center

@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from tatenpo.cli import emit, fail
+from tatenpo.cli.output import emit, fail
 from tatenpo.models import Store, SyncEntry
 from tatenpo.platform.extensions import db
-from tatenpo.sync import push, queueing, retention, status
+from tatenpo.sync import retention, runner, status
 
 
 def _store(store_id: int) -> Store:
@@ -20,14 +20,9 @@ def _store(store_id: int) -> Store:
 
 def _push(store_id: int) -> dict:
     """One push of one store, taking the same per-store lock as the worker (never two at once)."""
-    lock = queueing.store_lock(store_id)
-    if not lock.acquire(blocking=True, blocking_timeout=60):
+    outcome = runner.push_locked(store_id, "cli", wait_seconds=60)
+    if outcome is None:
         fail(f"store {store_id}: another push is still running; try again in a minute")
-    try:
-        push.close_interrupted(store_id)
-        outcome = push.push_store(store_id, "cli", keepalive=queueing.keepalive(lock))
-    finally:
-        queueing.release_lock(lock)
     if outcome.run is None:
         return {"store_id": store_id, "status": "nothing", "total": 0}
     return status.run_data(outcome.run)

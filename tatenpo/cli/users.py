@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 from flask import current_app
 
-from tatenpo.cli import fail
+from tatenpo.cli.output import fail
 from tatenpo.platform import auth
 from tatenpo.platform.extensions import db
 

@@ -16,7 +16,7 @@ Reader = Callable[[list[Table], Problems, dict[str, Any]], Iterator[Record]]
 class Format:
     name: str  # stable id: CLI --format, ImportJob.format
     label: Any  # lazy string shown to the shop
-    malls: tuple[str, ...]  # Mall values this file comes from
+    malls: tuple[str, ...]  # the Store.mall keys (tatenpo.malls) this file comes from
     matches: Callable[[Columns, dict[str, Any]], bool]
     read: Reader
     multi_file: bool = False  # read several files together (Rakuten's item.csv + select.csv)

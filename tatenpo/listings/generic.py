@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from tatenpo.listings.base import Format, Overrides
 from tatenpo.listings.reading import Columns, Table, cell
 from tatenpo.listings.records import Problems, Record, read_quantity
+from tatenpo.malls import keys as mall_keys
 
 SETTINGS_KEY = "generic_csv"
 FIELDS = ("item_code", "variant_code", "code", "title", "quantity")
@@ -70,7 +71,7 @@ def read(tables: list[Table], problems: Problems, settings: dict[str, Any]) -> I
 FORMAT = Format(
     name="generic",
     label=_l("Other CSV (columns mapped by you)"),
-    malls=("rakuten", "rakuten-ftp", "yahoo", "amazon", "shopify"),
+    malls=tuple(mall_keys()),  # any mall: the shop maps the columns
     matches=matches,
     read=read,
 )

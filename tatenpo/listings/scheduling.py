@@ -1,7 +1,7 @@
 """Putting an import's listings on the sync schedule at once, by the rules of tatenpo.stock.inventory.
 
 inventory.schedule and inventory.pushed_quantity read a few attributes of a listing; for 100,000 listings an
-ORM object each is the slow part, so these helpers hand them inventory.ListingState rows (one query per
+ORM object each is the slow part, so these helpers hand them inventory.PushableListing rows (one query per
 900 listings).
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ def schedule(ids: list[int], stores: dict[int, Store]) -> int:
     """inventory.schedule for these listings (the upsert that bumps an open entry's version)."""
     count = 0
     for start in range(0, len(ids), CHUNK):
-        count += inventory.schedule(inventory.listing_states(Listing.id.in_(ids[start : start + CHUNK]), stores))
+        count += inventory.schedule(inventory.pushable_listings(Listing.id.in_(ids[start : start + CHUNK]), stores))
     return count
 
 
@@ -29,7 +29,7 @@ def schedule_new(bulk: BulkWriter, store: Store, ids: list[int], now) -> int:
     stores = {store.id: store}
     for start in range(0, len(ids), CHUNK):
         rows = []
-        for state in inventory.listing_states(Listing.id.in_(ids[start : start + CHUNK]), stores):
+        for state in inventory.pushable_listings(Listing.id.in_(ids[start : start + CHUNK]), stores):
             quantity = inventory.pushed_quantity(state)
             if quantity is not None:
                 rows.append((state.id, store.id, quantity, 1, now, 0, now, now))

@@ -11,11 +11,13 @@ from urllib.parse import quote
 
 import requests
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from tatenpo.malls.base import (
     HINT_ITEM,
     HINT_LOGIN,
     Connector,
+    CredentialField,
     ItemRef,
     ItemResult,
     LoginCheck,
@@ -28,7 +30,6 @@ from tatenpo.malls.http import HttpClient, Pace, server_trouble
 from tatenpo.malls.pacing import Pacer, account_key
 from tatenpo.malls.tokens import TokenSource
 
-DEFAULT_ENDPOINT = "https://sellingpartnerapi-fe.amazon.com"
 TOKEN_URL = "https://api.amazon.com/auth/o2/token"
 SANDBOX_TOKEN_PATH = "/auth/o2/token"  # under a non-default endpoint (the sandbox) [inferred for others]
 JAPAN = "A1VC38T7YXB528"
@@ -44,14 +45,28 @@ def _error_text(response: requests.Response) -> str:
 
 
 class AmazonConnector(Connector):
-    mall = "amazon"
+    key = "amazon"
+    label = "Amazon.co.jp"
+    family = "amazon"
+    family_name = "Amazon"
+    default_endpoint = "https://sellingpartnerapi-fe.amazon.com"
+    credential_fields = (
+        CredentialField("seller_id", _l("Seller ID (merchant token)"), secret=False),
+        CredentialField("access_token", _l("SP-API access token"), required=False,
+                        help=_l("The Login with Amazon access token (x-amz-access-token). It lasts an hour: also "
+                                "enter the LWA client ID, secret and refresh token so Tatenpo renews it.")),
+        CredentialField("client_id", _l("LWA client ID"), secret=False, required=False),
+        CredentialField("client_secret", _l("LWA client secret"), required=False),
+        CredentialField("refresh_token", _l("Refresh token"), required=False),
+    )
+    preparation = _l("Amazon: a Selling Partner API (SP-API) app authorised for your seller account.")
     # Items per push(): Amazon takes one SKU per patchListingsItem, so push() loops; 20 SKUs are ~4 s at 5/s,
     # short enough for the sync engine's lease and long enough not to cost a database round per SKU.
     max_batch = 20
 
     def __init__(self, endpoint: Optional[str], credentials: dict, redis=None, timeout: float = 20,
                  retries: int = 3, backoff: float = 1.0) -> None:
-        self.base = (endpoint or DEFAULT_ENDPOINT).rstrip("/") + "/listings/2021-08-01/items"
+        self.base = (endpoint or self.default_endpoint).rstrip("/") + "/listings/2021-08-01/items"
         self.seller_id = credentials.get("seller_id", "")
         token_url = endpoint.rstrip("/") + SANDBOX_TOKEN_PATH if endpoint else TOKEN_URL
         self.tokens = TokenSource(NAME, token_url, credentials, redis, timeout)

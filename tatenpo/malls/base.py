@@ -25,8 +25,9 @@ Such a connector cannot read stock (`can_read = False`): the log is the check of
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, ClassVar, Optional, Sequence
 
 from flask_babel import lazy_gettext as _l
 
@@ -117,12 +118,29 @@ class MallError(Exception):
 
 
 class Connector(ABC):
-    """One store's connection to its mall."""
+    """One store's connection to its mall. The class also declares what the rest of Tatenpo knows about that
+    mall (its key, names, address, credentials, options); tatenpo.malls registers the classes."""
 
-    mall: str  # tatenpo.models.Mall value
+    key: ClassVar[str]  # Store.mall: stored in the database, so it never changes
+    label: ClassVar[str]  # how the settings pages name a store's mall and route, e.g. 楽天市場 (RMS API)
+    family: ClassVar[str]  # the mall itself, whatever the route: what a support application covers
+    family_name: ClassVar[str]  # the mall's own name (楽天市場), shown untranslated in every language
+    default_endpoint: ClassVar[Optional[str]]  # the real mall's address, for a store without an endpoint
+    endpoint_schemes: ClassVar[tuple[str, ...]] = ("http", "https")  # what a store's own endpoint may use
+    credential_fields: ClassVar[tuple[CredentialField, ...]]  # the settings form's fields, `--credential` keys
+    preparation: ClassVar[Any]  # what the shop needs from the mall before connecting (setup guide, step 2)
+    # App config key → connector option: operators (and tests) may tune these; unset, the defaults apply.
+    config_options: ClassVar[Mapping[str, str]] = {"MALL_RETRIES": "retries", "MALL_BACKOFF_SECONDS": "backoff"}
+
     max_batch: int  # items per push() call: the mall's batch size (Amazon: 20 SKUs, one request each inside)
     can_read: bool = True  # False: read() cannot tell quantities (Rakuten FTP); see the module docstring
     deferred: bool = False  # True: submit()/collect() exist; see the module docstring
+
+    @classmethod
+    def options_from(cls, store_settings: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+        """The options a store's connector takes besides its credentials: the app's tuning (`config`) and what
+        the store itself hands over from its settings (none, unless a connector says otherwise)."""
+        return {option: config[name] for name, option in cls.config_options.items() if config.get(name) is not None}
 
     @abstractmethod
     def check_login(self) -> LoginCheck:

@@ -11,12 +11,14 @@ from typing import Optional
 
 import requests
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from tatenpo.malls.base import (
     HINT_APPLICATION,
     HINT_ITEM,
     HINT_LOGIN,
     Connector,
+    CredentialField,
     ItemRef,
     ItemResult,
     LoginCheck,
@@ -28,7 +30,6 @@ from tatenpo.malls.base import (
 from tatenpo.malls.http import HttpClient, Pace, server_trouble
 from tatenpo.malls.pacing import Pacer, account_key
 
-DEFAULT_ENDPOINT = "https://api.rms.rakuten.co.jp"
 UPSERT_RATE = 1.0
 GET_RATE = 5.0
 MAX_QUANTITY = 99999
@@ -45,16 +46,28 @@ def _errors(response: requests.Response) -> list[dict]:
 
 
 class RakutenConnector(Connector):
-    mall = "rakuten"
+    key = "rakuten"
+    label = "楽天市場 (RMS API)"
+    family = "rakuten"
+    family_name = "楽天市場"
+    default_endpoint = "https://api.rms.rakuten.co.jp"
+    credential_fields = (
+        CredentialField("service_secret", _l("RMS serviceSecret"),
+                        help=_l("RMS › 店舗様向け情報・サービス › WEB APIサービス › 利用設定")),
+        CredentialField("license_key", _l("RMS licenseKey"),
+                        help=_l("The license key expires periodically; enter the new one when RMS renews it.")),
+    )
+    preparation = _l("楽天市場: RMS WEB SERVICE enabled, with its serviceSecret and licenseKey (the licence key "
+                     "expires every 3 months).")
     max_batch = 400
     read_batch = 1000
 
     def __init__(self, endpoint: Optional[str], credentials: dict, redis=None, timeout: float = 20,
                  retries: int = 3, backoff: float = 1.0) -> None:
-        self.base = (endpoint or DEFAULT_ENDPOINT).rstrip("/") + "/es/2.0/inventories"
+        self.base = (endpoint or self.default_endpoint).rstrip("/") + "/es/2.0/inventories"
         self.secret = credentials.get("service_secret", "")
-        self.key = credentials.get("license_key", "")
-        token = base64.b64encode(f"{self.secret}:{self.key}".encode()).decode()
+        self.license_key = credentials.get("license_key", "")
+        token = base64.b64encode(f"{self.secret}:{self.license_key}".encode()).decode()
         self.http = HttpClient(NAME, Pacer(redis), timeout, retries, backoff)
         self.http.session.headers.update({"Authorization": f"ESA {token}",
                                           "Content-Type": "application/json; charset=utf-8"})
@@ -88,7 +101,7 @@ class RakutenConnector(Connector):
                          transient=False, code=f"http-{response.status_code}")
 
     def _missing_credentials(self) -> Optional[MallError]:
-        if not self.secret or not self.key:
+        if not self.secret or not self.license_key:
             return MallError(_("Enter the RMS serviceSecret and licenseKey in the EC site settings."),
                              transient=False, hint=HINT_LOGIN, code="no-credentials")
         return None

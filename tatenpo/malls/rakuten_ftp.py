@@ -22,17 +22,20 @@ import io
 import secrets
 import socket
 import time
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Optional
+from typing import Any, ClassVar, Optional
 from urllib.parse import urlparse
 
 import paramiko
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from tatenpo.malls.base import (
     HINT_ITEM,
     HINT_LOGIN,
     Connector,
+    CredentialField,
     ItemRef,
     ItemResult,
     LoginCheck,
@@ -42,7 +45,6 @@ from tatenpo.malls.base import (
 )
 from tatenpo.malls.pacing import sleep_backoff
 
-DEFAULT_ENDPOINT = "sftp://upload.rakuten.ne.jp:22"
 BATCH_DIR = "/ritem/batch"
 LOGS_DIR = "/ritem/logs"
 CLEAN = "エラーはありません"
@@ -51,6 +53,7 @@ MAX_QUANTITY = 99999
 JST = timezone(timedelta(hours=9))
 NAME = "楽天FTP"
 ITEM_PROBLEMS = ("見つかりません", "登録済み")  # the log lines that mean the item differs between the mall and us
+TRUSTED_HOST_KEY = "sftp_host_key"  # the store setting holding the SFTP host key it trusts
 
 
 class _FtpSession:
@@ -159,7 +162,24 @@ TRANSFER_ERRORS = (OSError, EOFError, ftplib.Error, paramiko.SSHException)
 
 
 class RakutenFtpConnector(Connector):
-    mall = "rakuten-ftp"
+    key = "rakuten-ftp"
+    label = "楽天市場 (FTP/CSV)"
+    family = "rakuten"
+    family_name = "楽天市場"
+    default_endpoint = "sftp://upload.rakuten.ne.jp:22"  # SFTP today; ftp://…:21 in older setups
+    endpoint_schemes = ("sftp", "ftp")
+    credential_fields = (
+        CredentialField("ftp_user", _l("Stock sync login ID"), secret=False,
+                        help=_l("The FTP account of RMS (the upload server's login ID).")),
+        CredentialField("ftp_password", _l("Stock sync login password")),
+    )
+    preparation = _l("楽天市場 (CSV route): an FTP account for the item batch folder (the login ID and password you "
+                     "enter in step 5).")
+    config_options: ClassVar[Mapping[str, str]] = {
+        **Connector.config_options,
+        "RAKUTEN_FTP_LOG_POLL_SECONDS": "log_poll_seconds",
+        "RAKUTEN_FTP_LOG_WAIT_SECONDS": "log_wait_seconds",
+    }
     max_batch = 50_000  # RMS' limit for one legacy upload; kept for the SKU format too
     can_read = False
     deferred = True
@@ -167,7 +187,7 @@ class RakutenFtpConnector(Connector):
     def __init__(self, endpoint: Optional[str], credentials: dict, redis=None, timeout: float = 20,
                  retries: int = 3, backoff: float = 1.0, log_poll_seconds: float = 10.0,
                  log_wait_seconds: float = 300.0, host_key: Optional[str] = None) -> None:
-        url = urlparse(endpoint or DEFAULT_ENDPOINT)
+        url = urlparse(endpoint or self.default_endpoint)
         self.secure = url.scheme == "sftp"
         self.host = url.hostname or "upload.rakuten.ne.jp"
         self.port = url.port or (22 if self.secure else 21)
@@ -180,6 +200,11 @@ class RakutenFtpConnector(Connector):
         self.log_wait_seconds = log_wait_seconds
         self.host_key = host_key  # the SFTP host key the store trusts (None: not known yet)
         self.presented_host_key: Optional[str] = None
+
+    @classmethod
+    def options_from(cls, store_settings: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+        """Besides the app's tuning, the SFTP host key the store trusts (None until its first 接続テスト)."""
+        return {**super().options_from(store_settings, config), "host_key": store_settings.get(TRUSTED_HOST_KEY)}
 
     # FTP --------------------------------------------------------------------------------------
 

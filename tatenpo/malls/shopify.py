@@ -13,11 +13,13 @@ from typing import Any, Optional
 
 import requests
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from tatenpo.malls.base import (
     HINT_ITEM,
     HINT_LOGIN,
     Connector,
+    CredentialField,
     ItemRef,
     ItemResult,
     LoginCheck,
@@ -76,7 +78,18 @@ def _gid(value: str, prefix: str) -> Optional[str]:
 
 
 class ShopifyConnector(Connector):
-    mall = "shopify"
+    key = "shopify"
+    label = "Shopify"
+    family = "shopify"
+    family_name = "Shopify"
+    default_endpoint = None  # https://<shop>.myshopify.com, from the shop domain
+    credential_fields = (
+        CredentialField("shop", _l("Shop domain"), secret=False,
+                        help=_l("The part before .myshopify.com (e.g. my-shop).")),
+        CredentialField("access_token", _l("Admin API access token"),
+                        help=_l("From a custom app with the write_inventory and read_inventory scopes.")),
+    )
+    preparation = _l("Shopify: a custom app with an Admin API access token that may read and write inventory.")
     max_batch = 250
 
     def __init__(self, endpoint: Optional[str], credentials: dict, redis=None, timeout: float = 20,

@@ -11,11 +11,13 @@ from typing import Optional
 
 import requests
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from tatenpo.malls.base import (
     HINT_ITEM,
     HINT_LOGIN,
     Connector,
+    CredentialField,
     ItemRef,
     ItemResult,
     LoginCheck,
@@ -28,7 +30,6 @@ from tatenpo.malls.http import HttpClient, Pace, server_trouble
 from tatenpo.malls.pacing import Pacer, account_key
 from tatenpo.malls.tokens import TokenSource
 
-DEFAULT_ENDPOINT = "https://circus.shopping.yahooapis.jp"
 TOKEN_URL = "https://auth.login.yahoo.co.jp/yconnect/v2/token"
 SANDBOX_TOKEN_PATH = "/yconnect/v2/token"  # under a non-default endpoint (the sandbox) [inferred for others]
 RATE = 1.0  # per URL
@@ -57,12 +58,27 @@ def _child(element: ET.Element, name: str) -> Optional[str]:
 
 
 class YahooConnector(Connector):
-    mall = "yahoo"
+    key = "yahoo"
+    label = "Yahoo!ショッピング"
+    family = "yahoo"
+    family_name = "Yahoo!ショッピング"
+    default_endpoint = "https://circus.shopping.yahooapis.jp"
+    credential_fields = (
+        CredentialField("seller_id", _l("Seller ID (store account)"), secret=False),
+        CredentialField("access_token", _l("Access token"), required=False,
+                        help=_l("Yahoo! ID連携 access token of the store API. It lasts an hour: also enter the "
+                                "client ID, secret and refresh token so Tatenpo renews it.")),
+        CredentialField("client_id", _l("Client ID (application ID)"), secret=False, required=False),
+        CredentialField("client_secret", _l("Client secret"), required=False),
+        CredentialField("refresh_token", _l("Refresh token"), required=False),
+    )
+    preparation = _l("Yahoo!ショッピング: an application registered for the Store API, and an access token for your "
+                     "store.")
     max_batch = 1000
 
     def __init__(self, endpoint: Optional[str], credentials: dict, redis=None, timeout: float = 20,
                  retries: int = 3, backoff: float = 1.0) -> None:
-        self.base = (endpoint or DEFAULT_ENDPOINT).rstrip("/") + "/ShoppingWebService/V1"
+        self.base = (endpoint or self.default_endpoint).rstrip("/") + "/ShoppingWebService/V1"
         self.seller_id = credentials.get("seller_id", "")
         token_url = endpoint.rstrip("/") + SANDBOX_TOKEN_PATH if endpoint else TOKEN_URL
         self.tokens = TokenSource(NAME, token_url, credentials, redis, timeout, basic_auth=True)

@@ -14,7 +14,7 @@ from tatenpo.models import Role, User, utcnow
 from tatenpo.platform.extensions import db, login_manager
 
 # Reachable without any user (first run) or without login.
-PUBLIC_ENDPOINTS = {"static", "auth.setup", "auth.login", "health.healthz"}
+PUBLIC_ENDPOINTS = {"static", "auth.setup", "auth.login", "health.healthz", "inbound.receive_mail"}
 
 # After this many failures in a row an account waits before the next try: 2 s, 4 s, … up to 15 minutes.
 FREE_FAILURES = 5

@@ -1,4 +1,5 @@
-"""Configuration: defaults, then the environment, then instance/config.py (loaded by the factory).
+"""Configuration: defaults, then the environment, then instance/config.py (`load`, used by the factory and
+by the scheduler, which needs the settings without building an app).
 
 Only `DATABASE_URL` and `REDIS_URL` are needed to move from the embedded default (SQLite and an
 embedded Redis under instance/) to PostgreSQL and a shared Redis server.
@@ -7,6 +8,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from flask import Config
+
+# The repository: tatenpo/platform/config.py
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _int_env(name: str, default: int) -> int:
@@ -67,8 +73,30 @@ def defaults(instance_path: str) -> dict:
         "MAIL_PORT": _int_env("MAIL_PORT", 25),
         "MAIL_FROM": os.environ.get("MAIL_FROM", "tatenpo@localhost"),
         "ORDER_MAIL_DOMAIN": os.environ.get("ORDER_MAIL_DOMAIN", "orders.tatenpo.local"),
+        # The order-mail receiver (自動受注メール取込): where it listens, and the largest mail it keeps.
+        "ORDER_SMTP_HOST": os.environ.get("ORDER_SMTP_HOST", "127.0.0.1"),
+        "ORDER_SMTP_PORT": _int_env("ORDER_SMTP_PORT", 2525),
+        "ORDER_MAIL_MAX_BYTES": _int_env("ORDER_MAIL_MAX_MB", 10) * 1024 * 1024,
+        # A push never overwrites a fall on the mall that no order explains: it waits this long for the order.
+        "ORDER_WAIT_SECONDS": _int_env("ORDER_WAIT_SECONDS", 600),
+        "ORDER_MAIL_SILENCE_DAYS": _int_env("ORDER_MAIL_SILENCE_DAYS", 3),
         "SANDBOX_URL": os.environ.get(
             "SANDBOX_URL", "http://127.0.0.1:%s" % os.environ.get("SANDBOX_HTTP_PORT", "5001")
         ),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        # SQLite writers queue in a file lock (platform/sqlite_writers); `make run` turns it on for its SQLite.
+        "SQLITE_WRITER_LOCK": _bool_env("SQLITE_WRITER_LOCK"),
     }
+
+
+def instance_path() -> str:
+    """The instance folder: TATENPO_INSTANCE, else instance/ beside the code."""
+    return os.environ.get("TATENPO_INSTANCE") or str(ROOT / "instance")
+
+
+def load(instance: str) -> Config:
+    """The defaults, then instance/config.py when present: what the app runs with before test overrides."""
+    config = Config(instance)
+    config.from_mapping(defaults(instance))
+    config.from_pyfile("config.py", silent=True)
+    return config

@@ -57,12 +57,11 @@ def prepare(app) -> None:
         create_demo_stores()
 
 
-def extra_processes(python: str) -> list:
-    from tatenpo.platform.launcher import Child
-
+def extra_processes(python: str) -> list[tuple[str, list[str]]]:
+    """The processes `make run` starts beside the app for a trial: (name, command line)."""
     if not sandbox_available():
         return []
-    return [Child("sandbox", [python, "-m", "sandbox"])]
+    return [("sandbox", [python, "-m", "sandbox"])]
 
 
 def banner_lines() -> list[str]:

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+from flask_migrate import upgrade
 
 from tatenpo import create_app
-from tatenpo.platform import embedded_redis
+from tatenpo.platform import config, demo, embedded_redis
 from tatenpo.platform.config import embedded_redis_socket
 from tatenpo.platform.redis_conn import DEFERRED_QUEUE, QUEUE_NAMES
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository: tatenpo/platform/launcher.py
+ROOT = config.ROOT
 BIN = Path(sys.executable).parent
 
 
@@ -108,16 +109,19 @@ def main() -> int:
         instance = env["TATENPO_INSTANCE"]
         redis_process = embedded_redis.start(Path(instance) / "redis", embedded_redis_socket(instance))
         env["REDIS_URL"] = "unix://" + embedded_redis_socket(instance)
+    if not env.get("DATABASE_URL"):
+        # Every process of the SQLite default queues its writes (sqlite_writers) rather than sleep-polling.
+        env.setdefault("SQLITE_WRITER_LOCK", "1")
     os.environ.update(env)
 
     app = create_app()
     with app.app_context():
-        from flask_migrate import upgrade
-
         upgrade()
-        from tatenpo.platform import demo
-
         demo.prepare(app)
+    smtp_host, smtp_port = app.config["ORDER_SMTP_HOST"], app.config["ORDER_SMTP_PORT"]
+    smtp_shown = "127.0.0.1" if smtp_host in ("0.0.0.0", "::", "") else smtp_host
+    # Sandbox purchases send their order mails to the receiver, as a mall does to the issued address.
+    env.setdefault("SANDBOX_SMTP_URL", f"smtp://{smtp_shown}:{smtp_port}")
 
     python = str(BIN / "python")
     children = [
@@ -129,8 +133,9 @@ def main() -> int:
         Child("worker", [python, "worker.py", "--queues", ",".join(q for q in QUEUE_NAMES if q != DEFERRED_QUEUE)]),
         Child("worker-deferred", [python, "worker.py", "--queues", DEFERRED_QUEUE]),
         Child("scheduler", [str(BIN / "rq"), "cron", "tatenpo.schedule", "--url", env["REDIS_URL"], "--path", str(ROOT)]),
+        Child("mail", [python, "-m", "tatenpo.orders.smtp_receiver"]),  # 自動受注メール取込 over SMTP
     ]
-    children += demo.extra_processes(python)
+    children += [Child(name, args) for name, args in demo.extra_processes(python)]
 
     stopping = False
 
@@ -149,6 +154,9 @@ def main() -> int:
         if _wait_for_port(host, port, 60):
             shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
             print(f"\n  Tatenpo is running: http://{shown}:{port}/   (Ctrl-C stops everything)\n", flush=True)
+            if _wait_for_port(smtp_shown, smtp_port, 30):
+                print(f"  Order mails (SMTP): smtp://{smtp_shown}:{smtp_port} — the malls' mails to the issued addresses\n",
+                      flush=True)
             for line in demo.banner_lines():
                 print("  " + line, flush=True)
         while not stopping:

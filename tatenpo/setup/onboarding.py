@@ -7,13 +7,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import and_, exists, func, not_, or_, select
 
+from tatenpo import malls as mall_registry
 from tatenpo.models import (
     ApplicationStatus,
     ImportJob,
+    InboundMail,
     Listing,
-    Mall,
+    MailStatus,
     StockChangeKind,
     StockHistory,
     Store,
@@ -21,6 +23,15 @@ from tatenpo.models import (
     SyncAttempt,
 )
 from tatenpo.platform.extensions import db
+
+# Where the shop registers its order-mail address in each mall, by mall family: the malls' own screen names,
+# the same in every language (docs/malls/order-mails.md gives the sources).
+ORDER_MAIL_SETTING = {
+    "rakuten": "RMS › 店舗設定 › 基本情報設定 › 店舗・企業詳細情報 › 注文確認メール送り先メールアドレス",
+    "yahoo": "ストアクリエイターPro › 設定 › 通知設定",
+    "amazon": "セラーセントラル › 設定 › 通知の設定",
+    "shopify": "設定 › 通知 › スタッフ通知",
+}
 
 # The seed's steps, in order. The page gives each its words and its link.
 STEP_KEYS = ("apply", "mall_setup", "prepare_data", "import", "sync_settings", "edit_stock", "history", "reflected")
@@ -63,10 +74,37 @@ class Progress:
         return next((s for s in self.steps if s.current), None)
 
 
+@dataclass
+class MailRoute:
+    """A store's order-mail route for step 1: its issued address, where the mall takes it, and whether a mail
+    from the mall has come through it."""
+
+    address: str
+    where: Optional[str]
+    confirmed: bool
+
+
+def mail_route(store: Store) -> Optional[MailRoute]:
+    """None until support issues the store an address (設定完了)."""
+    if not store.order_mail_address:
+        return None
+    # Confirmed by a mail the mall itself sent: an order, or a notice of the mall read as not an order. A test
+    # mail (or anyone else's) is read as unknown-sender, and another mall's mail (wrong-mall) means the address
+    # was registered in the wrong mall, so neither proves the route.
+    from_the_mall = or_(
+        InboundMail.status == MailStatus.ORDER.value,
+        and_(InboundMail.status == MailStatus.IGNORED.value,
+             not_(InboundMail.reason.startswith("unknown-sender")), not_(InboundMail.reason.startswith("wrong-mall"))),
+    )
+    confirmed = db.session.scalar(select(exists().where(InboundMail.store_id == store.id, from_the_mall)))
+    return MailRoute(address=store.order_mail_address,
+                     where=ORDER_MAIL_SETTING.get(mall_registry.family_of(store.mall)), confirmed=bool(confirmed))
+
+
 def application_state(mall: Optional[str]) -> Optional[str]:
     """The best status among applications covering the mall (any mall when None): completed beats pending
     beats returned; None when there is no application at all."""
-    family = Mall(mall).family if mall else None
+    family = mall_registry.family_of(mall) if mall else None
     seen: set[str] = set()
     for malls, status in db.session.execute(select(SupportApplication.malls, SupportApplication.status)):
         if family is None or family in (malls or []):
@@ -128,7 +166,7 @@ def progress(store: Optional[Store]) -> Progress:
         reflected_count > 0,
     ]
     facts = {
-        "apply": {"application": application},
+        "apply": {"application": application, "mail_route": mail_route(store)},
         "mall_setup": {"connection_ok": store.connection_ok, "message": store.connection_message,
                        "checked_at": store.connection_checked_at},
         "import": {"listings": listing_count, "linked": linked_count},

@@ -2,12 +2,15 @@
 自動在庫同期区分) re-schedules the store's listings in the same transaction."""
 from __future__ import annotations
 
-from typing import Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import update
 
-from tatenpo.models import Mall, Store, SyncEntry, utcnow
+from tatenpo import malls
+from tatenpo.malls.rakuten_ftp import TRUSTED_HOST_KEY
+from tatenpo.models import Store, SyncEntry, utcnow
 from tatenpo.platform import credentials
 from tatenpo.platform.extensions import db
 from tatenpo.stock import inventory
@@ -19,13 +22,13 @@ class StoreError(ValueError):
         self.message = message
 
 
-def parse_mall(value: str) -> Mall:
-    try:
-        return Mall(value)
-    except ValueError:
+def parse_mall(value: str) -> str:
+    """The store's mall key, checked against the registry of malls."""
+    if value not in malls.keys():
         raise StoreError(
-            _l("Unknown mall “%(mall)s”. Choose one of: %(choices)s.", mall=value, choices=", ".join(m.value for m in Mall))
-        ) from None
+            _l("Unknown mall “%(mall)s”. Choose one of: %(choices)s.", mall=value, choices=", ".join(malls.keys()))
+        )
+    return value
 
 
 def create_store(
@@ -38,13 +41,13 @@ def create_store(
     immediate_sync: bool = False,
     safety_stock: int = 0,
 ) -> Store:
-    kind = parse_mall(mall)
+    key = parse_mall(mall)
     if not name or not name.strip():
         raise StoreError(_l("Enter the store name."))
     if safety_stock < 0:
         raise StoreError(_l("Safety stock cannot be negative."))
     store = Store(
-        mall=kind.value,
+        mall=key,
         name=name.strip(),
         endpoint=(endpoint or None),
         auto_sync=auto_sync,
@@ -73,27 +76,24 @@ def _access_changes(store: Store, changes: dict) -> bool:
     return any(saved.get(key) != value for key, value in new.items())
 
 
-# Store.settings key: the SFTP host key the store trusts (malls/rakuten_ftp.py).
-HOST_KEY = "sftp_host_key"
-
-
 def trusted_host_key(store: Store) -> Optional[str]:
-    return (store.settings or {}).get(HOST_KEY)
+    return (store.settings or {}).get(TRUSTED_HOST_KEY)
 
 
 def trust_host_key(store: Store, key: str) -> None:
-    store.settings = {**(store.settings or {}), HOST_KEY: key}  # a new dict: the JSON column sees the change
+    store.settings = {**(store.settings or {}), TRUSTED_HOST_KEY: key}  # a new dict: the JSON column sees the change
 
 
-def connector_options(store: Store) -> dict:
-    """What the store itself hands its connector besides the credentials: the SFTP host key it trusts."""
-    return {"host_key": trusted_host_key(store)} if store.mall == Mall.RAKUTEN_FTP.value else {}
+def connector_options(store: Store, config: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+    """What the store's connector takes besides the credentials, as its mall declares: what the store itself
+    hands over (the SFTP host key it trusts) and, given the app's `config`, the operators' tuning."""
+    return malls.mall(store.mall).options_from(store.settings or {}, config or {})
 
 
 def forget_host_key(store: Store) -> None:
     """After Rakuten announces a new key: the next 接続テスト trusts whatever key the server presents."""
     if trusted_host_key(store) is not None:
-        store.settings = {k: v for k, v in store.settings.items() if k != HOST_KEY}
+        store.settings = {k: v for k, v in store.settings.items() if k != TRUSTED_HOST_KEY}
 
 
 def update_store(store: Store, **changes) -> Store:

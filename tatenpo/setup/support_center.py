@@ -11,7 +11,9 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from tatenpo.models import ApplicationStatus, Mall, Store, SupportApplication, User, utcnow
+from tatenpo import malls as mall_registry
+from tatenpo.models import ApplicationStatus, Store, SupportApplication, User, utcnow
+from tatenpo.orders import intake
 from tatenpo.platform.extensions import db
 
 APPLICATION_TYPE_START = "自動受注メール取込・自動在庫同期を開始する"
@@ -21,8 +23,6 @@ APPLICATION_TYPES = [
     "自動受注メール取込・自動在庫同期を停止する",
 ]
 DEFAULT_INQUIRY = "自動受注メール取込みアドレスの申請"
-# The malls one applies for (a mall, not a protocol: 楽天市場 covers the API and the FTP route).
-APPLICATION_MALLS = ["rakuten", "yahoo", "amazon", "shopify"]
 
 
 class ApplicationError(ValueError):
@@ -47,7 +47,8 @@ def apply(
     if not (contact_name or "").strip():
         raise ApplicationError(_l("Enter the contact person's name."))
     chosen = [m for m in malls if m]
-    unknown = [m for m in chosen if m not in APPLICATION_MALLS]
+    # One applies for a mall, not a route: 楽天市場 covers the API and the FTP route alike.
+    unknown = [m for m in chosen if m not in mall_registry.families()]
     if unknown:
         raise ApplicationError(_l("Unknown mall: %(malls)s", malls=", ".join(unknown)))
     if not chosen:
@@ -81,8 +82,10 @@ def complete(application: SupportApplication, handled_by: Optional[User] = None)
     application.comment = None
     issued = []
     for store in db.session.scalars(select(Store).order_by(Store.id)):
-        if Mall(store.mall).family in application.malls and not store.order_mail_address:
+        if mall_registry.family_of(store.mall) in application.malls and not store.order_mail_address:
             store.order_mail_address = _order_mail_address(store)
+            if not store.inbound_token:  # the HTTP door for an inbound-mail service, ready like the address
+                intake.issue_token(store)
             issued.append(store)
     db.session.flush()
     return issued
@@ -102,7 +105,7 @@ def return_application(application: SupportApplication, comment: str, handled_by
 
 def covers(mall: str) -> bool:
     """Is automatic sync to this mall allowed: has an application covering it been 設定完了?"""
-    family = Mall(mall).family
+    family = mall_registry.family_of(mall)
     for malls in db.session.scalars(
         select(SupportApplication.malls).where(SupportApplication.status == ApplicationStatus.COMPLETED.value)
     ):
@@ -115,9 +118,6 @@ def _order_mail_address(store: Store) -> str:
     domain = current_app.config["ORDER_MAIL_DOMAIN"]
     return f"order-{store.id}-{secrets.token_hex(4)}@{domain}"
 
-
-# The malls' own names: shown as they are in every language (the shop knows them by these names).
-MALL_NAMES = {"rakuten": "楽天市場", "yahoo": "Yahoo!ショッピング", "amazon": "Amazon", "shopify": "Shopify"}
 
 STATUS_LABELS = {
     ApplicationStatus.PENDING.value: _l("Applied"),
@@ -142,7 +142,7 @@ def stores_covered(application: SupportApplication) -> list[Store]:
     return [
         store
         for store in db.session.scalars(select(Store).order_by(Store.id))
-        if Mall(store.mall).family in (application.malls or [])
+        if mall_registry.family_of(store.mall) in (application.malls or [])
     ]
 
 
@@ -175,6 +175,5 @@ def notify_applicant(application: SupportApplication) -> Optional[str]:
             subject = _("Your application was returned: please check the comment")
         body = render_template(
             "support/mail_status.html", application=application, stores=stores_covered(application),
-            mall_names=MALL_NAMES,
         )
     return mail.send(to, subject, body)

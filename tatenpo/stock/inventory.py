@@ -1,10 +1,9 @@
-"""The stock rules. Every change of a product's stock goes through `set_stock` or `adjust_stock`, which, in
+"""Changing stock. Every change of a product's stock goes through `set_stock` or `adjust_stock`, which, in
 the caller's transaction: validate, change the quantity, append a StockHistory row, and create or refresh
 the SyncEntry of every listing of the product that is to be pushed. The caller commits (a bulk import
 commits once, so a failed file changes nothing); nothing here commits or knows about HTTP.
 
-What is pushed: max(0, 販売可能数 − the store's 保留在庫), capped by the listing's maximum. A listing of a
-product that is 在庫管理しない, of a store that is 停止中, unlinked, or with sync off is not pushed.
+Which listings are pushed, and what quantity, are the rules of tatenpo.stock.rules.
 """
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ import functools
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Protocol
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Integer, bindparam, insert, select, update
@@ -21,12 +20,15 @@ from sqlalchemy.orm import joinedload
 
 from tatenpo.models import Listing, Product, StockChangeKind, StockHistory, Store, SyncEntry, User, utcnow
 from tatenpo.platform.extensions import db
+from tatenpo.stock import rules
 
 # The largest stock the database column (a 32-bit integer) and every mall can take.
 MAX_QUANTITY = 99_999_999
 
-# Session.info key: stores whose schedule changed in this transaction (sync.py acts on it after commit).
+# Session.info key: stores whose schedule changed in this transaction (sync.queueing acts on it after commit).
 STORES_CHANGED = "tatenpo.stores_changed"
+# Session.info key: this transaction holds a sale, so every changed store is pushed at once (as 即時同期).
+URGENT = "tatenpo.urgent"
 
 
 class StockError(ValueError):
@@ -122,27 +124,54 @@ def adjust_stock(
     return _record(locked, change, kind=kind, user=user, note=note)
 
 
-def _record(product: Product, change: int, *, kind, user, note) -> StockHistory:
+def _record(product: Product, change: int, *, kind, user, note, allocated_change: int = 0,
+            order_id: Optional[int] = None) -> StockHistory:
     product.on_hand += change
+    product.allocated += allocated_change
     entry = StockHistory(
         product_id=product.id,
         product_code=product.code,
         change=change,
         quantity_after=product.on_hand,
         kind=int(StockChangeKind(kind)),
+        allocated_change=allocated_change,
+        order_id=order_id,
         user_id=user.id if user is not None else None,
         note=note,
     )
     db.session.add(entry)
     stock = ProductStock(product.sellable, product.stock_managed)
     listings = [
-        ListingState(id_, store_id, enabled, maximum, stock, StoreRules(auto_sync, safety_stock))
+        PushableListing(id_, store_id, enabled, maximum, stock, StoreRules(auto_sync, safety_stock))
         for id_, store_id, enabled, maximum, auto_sync, safety_stock in db.session.execute(
             _LISTINGS_OF_PRODUCT, {"product_id": product.id}
         )
     ]
     schedule(listings)
     return entry
+
+
+def move_for_order(
+    product_id: int,
+    *,
+    on_hand_change: int,
+    allocated_change: int,
+    kind: StockChangeKind,
+    order_id: int,
+    user: Optional[User] = None,
+    note: Optional[str] = None,
+) -> StockHistory:
+    """One order line's step on its product (受注 allocates, 出荷 takes out, キャンセル releases, 再入庫 puts
+    back), with the 在庫履歴 row naming the order. A sale is a fact: 販売可能数 may fall below zero. The
+    counts themselves never do — a shipment larger than what is on hand (the count was wrong) leaves 0 and
+    says so in the note."""
+    locked = lock_product(product_id)
+    change = max(on_hand_change, -locked.on_hand)
+    allocated = max(allocated_change, -locked.allocated)
+    if change != on_hand_change:
+        note = f"{note or ''} (在庫数 {locked.on_hand} < {-on_hand_change})".strip()
+    db.session.info.setdefault(URGENT, True)
+    return _record(locked, change, kind=kind, user=user, note=note, allocated_change=allocated, order_id=order_id)
 
 
 # Products per statement in the bulk path (under SQLite's limit of bound parameters per statement).
@@ -200,6 +229,48 @@ def set_stock_many(
     return changed
 
 
+class PushRulesProduct(Protocol):
+    """What the push rules read of a product: a Product, or a ProductStock."""
+
+    @property
+    def sellable(self) -> int: ...
+
+    @property
+    def stock_managed(self) -> bool: ...
+
+
+class PushRulesStore(Protocol):
+    """What the push rules read of a store: a Store, or a StoreRules."""
+
+    @property
+    def auto_sync(self) -> bool: ...
+
+    @property
+    def safety_stock(self) -> int: ...
+
+
+class PushRulesListing(Protocol):
+    """What `pushed_quantity` and `schedule` read of a listing: a Listing, or a PushableListing."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def store_id(self) -> int: ...
+
+    @property
+    def sync_enabled(self) -> bool: ...
+
+    @property
+    def max_quantity(self) -> Optional[int]: ...
+
+    @property
+    def product(self) -> Optional[PushRulesProduct]: ...
+
+    @property
+    def store(self) -> PushRulesStore: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ProductStock:
     """What the rules read of a product, without loading it as an ORM object."""
@@ -213,12 +284,13 @@ class StoreRules:
     """What the rules read of a store."""
 
     auto_sync: bool
-    safety_stock: Optional[int]
+    safety_stock: int
 
 
 @dataclass(frozen=True, slots=True)
-class ListingState:
-    """What `pushed_quantity` and `schedule` read of a listing: bulk callers pass these instead of ORM rows."""
+class PushableListing:
+    """A linked listing read as plain columns for `pushed_quantity` and `schedule`: bulk callers pass these
+    instead of ORM rows."""
 
     id: int
     store_id: int
@@ -237,18 +309,18 @@ _LISTINGS_OF_PRODUCT = (
 )
 
 
-def listing_states(where, stores: Optional[dict[int, Store]] = None) -> list[ListingState]:
+def pushable_listings(where, stores: Optional[dict[int, Store]] = None) -> list[PushableListing]:
     """The linked listings matching `where`, with their product's stock as it is now in this transaction."""
     stores = stores if stores is not None else {s.id: s for s in db.session.scalars(select(Store))}
     rows = db.session.execute(
-        select(Listing.id, Listing.store_id, Listing.sync_enabled, Listing.max_quantity, Product.on_hand,
-               Product.allocated, Product.stock_managed)
+        select(Listing.id, Listing.store_id, Listing.sync_enabled, Listing.max_quantity,
+               rules.sellable_sql(Product.on_hand, Product.allocated), Product.stock_managed)
         .join(Product, Product.id == Listing.product_id)
         .where(where)
     )
     return [
-        ListingState(id_, store_id, enabled, maximum, ProductStock(max(0, on_hand - allocated), managed), stores[store_id])
-        for id_, store_id, enabled, maximum, on_hand, allocated, managed in rows
+        PushableListing(id_, store_id, enabled, maximum, ProductStock(sellable, managed), stores[store_id])
+        for id_, store_id, enabled, maximum, sellable, managed in rows
     ]
 
 
@@ -257,23 +329,24 @@ def schedule_products(product_ids: list[int]) -> int:
     stores = {s.id: s for s in db.session.scalars(select(Store))}
     count = 0
     for start in range(0, len(product_ids), CHUNK):
-        count += schedule(listing_states(Listing.product_id.in_(product_ids[start : start + CHUNK]), stores))
+        count += schedule(pushable_listings(Listing.product_id.in_(product_ids[start : start + CHUNK]), stores))
     return count
 
 
-def pushed_quantity(listing: Listing, product: Optional[Product] = None, store: Optional[Store] = None) -> Optional[int]:
-    """The quantity the mall should show for this listing, or None when the listing is not pushed."""
+def pushed_quantity(
+    listing: PushRulesListing, product: Optional[PushRulesProduct] = None, store: Optional[PushRulesStore] = None
+) -> Optional[int]:
+    """The quantity the mall should show for this listing, or None when the listing is not pushed. `product`
+    and `store` spare loading the listing's own when the caller has them."""
     product = product or listing.product
     store = store or listing.store
-    if product is None or not listing.sync_enabled or not product.stock_managed or not store.auto_sync:
+    linked = product is not None
+    if not rules.is_pushed(linked, listing.sync_enabled, linked and product.stock_managed, store.auto_sync):
         return None
-    quantity = max(0, product.sellable - (store.safety_stock or 0))
-    if listing.max_quantity is not None:
-        quantity = min(quantity, listing.max_quantity)
-    return quantity
+    return rules.quantity_to_push(product.sellable, store.safety_stock, listing.max_quantity)
 
 
-def schedule(listings: Iterable[Listing]) -> int:
+def schedule(listings: Iterable[PushRulesListing]) -> int:
     """Create or refresh the open SyncEntry of each listing that is to be pushed; returns how many.
 
     An upsert per listing (INSERT … ON CONFLICT on the listing, in one executemany): a push closing the entry

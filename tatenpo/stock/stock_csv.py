@@ -22,7 +22,7 @@ from tatenpo.listings.reading import ENCODING_LABELS, FileProblem, cell, open_ta
 from tatenpo.listings.records import ERRORS_ON_JOB, Problems, read_quantity
 from tatenpo.models import ImportJob, Product, StockChangeKind
 from tatenpo.platform.extensions import db
-from tatenpo.stock import inventory
+from tatenpo.stock import inventory, rules
 
 HEADERS = ["商品コード", "商品名", "在庫数", "引当数", "販売可能数"]
 CODE_COLUMN = ("商品コード", "product code", "code")
@@ -62,7 +62,8 @@ def export_csv(encoding: str = "cp932") -> bytes:
                     _l("The 商品コード “%(code)s” has characters Shift_JIS cannot hold: export as UTF-8.", code=code)
                 ) from None
             name = name.encode("cp932", errors="replace").decode("cp932")
-        writer.writerow([neutralise(code), neutralise(name or ""), on_hand, allocated, max(0, on_hand - allocated)])
+        sellable = rules.sellable(on_hand, allocated)
+        writer.writerow([neutralise(code), neutralise(name or ""), on_hand, allocated, sellable])
     return buffer.getvalue().encode(encoding)
 
 

@@ -1,34 +1,38 @@
 """Where each listing stands with the mall, as one word for a badge: waiting in the sync schedule (同期待ち),
 failed (✗), pushed but not yet shown by the mall (未反映), pushed and confirmed (✓), never pushed, or not
-synced at all (store 停止中, sync off, unlinked). Also the same states as SQL conditions, for filters.
+synced at all (not pushed under tatenpo.stock.rules: store 停止中, sync off, 在庫管理しない, unlinked). Also
+the same states as SQL conditions, for filters.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Protocol
 
 from sqlalchemy import and_, exists, func, select
 
-from tatenpo.models import Listing, Store, SyncAttempt, SyncEntry
+from tatenpo.models import Listing, Product, Store, SyncAttempt, SyncEntry
 from tatenpo.platform.extensions import db
+from tatenpo.stock import rules
 
 PENDING = "pending"  # 同期待ち
 FAILED = "failed"  # ✗
 UNREFLECTED = "unreflected"  # 未反映
 OK = "ok"  # ✓
 NEVER = "never"  # 未同期: linked and synced, but nothing pushed yet
-OFF = "off"  # not pushed: store 停止中, sync off for the listing, or unlinked
+OFF = "off"  # not pushed: store 停止中, sync off for the listing, product 在庫管理しない, or unlinked
 
 FILTERS = (PENDING, FAILED, UNREFLECTED)
 
 
 @dataclass
-class ListingState:
-    listing: Listing  # or a BadgeListing (with_states)
+class ListingBadge:
+    """Where one listing stands with its mall: what its sync badge shows."""
+
+    listing: Listing | BadgeListing
     state: str
     message: Optional[str] = None  # the mall's message for ✗, the log line for 未反映
-    attempt: Optional[SyncAttempt] = None  # the newest push (from with_states: its ok/will_retry/message)
+    attempt: Optional[SyncAttempt | _Attempt] = None  # the newest push (from with_states: its ok/will_retry/message)
 
 
 def _latest_attempt_ids():
@@ -41,8 +45,9 @@ def _latest_attempt_ids():
     )
 
 
-def states(listings: Iterable[Listing]) -> dict[int, ListingState]:
-    """The state of each listing (two queries for the whole page, whatever its size)."""
+def states(listings: Iterable[Listing]) -> dict[int, ListingBadge]:
+    """The state of each listing (two queries for the whole page, whatever its size). A listing's product is
+    read for 在庫管理しない: load it with the listings."""
     listings = list(listings)
     ids = [listing.id for listing in listings]
     if not ids:
@@ -58,7 +63,8 @@ def states(listings: Iterable[Listing]) -> dict[int, ListingState]:
     for listing in listings:
         entry = entries.get(listing.id)
         attempt = attempts.get(listing.id)
-        result[listing.id] = ListingState(listing, *_state(listing, entry, attempt), attempt=attempt)
+        managed = listing.product is not None and listing.product.stock_managed
+        result[listing.id] = ListingBadge(listing, *_state(listing, managed, entry, attempt), attempt=attempt)
     return result
 
 
@@ -81,6 +87,7 @@ class BadgeListing:
     product_id: Optional[int]
     code: str
     sync_enabled: bool
+    stock_managed: bool  # its product's (False when unlinked)
     reflected: Optional[bool]
     reflection_error: Optional[str]
     store: BadgeStore
@@ -100,9 +107,9 @@ class _Attempt:
 
 # What a listing's badge is made of, in the order `read_state` reads it.
 _STATE_COLUMNS = (
-    Listing.id, Listing.store_id, Listing.product_id, Listing.code, Listing.sync_enabled, Listing.reflected,
-    Listing.reflection_error, Store.name, Store.auto_sync, Store.immediate_sync, SyncEntry.id, SyncEntry.last_error,
-    SyncAttempt.id, SyncAttempt.ok, SyncAttempt.will_retry, SyncAttempt.message,
+    Listing.id, Listing.store_id, Listing.product_id, Listing.code, Listing.sync_enabled, Product.stock_managed,
+    Listing.reflected, Listing.reflection_error, Store.name, Store.auto_sync, Store.immediate_sync, SyncEntry.id,
+    SyncEntry.last_error, SyncAttempt.id, SyncAttempt.ok, SyncAttempt.will_retry, SyncAttempt.message,
 )
 
 
@@ -115,37 +122,68 @@ def with_states(products):
         select(products, *_STATE_COLUMNS)
         .select_from(products)
         .outerjoin(Listing, Listing.product_id == products.c.id)
+        .outerjoin(Product, Product.id == Listing.product_id)
         .outerjoin(Store, Store.id == Listing.store_id)
         .outerjoin(SyncEntry, SyncEntry.listing_id == Listing.id)
         .outerjoin(SyncAttempt, SyncAttempt.id == newest.scalar_subquery())
     )
 
 
-def read_state(columns, stores: dict[int, BadgeStore]) -> Optional[ListingState]:
+def read_state(columns, stores: dict[int, BadgeStore]) -> Optional[ListingBadge]:
     """The state of the listing in a `with_states` row's trailing columns (None: no listing). `stores` keeps
     one BadgeStore per store across the rows of a statement."""
-    (id_, store_id, product_id, code, enabled, reflected, reflection_error, store_name, auto_sync, immediate,
-     entry_id, last_error, attempt_id, ok, will_retry, message) = columns
+    (id_, store_id, product_id, code, enabled, managed, reflected, reflection_error, store_name, auto_sync,
+     immediate, entry_id, last_error, attempt_id, ok, will_retry, message) = columns
     if id_ is None:
         return None
     store = stores.get(store_id)
     if store is None:
         store = stores[store_id] = BadgeStore(store_id, store_name, auto_sync, immediate)
-    listing = BadgeListing(id_, store_id, product_id, code, enabled, reflected, reflection_error, store)
+    listing = BadgeListing(id_, store_id, product_id, code, enabled, bool(managed), reflected, reflection_error, store)
     entry = _Entry(last_error) if entry_id is not None else None
     attempt = _Attempt(ok, will_retry, message) if attempt_id is not None else None
-    return ListingState(listing, *_state(listing, entry, attempt), attempt=attempt)
+    return ListingBadge(listing, *_state(listing, listing.stock_managed, entry, attempt), attempt=attempt)
 
 
-def _state(listing: Listing, entry: Optional[SyncEntry], attempt: Optional[SyncAttempt]) -> tuple[str, Optional[str]]:
-    store: Store = listing.store
+class _BadgeStoreSource(Protocol):
+    """What `_state` reads of a store: a Store, or a BadgeStore."""
+
+    @property
+    def auto_sync(self) -> bool: ...
+
+
+class _BadgeSource(Protocol):
+    """What `_state` reads of a listing: a Listing, or a BadgeListing."""
+
+    @property
+    def product_id(self) -> Optional[int]: ...
+
+    @property
+    def sync_enabled(self) -> bool: ...
+
+    @property
+    def reflected(self) -> Optional[bool]: ...
+
+    @property
+    def reflection_error(self) -> Optional[str]: ...
+
+    @property
+    def store(self) -> _BadgeStoreSource: ...
+
+
+def _state(
+    listing: _BadgeSource, stock_managed: bool, entry: Optional[SyncEntry | _Entry],
+    attempt: Optional[SyncAttempt | _Attempt],
+) -> tuple[str, Optional[str]]:
+    """The badge's state and message; `stock_managed` is the listing's product's."""
     failed = attempt is not None and not attempt.ok
     if entry is not None:
         # A permanent failure that keeps the entry open (e.g. wrong password) is ✗, not merely waiting.
         if failed and not attempt.will_retry:
             return FAILED, attempt.message
         return PENDING, entry.last_error
-    if listing.product_id is None or not listing.sync_enabled or not store.auto_sync:
+    linked = listing.product_id is not None
+    if not rules.is_pushed(linked, listing.sync_enabled, stock_managed, listing.store.auto_sync):
         return OFF, None
     if failed:
         return FAILED, attempt.message

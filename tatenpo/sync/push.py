@@ -19,17 +19,18 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Optional
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, delete, insert, or_, select, tuple_, update
 
-from tatenpo.malls.base import HINT_APPLICATION, HINT_LOGIN, ItemResult, MallError, PushItem
+from tatenpo.malls.base import HINT_APPLICATION, HINT_LOGIN, ItemRef, ItemResult, MallError, PushItem
 from tatenpo.models import Listing, Product, Store, SyncAttempt, SyncEntry, SyncRun, utcnow
 from tatenpo.platform.extensions import db
 from tatenpo.setup import stores, support_center
+from tatenpo.sync import decreases
 
 log = logging.getLogger(__name__)
 
@@ -96,19 +97,8 @@ def open_connector(store: Store):
     from tatenpo.platform.redis_conn import redis
 
     config = current_app.config
-    options = {}
-    # Operators (and tests) may tune the connector's own retries; unset, the connector's defaults apply.
-    for key, option in (("MALL_RETRIES", "retries"), ("MALL_BACKOFF_SECONDS", "backoff")):
-        if config.get(key) is not None:
-            options[option] = config[key]
-    if store.mall == "rakuten-ftp":
-        for key, option in (("RAKUTEN_FTP_LOG_POLL_SECONDS", "log_poll_seconds"),
-                            ("RAKUTEN_FTP_LOG_WAIT_SECONDS", "log_wait_seconds")):
-            if config.get(key) is not None:
-                options[option] = config[key]
-    options.update(stores.connector_options(store))
     return connector_for(store.mall, store.endpoint, credentials.read(store), redis(),
-                         config["MALL_TIMEOUT_SECONDS"], **options)
+                         config["MALL_TIMEOUT_SECONDS"], **stores.connector_options(store, config))
 
 
 def connector_lease_seconds(connector) -> int:
@@ -188,6 +178,9 @@ def _push(store: Store, trigger: str, every_open: bool, keepalive, connector, ca
             if not items:
                 continue
             try:
+                items = _hold_unexplained_decreases(store, connector, items, token)
+                if not items:
+                    continue
                 results = connector.push([item for item, _entry in items])
             except MallError as exc:
                 call_error = exc
@@ -334,12 +327,81 @@ def _renew_and_load(ids: list[int], token: str, lease: int) -> list[tuple[PushIt
             # Absolute pushes, as everywhere: Shopify's changeFromQuantity check is opted out of (None).
             expected=None,
         )
+        awaiting_reflection = listing.last_pushed_at is not None and listing.reflected is None
         items.append((item, _EntrySnapshot(entry.id, entry.version, entry.attempts, listing.id, listing.code,
-                                           listing.product_id, entry.target_quantity)))
+                                           listing.product_id, entry.target_quantity, listing.mall_expected,
+                                           listing.mall_expected is not None and not awaiting_reflection,
+                                           entry.held_since)))
     # Commit before the network call: no row stays locked while the mall answers. (Plain values were taken
     # above: the commit expires the rows, and touching them again would cost a query each.)
     db.session.commit()
     return items
+
+
+def _hold_unexplained_decreases(store: Store, connector, items, token: str) -> list:
+    """No push erases a sale: read what the mall shows first, and leave out the listings whose mall count
+    fell below what Tatenpo expects with no order to explain it (a sale whose order has not arrived yet).
+
+    Such a listing is held — not overwritten — for ORDER_WAIT_SECONDS, rechecked meanwhile, for its order to
+    arrive (booking the order lowers the expectation, and the push goes on). After the wait it is flagged with
+    the difference for the shop to adopt as a sale or overwrite; a store set to 説明のない減少は販売として扱う
+    adopts it at once. Connectors that cannot read (楽天 FTP) cannot be checked."""
+    if not getattr(connector, "can_read", True):
+        return items
+    checked = [(item, snapshot) for item, snapshot in items if snapshot.checkable]
+    if not checked:
+        return items
+    shown = {result.key: result.quantity for result in connector.read(
+        [ItemRef(item.key, item.item_code, item.variant_code, item.attributes) for item, _snapshot in checked])}
+    now = utcnow()
+    wait = timedelta(seconds=int(current_app.config["ORDER_WAIT_SECONDS"]))
+    keep, held, flagged, adopted = [], [], [], []
+    for item, snapshot in items:
+        quantity = shown.get(snapshot.listing_id) if snapshot.checkable else None
+        if quantity is None or quantity >= snapshot.expected:
+            keep.append((item, snapshot))
+        elif store.adopt_unexplained_decrease:
+            adopted.append((snapshot, quantity))
+        elif snapshot.held_since is None or now - snapshot.held_since < wait:
+            held.append(snapshot)
+        else:
+            flagged.append((snapshot, quantity))
+    if held or flagged or adopted:
+        _set_aside(held, flagged, adopted, token, now, wait)
+    return keep
+
+
+UNEXPLAINED_MESSAGE = _l("The mall shows %(shown)s where %(expected)s was expected and no order explains the "
+                         "difference: waiting for the order before pushing.")
+CODE_UNEXPLAINED = "tatenpo:unexplained-decrease"
+RECHECK_SECONDS = 20
+
+
+def _set_aside(held, flagged, adopted, token: str, now, wait: timedelta) -> None:
+    """Give the held entries back to be checked again soon; flag what waited long enough; book adopted
+    decreases as sales (which makes their entries due again with the new target)."""
+    entries = SyncEntry.__table__
+    for snapshot in held:
+        db.session.execute(
+            update(entries).where(entries.c.id == snapshot.id, entries.c.leased_by == token)
+            .values(lease_until=None, leased_by=None, held_since=snapshot.held_since or now,
+                    due_at=now + timedelta(seconds=min(RECHECK_SECONDS, wait.total_seconds())),
+                    last_error=str(_l("Waiting for the order of a sale seen on the mall.")))
+        )
+    for snapshot, quantity in flagged:
+        message = str(UNEXPLAINED_MESSAGE % {"shown": quantity, "expected": snapshot.expected})
+        # Parked until the shop chooses; nothing is pushed over the mall's count meanwhile.
+        db.session.execute(
+            update(entries).where(entries.c.id == snapshot.id, entries.c.leased_by == token)
+            .values(lease_until=None, leased_by=None, due_at=now + timedelta(seconds=PARK_SECONDS), last_error=message)
+        )
+        db.session.execute(update(Listing).where(Listing.id == snapshot.listing_id)
+                           .values(unexplained_decrease=snapshot.expected - quantity))
+    db.session.commit()
+    for snapshot, quantity in adopted:
+        decreases.adopt(snapshot.listing_id, shown=quantity)
+        _release_ids([snapshot.id], token)
+        db.session.commit()
 
 
 @dataclass(frozen=True)
@@ -353,6 +415,11 @@ class _EntrySnapshot:
     listing_code: str
     product_id: Optional[int]
     quantity: int
+    # What the mall should show by Tatenpo's knowledge (None: nothing Tatenpo pushed yet to compare with), and
+    # whether that can be checked now (not while the mall may still be showing the value before the last push).
+    expected: Optional[int] = None
+    checkable: bool = False
+    held_since: Optional[datetime] = None
 
 
 def _product_codes(snapshots) -> dict[int, str]:
@@ -479,6 +546,8 @@ def _close(snapshots: list[_EntrySnapshot], token: str, now, *, verified: bool =
             reflection_deadline=None if verified else deadline,
             reflection_error=None,
             drifted=False,
+            mall_expected=bindparam("b_quantity"),
+            unexplained_decrease=None,
             updated_at=now,
         )
     )

@@ -14,13 +14,20 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, event, select
+from redis.exceptions import LockError
+from sqlalchemy import bindparam, event, or_, select
 
-from tatenpo.models import Store
+from tatenpo import malls
+from tatenpo.models import Store, SyncEntry, SyncRun, utcnow
+from tatenpo.orders import intake
+from tatenpo.platform import tasks
 from tatenpo.platform.extensions import db
+from tatenpo.platform.redis_conn import DEFERRED_QUEUE, redis
 from tatenpo.stock import inventory
+from tatenpo.sync import readback
 
 log = logging.getLogger(__name__)
 
@@ -39,43 +46,30 @@ def coalesce_seconds() -> float:
 
 
 def _redis():
-    from tatenpo.platform.redis_conn import redis
-
     return redis()
 
 
 def request_push(store_id: int, trigger: str = "schedule", delay: float = 0.0, mall: str | None = None) -> bool:
     """Queue a push of the store unless one is already queued; True when this call queued it. `mall` (the
     store's) picks the queue; without it, it is read from the database."""
-    from tatenpo import jobs
-    from tatenpo.platform.redis_conn import queue
-
     connection = _redis()
     key = PENDING_KEY.format(store_id=store_id)
     lease = int(current_app.config.get("SYNC_LEASE_SECONDS", 120))
     # The key outlives a lost job by at most this long; a duplicate push after that is harmless (the lock).
     if not connection.set(key, repr(time.time() + delay), nx=True, ex=int(delay) + lease + 60):
         return False
-    queue(push_queue(store_id, mall)).enqueue(
-        jobs.push_store, store_id, trigger,
-        # Long enough for a full push of a big catalog at the mall's rate (500,000 Rakuten SKUs ≈ 21 min);
-        # a stuck call is bounded by MALL_TIMEOUT_SECONDS, not by this.
-        job_timeout=6 * 3600, result_ttl=3600, failure_ttl=7 * 24 * 3600,
-        description=f"push store {store_id} ({trigger})",
-    )
+    tasks.enqueue("tatenpo.jobs.push_store", store_id, trigger, queue_name=push_queue(store_id, mall),
+                  description=f"push store {store_id} ({trigger})")
     return True
 
 
 def push_queue(store_id: int, mall: str | None = None) -> str:
     """The queue of a store's pushes: `sync`, or `sync-deferred` for a mall whose results come minutes later
     (its connector waits for them inside the push)."""
-    from tatenpo.malls import is_deferred
-    from tatenpo.platform.redis_conn import DEFERRED_QUEUE
-
     if mall is None:
         store = db.session.get(Store, store_id)  # the sweep has the store loaded already: no query then
         mall = store.mall if store is not None else None
-    return DEFERRED_QUEUE if mall is not None and is_deferred(mall) else "sync"
+    return DEFERRED_QUEUE if mall is not None and malls.is_deferred(mall) else "sync"
 
 
 def take_pending(store_id: int) -> None:
@@ -96,13 +90,11 @@ def store_lock(store_id: int):
     return _redis().lock(LOCK_KEY.format(store_id=store_id), timeout=lease, thread_local=False)
 
 
-def request_once(key_pattern: str, store_id: int, func, *args, ttl: int = 600) -> bool:
+def request_once(key_pattern: str, store_id: int, job_path: str, ttl: int = 600) -> bool:
     """Queue a store job (read-back, drift) unless one is already queued for the store."""
-    from tatenpo.platform.redis_conn import queue
-
     if not _redis().set(key_pattern.format(store_id=store_id), "1", nx=True, ex=ttl):
         return False
-    queue("sync").enqueue(func, store_id, job_timeout=max(600, ttl), result_ttl=3600, failure_ttl=7 * 24 * 3600)
+    tasks.enqueue(job_path, store_id)
     return True
 
 
@@ -113,18 +105,24 @@ def clear_once(key_pattern: str, store_id: int) -> None:
 # --- 即時同期: act on inventory.STORES_CHANGED once the stock change is committed -------------------------
 
 
-# Built once: it runs in every stock change's commit.
+# Built once: they run in every stock change's commit.
 _IMMEDIATE_STORES = select(Store.id, Store.mall).where(
     Store.id.in_(bindparam("ids", expanding=True)), Store.immediate_sync.is_(True), Store.auto_sync.is_(True)
+)
+_SYNCED_STORES = select(Store.id, Store.mall).where(
+    Store.id.in_(bindparam("ids", expanding=True)), Store.auto_sync.is_(True)
 )
 
 
 def _before_commit(session) -> None:
     changed = session.info.pop(inventory.STORES_CHANGED, None)
+    urgent = session.info.pop(inventory.URGENT, False)
     if not changed:
         return
-    # Still inside the transaction: the one place where the stores' settings can be read.
-    immediate = session.execute(_IMMEDIATE_STORES, {"ids": sorted(changed)}).all()
+    # Still inside the transaction: the one place where the stores' settings can be read. A sale pushes every
+    # store at once, 即時同期 or not.
+    statement = _SYNCED_STORES if urgent else _IMMEDIATE_STORES
+    immediate = session.execute(statement, {"ids": sorted(changed)}).all()
     if immediate:
         session.info.setdefault(PUSH_AFTER_COMMIT, {}).update(immediate)
 
@@ -143,11 +141,13 @@ def _after_commit(session) -> None:
 
 def _after_rollback(session) -> None:
     session.info.pop(inventory.STORES_CHANGED, None)
+    session.info.pop(inventory.URGENT, None)
     session.info.pop(PUSH_AFTER_COMMIT, None)
 
 
-def install() -> None:
-    """Hook the app's session once per process (the listeners are on db.session's own Session class)."""
+def init_app(app) -> None:
+    """Switch on 即時同期: hook the app's session once per process (the listeners are on db.session's own
+    Session class, shared by every app of the process)."""
     if not event.contains(db.session, "before_commit", _before_commit):
         event.listen(db.session, "before_commit", _before_commit)
         event.listen(db.session, "after_commit", _after_commit)
@@ -158,8 +158,6 @@ def _after_rollback_soft(session, previous_transaction) -> None:
     if previous_transaction.parent is None:  # the outermost transaction rolled back: forget its changes
         _after_rollback(session)
 
-
-install()
 
 
 
@@ -172,12 +170,6 @@ def store_interval(store: Store) -> int:
 
 def stores_due_for_push(now=None) -> list[int]:
     """使用中 stores with a due, unleased entry whose last run is at least their interval ago."""
-    from datetime import timedelta
-
-    from sqlalchemy import or_
-
-    from tatenpo.models import SyncEntry, SyncRun, utcnow
-
     now = now or utcnow()
     due = []
     for store in db.session.scalars(select(Store).where(Store.auto_sync.is_(True)).order_by(Store.id)):
@@ -203,32 +195,27 @@ def stores_due_for_push(now=None) -> list[int]:
 
 
 def sweep() -> dict:
-    """Queue what is due: pushes (per-store interval), read-backs waiting for a check, hourly drift checks, and
-    once a day the prune of old 在庫同期履歴."""
-    from tatenpo import jobs
-    from tatenpo.sync import readback
-
-    queued = {"push": [], "read_back": [], "drift": [], "prune": False}
+    """Queue what is due: pushes (per-store interval), read-backs waiting for a check, hourly drift checks, order
+    mails whose reading job was lost, and once a day the prune of old 在庫同期履歴."""
+    queued = {"push": [], "read_back": [], "drift": [], "mails": [], "prune": False}
     for store_id in stores_due_for_push():
         if request_push(store_id, "schedule"):
             queued["push"].append(store_id)
     for store in db.session.scalars(select(Store).where(Store.auto_sync.is_(True)).order_by(Store.id)):
-        if readback.pending_read_backs(store.id) and request_once(READ_BACK_KEY, store.id, jobs.read_back):
+        if readback.pending_read_backs(store.id) and request_once(READ_BACK_KEY, store.id, "tatenpo.jobs.read_back"):
             queued["read_back"].append(store.id)
-        if readback.drift_due(store) and request_once(DRIFT_KEY, store.id, jobs.check_drift, ttl=3600):
+        if readback.drift_due(store) and request_once(DRIFT_KEY, store.id, "tatenpo.jobs.check_drift", ttl=3600):
             queued["drift"].append(store.id)
+    for mail_id in intake.unread():
+        intake.queue_read(mail_id)
+        queued["mails"].append(mail_id)
     if _redis().set(PRUNE_KEY, "1", nx=True, ex=24 * 3600):
-        from tatenpo.platform.redis_conn import queue
-
-        queue("default").enqueue(jobs.prune_sync_history, job_timeout=3600, result_ttl=24 * 3600,
-                                 failure_ttl=7 * 24 * 3600)
+        tasks.enqueue("tatenpo.jobs.prune_sync_history")
         queued["prune"] = True
     return queued
 
 
 def release_lock(lock) -> None:
-    from redis.exceptions import LockError
-
     try:
         lock.release()
     except LockError:  # it expired while we worked (a push longer than the lease): nothing to give back
@@ -238,7 +225,6 @@ def release_lock(lock) -> None:
 def keepalive(lock):
     """Renew the per-store lock before each batch. Losing it (a stall longer than the lease) is not fatal:
     the database lease, checked per batch, keeps another push from sending the same entries."""
-    from redis.exceptions import LockError
 
     def renew(seconds: int) -> None:
         try:

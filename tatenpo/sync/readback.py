@@ -270,6 +270,7 @@ def overwrite_mall(listing_id: int) -> Listing:
     if inventory.schedule([listing]) == 0:
         raise DriftError(_l("This listing is not synced (unlinked, sync off, or the EC site is 停止中)."))
     listing.drifted = False
+    listing.mall_expected = None  # the shop chose: the push goes out over the mall's value as it is
     return listing
 
 
@@ -287,4 +288,5 @@ def adopt_mall_value(listing_id: int, user: Optional[User] = None) -> StockHisto
     )
     listing = db.session.get(Listing, listing_id)
     listing.drifted = False
+    listing.mall_expected = listing.mall_quantity  # what the mall shows is now what Tatenpo expects there
     return entry

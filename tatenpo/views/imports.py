@@ -38,12 +38,12 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from tatenpo import jobs
 from tatenpo.listings import detect, generic, importer, lifecycle, progress, unlinked, uploads
 from tatenpo.listings.reading import FileProblem, open_table
 from tatenpo.models import ImportJob, Listing, Store, utcnow
 from tatenpo.platform.extensions import db
-from tatenpo.platform.redis_conn import queue, redis
+from tatenpo.platform import tasks
+from tatenpo.platform.redis_conn import redis
 from tatenpo.stock import stock_csv
 
 bp = Blueprint("imports", __name__)
@@ -270,11 +270,9 @@ def confirm(job_id: int):
     job.status = "queued"
     job.rq_job_id = f"tatenpo-import-{job.id}"
     db.session.commit()
-    entry = jobs.run_stock_import if job.kind == "stock" else jobs.run_listing_import
+    entry = "tatenpo.jobs.run_stock_import" if job.kind == "stock" else "tatenpo.jobs.run_listing_import"
     try:
-        queue("imports").enqueue(
-            entry, job.id, job_id=job.rq_job_id, job_timeout=3600, result_ttl=86400, failure_ttl=7 * 86400
-        )
+        tasks.enqueue(entry, job.id, job_id=job.rq_job_id)
     except Exception as exc:  # Redis down: say so, and let the shop try again
         current_app.logger.error("could not queue import %s: %s", job.id, exc)
         job.status = "previewed"

@@ -2,12 +2,15 @@
 that does it. A new install lands here after setup."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from werkzeug.routing import BuildError
 
+from tatenpo import malls
 from tatenpo.malls import sandbox_admin
 from tatenpo.models import Store
-from tatenpo.platform import credentials
+from tatenpo.platform import credentials, mail
+from tatenpo.platform.extensions import db
 from tatenpo.setup import onboarding
 
 bp = Blueprint("onboarding", __name__)
@@ -66,5 +69,30 @@ def index():
         links=links,
         stores_link=link_to("settings.choose_mall", "settings.stores"),
         sandbox=sandbox_url(store),
+        mall_preparation=malls.mall(store.mall).preparation if store else None,
         support_link=link_to("support.index"),
     )
+
+
+@bp.route("/guide/stores/<int:store_id>/test-mail", methods=["POST"])
+def test_mail(store_id: int):
+    """テストメールを送る: a short mail to the store's own order-mail address, to see that mail reaches Tatenpo."""
+    store = db.get_or_404(Store, store_id)
+    back = url_for("onboarding.index", store=store.id) + "#mail-route"
+    if not store.order_mail_address:
+        flash(_("This EC site has no order-mail address yet: it is issued when support completes the application."),
+              "error")
+        return redirect(back)
+    try:
+        where = mail.send(store.order_mail_address, _("Tatenpo test mail"),
+                          _("A test mail from Tatenpo's setup guide to the order-mail address of %(store)s.",
+                            store=store.name))
+    except mail.MailError as exc:
+        flash(_("The test mail could not be sent: %(error)s", error=str(exc)), "error")
+        return redirect(back)
+    if where == "smtp":
+        flash(_("A test mail was sent to %(address)s.", address=store.order_mail_address), "success")
+    else:
+        flash(_("No mail server is configured, so the test mail to %(address)s was kept in the outbox.",
+                address=store.order_mail_address), "info")
+    return redirect(back)

@@ -19,7 +19,7 @@ from tatenpo.sync import listing_state
 
 def sync_badge(s, labels: dict) -> Markup:
     """One badge per listing: the store and where its stock stands (fixed width in the stylesheet, so polling
-    never moves the row). `s` is a listing_state.ListingState; `labels` comes from views.stock.row_labels()."""
+    never moves the row). `s` is a listing_state.ListingBadge; `labels` comes from views.stock.row_labels()."""
     return Markup(_badge(s, labels))
 
 

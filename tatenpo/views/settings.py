@@ -17,9 +17,11 @@ from sqlalchemy import select
 from wtforms import BooleanField, PasswordField, RadioField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
-from tatenpo.malls import CREDENTIAL_FIELDS, DEFAULT_ENDPOINTS, MALL_LABELS, missing_credentials, sandbox_admin
+from tatenpo import malls
+from tatenpo.malls import sandbox_admin
 from tatenpo.malls.base import hint_text
-from tatenpo.models import Mall, Store
+from tatenpo.models import Store
+from tatenpo.orders import intake
 from tatenpo.platform import credentials
 from tatenpo.platform.extensions import db
 from tatenpo.setup import connection_check, support_center
@@ -62,7 +64,7 @@ def _stored(store: Optional[Store]) -> Optional[dict]:
 def _form_class(mall: str):
     """StoreForm plus the mall's credential fields (cred_<key>); secrets as password fields, never echoed."""
     fields = {}
-    for spec in CREDENTIAL_FIELDS[mall]:
+    for spec in malls.credential_fields(mall):
         kind = PasswordField if spec.secret else StringField
         fields["cred_" + spec.key] = kind(spec.label, filters=[_strip], validators=[Length(max=500)],
                                           description=spec.help)
@@ -112,9 +114,10 @@ def _endpoint(form, mall: str) -> tuple[bool, Optional[str]]:
     if not value:
         return True, None
     url = urlparse(value)
-    schemes = ("sftp", "ftp") if mall == Mall.RAKUTEN_FTP.value else ("http", "https")
-    if url.scheme not in schemes or not url.hostname:
-        example = "sftp://upload.rakuten.ne.jp:22" if mall == Mall.RAKUTEN_FTP.value else "https://…"
+    connector = malls.mall(mall)
+    if url.scheme not in connector.endpoint_schemes or not url.hostname:
+        # A web mall's example stays generic; another protocol shows the whole address, port included.
+        example = "https://…" if "https" in connector.endpoint_schemes else connector.default_endpoint
         form.endpoint.errors.append(_("Enter an address such as %(example)s, or leave it empty for the real mall.",
                                       example=example))
         return False, None
@@ -154,7 +157,7 @@ def _check_credentials(form, mall: str, values: dict, configured: set[str], auto
             ok = False
     if auto_sync:
         present = configured | {key for key, value in values.items() if value}
-        for spec in missing_credentials(mall, present):
+        for spec in malls.missing_credentials(mall, present):
             getattr(form, "cred_" + spec.key).errors.append(
                 _("Enter %(field)s to turn automatic stock sync on.", field=spec.label))
             ok = False
@@ -168,7 +171,7 @@ def _save(form, mall: str, store: Optional[Store]) -> Optional[Store]:
     safety = _safety_stock(form)
     endpoint_ok, endpoint = _endpoint(form, mall)
     interval_ok, interval = _sync_interval(form)
-    values = {spec.key: getattr(form, "cred_" + spec.key).data or "" for spec in CREDENTIAL_FIELDS[mall]}
+    values = {spec.key: getattr(form, "cred_" + spec.key).data or "" for spec in malls.credential_fields(mall)}
     sandbox = _apply_sandbox(form, mall) if valid else None
     if sandbox is not None:
         endpoint, values = sandbox
@@ -206,8 +209,9 @@ def _render_form(form, mall: str, store: Optional[Store]):
     saved = _stored(store)
     configured = {key for key, value in (saved or {}).items() if value}
     return render_template(
-        "settings/form.html", form=form, mall=mall, mall_label=MALL_LABELS[mall], store=store,
-        credential_fields=CREDENTIAL_FIELDS[mall], configured=configured, default_endpoint=DEFAULT_ENDPOINTS[mall],
+        "settings/form.html", form=form, mall=mall, mall_label=malls.label(mall), store=store,
+        credential_fields=malls.credential_fields(mall), configured=configured,
+        default_endpoint=malls.mall(mall).default_endpoint,
         sandbox_stores=sandbox_list, sandbox_error=sandbox_error, sandbox_url=current_app.config["SANDBOX_URL"],
         credentials_unreadable=saved is None, application_done=support_center.covers(mall), default_interval=current_app.config["SYNC_INTERVAL_SECONDS"],
     )
@@ -233,18 +237,17 @@ def stores():
     keys = {}
     for store in rows:
         keys[store.id] = {key for key, value in (_stored(store) or {}).items() if value}
-    return render_template("settings/stores.html", stores=rows, configured=keys, fields=CREDENTIAL_FIELDS,
-                           labels=MALL_LABELS)
+    return render_template("settings/stores.html", stores=rows, configured=keys, mall_of=malls.mall)
 
 
 @bp.route("/settings/stores/new")
 def choose_mall():
-    return render_template("settings/choose_mall.html", labels=MALL_LABELS)
+    return render_template("settings/choose_mall.html", malls=malls.CONNECTORS)
 
 
 @bp.route("/settings/stores/new/<mall>", methods=["GET", "POST"])
 def add_store(mall: str):
-    if mall not in CREDENTIAL_FIELDS:
+    if mall not in malls.keys():
         abort(404)
     form = _form_class(mall)()
     _with_sandbox_choices(form, mall)
@@ -267,7 +270,7 @@ def edit_store(store_id: int):
             "name": store.name, "auto_sync": "on" if store.auto_sync else "off", "immediate_sync": store.immediate_sync,
             "safety_stock": str(store.safety_stock), "endpoint": store.endpoint or "",
             "sync_interval": str(store.sync_interval_seconds or ""),
-            **{"cred_" + s.key: _visible(store, s.key) for s in CREDENTIAL_FIELDS[store.mall] if not s.secret},
+            **{"cred_" + s.key: _visible(store, s.key) for s in malls.credential_fields(store.mall) if not s.secret},
         })
     _with_sandbox_choices(form, store.mall)
     if request.method == "POST":
@@ -305,6 +308,17 @@ def forget_host_key(store_id: int):
         return render_template("settings/_connection.html", store=store)
     flash(_("The confirmed host key was forgotten. Test the connection to confirm the server's key again."), "success")
     return redirect(url_for("settings.edit_store", store_id=store.id))
+
+
+@bp.route("/settings/stores/<int:store_id>/inbound-token", methods=["POST"])
+def reissue_inbound_token(store_id: int):
+    """再発行: a new secret in the URL of the store's door for inbound-mail services; the old URL stops working."""
+    store = _store_or_404(store_id)
+    intake.issue_token(store)
+    db.session.commit()
+    flash(_("A new URL for the inbound-mail service was issued. Enter it in the service: the old one no longer works."),
+          "success")
+    return redirect(url_for("settings.edit_store", store_id=store.id) + "#inbound-door")
 
 
 @bp.app_template_global("hint_text")

@@ -87,7 +87,7 @@ def change_stock(product_id: int, typed: str, note: str | None = None):
 @dataclass(slots=True)
 class ProductRow:
     """One row of the product table: a product's stock, read as plain columns, and where each of its listings
-    stands with its mall (listing_state.ListingState, store by store)."""
+    stands with its mall (listing_state.ListingBadge, store by store)."""
 
     id: int
     code: str

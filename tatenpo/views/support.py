@@ -12,6 +12,7 @@ from wtforms import EmailField, SelectChoice, SelectField, SelectMultipleField, 
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from tatenpo import malls as mall_registry
 from tatenpo.models import ApplicationStatus, Role, SupportApplication
 from tatenpo.platform import mail
 from tatenpo.platform.auth import role_required
@@ -24,13 +25,11 @@ bp = Blueprint("support", __name__)
 @bp.app_template_filter("mall_name")
 def mall_name(value: str) -> str:
     """rakuten → 楽天市場 (mall families and store malls alike; the malls' own names are not translated)."""
-    from tatenpo.models import Mall
-
+    family = mall_registry.family_of(value) if value in mall_registry.keys() else value
     try:
-        family = Mall(value).family
-    except ValueError:
-        family = value
-    return support_center.MALL_NAMES.get(family, value)
+        return mall_registry.family_name(family)
+    except KeyError:
+        return value
 
 
 def _strip(value):
@@ -63,7 +62,7 @@ class ApplicationForm(FlaskForm):
     )
     malls = SelectMultipleField(
         _l("Malls to sync"),
-        choices=[SelectChoice(m, support_center.MALL_NAMES[m]) for m in support_center.APPLICATION_MALLS],
+        choices=[SelectChoice(m, mall_registry.family_name(m)) for m in mall_registry.families()],
         validators=[AtLeastOne()],
         widget=ListWidget(prefix_label=False),
         option_widget=CheckboxInput(),
@@ -155,7 +154,7 @@ def apply():
                     "success",
                 )
                 return redirect(url_for("support.detail", application_id=application.id))
-        return render_template("support/confirm.html", form=form, mall_names=support_center.MALL_NAMES)
+        return render_template("support/confirm.html", form=form)
     return render_template("support/apply.html", form=form)
 
 

@@ -1,0 +1,19 @@
+"""How every shell command answers: JSON for scripts, a line for people, a clear failure."""
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def emit(data, as_json: bool, text: str | None = None) -> None:
+    """Print data as JSON for scripts, or as a line for people."""
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    else:
+        click.echo(text if text is not None else data)
+
+
+def fail(message) -> None:
+    """Stop with a clear message and a non-zero exit, writing nothing."""
+    raise click.ClickException(str(message))
