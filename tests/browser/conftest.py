@@ -4,23 +4,15 @@ Debian's chromium through Playwright. Screenshots of each step go to tests/brows
 """
 from __future__ import annotations
 
-import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
-from ..conftest import PASSWORD, SandboxMalls
+from ..conftest import PASSWORD
+from ..live import LiveTatenpo, free_port, start_live  # noqa: F401  (free_port and LiveTatenpo: for the tests)
 
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -29,103 +21,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 expect.set_options(timeout=15_000)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _browser_database(folder: Path) -> str:
-    """SQLite in the test's folder; on the PostgreSQL run, a database of its own beside the suite's."""
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        return "sqlite:///" + str(folder / "tatenpo.db")
-    import psycopg
-
-    base, _, name = url.rpartition("/")
-    own = f"{name}_browser"
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{own}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{own}"')
-    return f"{base}/{own}"
-
-
-class LiveTatenpo:
-    """One running installation: its URL, its sandbox malls, and its shell commands."""
-
-    def __init__(self, url: str, sandbox: SandboxMalls, env: dict, folder: Path, log: Path) -> None:
-        self.url = url
-        self.sandbox = sandbox
-        self.env = env
-        self.folder = folder
-        self.log = log
-
-    def flask(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """`flask --app app …` against this installation's database and Redis."""
-        result = subprocess.run(
-            [str(Path(sys.executable).parent / "flask"), "--app", "app", *args],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"flask {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-        return result
-
-    def flask_json(self, *args: str):
-        return json.loads(self.flask(*args, "--json").stdout)
-
-
-def _wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"tatenpo exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            requests.get(url, timeout=5)
-            return
-        except requests.RequestException:
-            time.sleep(0.3)
-    raise RuntimeError(f"{url} did not answer within {seconds} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     """A fresh installation for the module: empty database, own embedded Redis, own sandbox malls."""
-    folder = tmp_path_factory.mktemp("live")
-    port, http_port, ftp_port = free_port(), free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SANDBOX_URL", "MAIL_SERVER")}
-    env.update(
-        TATENPO_INSTANCE=str(folder / "instance"),
-        DATABASE_URL=_browser_database(folder),
-        HOST="127.0.0.1",
-        PORT=str(port),
-        SANDBOX_HTTP_PORT=str(http_port),
-        SANDBOX_FTP_PORT=str(ftp_port),
-        SANDBOX_DB=str(folder / "sandbox.db"),
-        SANDBOX_FTP_DELAY="0.5",
-        SYNC_INTERVAL_SECONDS="10",
-        LOG_LEVEL="WARNING",
-    )
-    log = folder / "tatenpo.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tatenpo.platform.launcher"], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    sandbox_url = f"http://127.0.0.1:{http_port}"
-    try:
-        _wait_for(url + "/login", process, log)
-        _wait_for(sandbox_url + "/", process, log)
-        # The shell commands of this installation use its Redis too (the launcher's embedded one).
-        env["REDIS_URL"] = "unix://" + str(folder / "instance" / "redis.sock")
-        yield LiveTatenpo(url, SandboxMalls(sandbox_url, ftp_port, None), env, folder, log)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(40)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    with start_live(tmp_path_factory.mktemp("live")) as installation:
+        yield installation
 
 
 @pytest.fixture(scope="module")
