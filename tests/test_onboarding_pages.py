@@ -1,5 +1,5 @@
 """導入ガイド: the eight steps per store, each done only when the real state says so, the current step
-standing out, per-store progress, and the seed's advice and troubleshooting checks."""
+standing out, per-store progress, and the guide's advice and troubleshooting checks."""
 from __future__ import annotations
 
 import re

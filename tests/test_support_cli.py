@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import json
 
+from rq import Queue
+
 from tatenpo.models import Store, SupportApplication
 from tatenpo.platform.extensions import db
+from tatenpo.platform.redis_conn import redis
+from tatenpo.stock import inventory
 
 
 def test_apply_then_complete_prints_json_and_issues_addresses(app, runner, make):
@@ -37,3 +41,25 @@ def test_return_needs_a_comment(app, runner, make):
     assert ok.exit_code == 0, ok.output
     with app.app_context():
         assert db.session.get(SupportApplication, application.id).status == "returned"
+
+
+def test_completing_the_application_pushes_what_waited_for_it_at_once(app, runner, make):
+    """A store of the applied mall whose stock changed before 設定完了 is pushed right after, whatever its
+    interval, and gets its order-mail door token with its address."""
+    store = make.store(mall="yahoo", immediate_sync=False)
+    make.listing(store, make.product(on_hand=3))
+    with app.app_context():
+        inventory.schedule_store(db.session.get(Store, store.id))
+        db.session.commit()
+    applied = json.loads(runner.invoke(args=["support", "apply", "--company", "A", "--contact", "B",
+                                             "--malls", "yahoo", "--json"]).output)
+    with app.app_context():
+        Queue("sync", connection=redis()).empty()
+    assert runner.invoke(args=["support", "complete", str(applied["id"])]).exit_code == 0
+
+    with app.app_context():
+        queued = Queue("sync", connection=redis()).jobs
+    assert [(job.func_name, job.args[0]) for job in queued] == [("tatenpo.jobs.push_store", store.id)]
+    with app.app_context():
+        assert db.session.get(Store, store.id).inbound_token
+

@@ -53,7 +53,7 @@ def test_form_has_the_seed_fields_the_prefilled_inquiry_and_the_business_days_no
     assert re.search(r'name="inquiry"[^>]*>\s*自動受注メール取込みアドレスの申請</textarea>', page)
     assert "楽天市場に2店舗目を出店予定" in page and "Yahoo!ショッピングは2店舗分の設定を希望" in page
     assert "2営業日" in page and "5営業日" in page
-    # Required fields carry the seed's ※ mark: 会社名, ご担当者名, モール, タイプ.
+    # Required fields carry the form's ※ mark: 会社名, ご担当者名, モール, タイプ.
     assert page.count('class="req"') == 4
 
 

@@ -56,7 +56,7 @@ def test_a_store_without_a_completed_application_shows_one_cross_with_the_seed_r
     auth.login()
     page = client.get("/sync").get_data(as_text=True)
     assert "自動在庫同期申請が完了していません" in page
-    assert "自動在庫同期申請が完了しているか" in page  # the seed's third check, marked as the cause
+    assert "自動在庫同期申請が完了しているか" in page  # the third troubleshooting check, marked as the cause
     assert "自動確認: 原因です" in page
     top = client.get("/").get_data(as_text=True)
     assert store.name in top and "自動在庫同期申請が完了していません" in top

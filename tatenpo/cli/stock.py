@@ -6,9 +6,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from tatenpo.cli.output import emit, fail
-from tatenpo.models import Listing, Product, StockChangeKind, SyncEntry
+from tatenpo.listings import uploads
+from tatenpo.listings.reading import FileProblem
+from tatenpo.models import ImportJob, Listing, Product, StockChangeKind, SyncEntry
 from tatenpo.platform.extensions import db
-from tatenpo.stock import inventory
+from tatenpo.stock import inventory, stock_csv
 
 
 def find_product(code: str) -> Product:
@@ -95,9 +97,6 @@ def register(app) -> None:
                   help="cp932 opens in Japanese Excel; utf-8-sig is UTF-8 with a BOM.")
     def export(file: str, encoding: str) -> None:
         """在庫出力: write 商品コード, 商品名, 在庫数, 引当数, 販売可能数 of every product to FILE."""
-        from tatenpo.listings.reading import FileProblem
-        from tatenpo.stock import stock_csv
-
         try:
             data = stock_csv.export_csv(encoding)
         except FileProblem as problem:
@@ -113,11 +112,6 @@ def register(app) -> None:
     @click.option("--json", "as_json", is_flag=True)
     def import_(file: str, dry_run: bool, as_json: bool) -> None:
         """在庫取込: set 在庫数 from a CSV of 商品コード, 在庫数 (all rows or none; history and sync follow)."""
-        from tatenpo.listings import uploads
-        from tatenpo.listings.reading import FileProblem
-        from tatenpo.models import ImportJob
-        from tatenpo.stock import stock_csv
-
         with open(file, "rb") as stream:
             try:
                 job = uploads.save_upload([(file, stream)], kind="stock", store_id=None, user_id=None)

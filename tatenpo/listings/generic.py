@@ -9,7 +9,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 
 from tatenpo.listings.base import Format, Overrides
-from tatenpo.listings.reading import Columns, Table, cell
+from tatenpo.listings.reading import Columns, FileProblem, Table, cell
 from tatenpo.listings.records import Problems, Record, read_quantity
 from tatenpo.malls import keys as mall_keys
 
@@ -37,8 +37,6 @@ def matches(columns: Columns, settings: dict[str, Any]) -> bool:
 def read(tables: list[Table], problems: Problems, settings: dict[str, Any]) -> Iterator[Record]:
     saved = mapping(settings)
     if not saved.get("item_code"):
-        from tatenpo.listings.reading import FileProblem
-
         raise FileProblem(
             _l("Map the columns of this CSV first (which column is the item code, the stock, …)."), unrecognised=True
         )

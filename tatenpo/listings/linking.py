@@ -1,6 +1,6 @@
 """紐付け: which product each listing belongs to, and what an import would change (the plan).
 
-The rule (PRODUCT.md "Linking"): the mall's SKU-level code is the 商品コード, unless the row carries
+The rule: the mall's SKU-level code is the 商品コード, unless the row carries
 `system-product-code` (商品コード) and/or `system-sell-code` (販売コード), which override. A listing that is
 already linked keeps its product unless the file names one in system-product-code. Products that do not
 exist are created (starting stock = the file's stock) or the listing stays unlinked, as the shop chooses.

@@ -27,7 +27,7 @@ def matches(columns: Columns, settings: dict[str, Any]) -> bool:
 
 
 def sku_code(item: str, sku: str, system_sku: str) -> str:
-    """PRODUCT.md: システム連携用SKU番号, else SKU管理番号, else 商品管理番号."""
+    """The linking rule (listings/linking.py): システム連携用SKU番号, else SKU管理番号, else 商品管理番号."""
     if system_sku:
         return system_sku
     if sku and sku != SINGLE_SKU:

@@ -23,7 +23,7 @@ def matches(columns: Columns, settings: dict[str, Any]) -> bool:
 
 
 def listing_code(code: str, sub_code: str) -> str:
-    """PRODUCT.md: Yahoo links on code[:sub-code] — the SKU-level code, i.e. the sub-code when the item has
+    """The linking rule (listings/linking.py): Yahoo links on code[:sub-code] — the SKU-level code, i.e. the sub-code when the item has
     one, else the item code. (The sub-code alone, not `code:sub-code`, is what the shop uses as its SKU code on
     the other malls, so the same goods link to one product.)"""
     return sub_code or code

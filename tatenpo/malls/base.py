@@ -31,12 +31,12 @@ from typing import Any, Callable, ClassVar, Optional, Sequence
 
 from flask_babel import lazy_gettext as _l
 
-# Which of the seed's three troubleshooting checks a failure points to.
+# Which of the three troubleshooting checks (docs/FLOW.md) a failure points to.
 HINT_LOGIN = "login"  # 〇ECサイト設定のログインIDやパスワードに間違いが無いか
 HINT_ITEM = "item"  # 〇商品情報が実際のECサイトとタテンポ上で相違が無いか
 HINT_APPLICATION = "application"  # 〇自動在庫同期申請が完了しているか
 
-# The seed's troubleshooting lines, for pages that show a failure with its hint.
+# The troubleshooting lines, for pages that show a failure with its hint.
 HINT_TEXT = {
     HINT_LOGIN: _l("Check that the login ID and password (API keys) in the EC site settings are correct."),
     HINT_ITEM: _l("Check that the product information on the EC site and in Tatenpo match."),

@@ -1,6 +1,6 @@
-"""導入ガイド: the seed's eight steps for one store, each marked done from what really happened (an application
+"""導入ガイド: the eight steps (docs/FLOW.md) for one store, each marked done from what really happened (an application
 設定完了, a passed 接続テスト, imported listings, a stock edit, a ✓ push, a 反映済み read-back) — never from a
-box the user ticks. Also the seed's three troubleshooting checks, answered from the same state.
+box the user ticks. Also the three troubleshooting checks, answered from the same state.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ ORDER_MAIL_SETTING = {
     "shopify": "設定 › 通知 › スタッフ通知",
 }
 
-# The seed's steps, in order. The page gives each its words and its link.
+# The eight steps, in order. The page gives each its words and its link.
 STEP_KEYS = ("apply", "mall_setup", "prepare_data", "import", "sync_settings", "edit_stock", "history", "reflected")
 
 
@@ -49,7 +49,7 @@ class Step:
 
 @dataclass
 class Check:
-    """One of the seed's troubleshooting checks: ok True/False, or None when it cannot be told yet."""
+    """One of the troubleshooting checks: ok True/False, or None when it cannot be told yet."""
 
     key: str  # 'login' / 'item' / 'application'
     ok: Optional[bool]
@@ -189,7 +189,7 @@ def _steps(done: list[bool], facts: dict) -> list[Step]:
 
 
 def troubleshooting(store: Store, application: Optional[str], last_attempt: Optional[SyncAttempt]) -> list[Check]:
-    """The seed's three checks, answered automatically where the state tells:
+    """The three troubleshooting checks, answered automatically where the state tells:
     ログインID・パスワード (the connection test or a login error), 商品情報の相違 (an unknown item at the mall),
     自動在庫同期申請 (a 設定完了 application covering the store's mall)."""
     login: Optional[bool] = store.connection_ok

@@ -7,14 +7,18 @@ from __future__ import annotations
 import secrets
 from typing import Optional
 
-from flask import current_app
+from flask import current_app, render_template
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from tatenpo import malls as mall_registry
 from tatenpo.models import ApplicationStatus, Store, SupportApplication, User, utcnow
 from tatenpo.orders import intake
+from tatenpo.platform import mail
 from tatenpo.platform.extensions import db
+from tatenpo.stock import inventory
 
 APPLICATION_TYPE_START = "自動受注メール取込・自動在庫同期を開始する"
 APPLICATION_TYPES = [
@@ -81,12 +85,18 @@ def complete(application: SupportApplication, handled_by: Optional[User] = None)
     application.handled_by_id = handled_by.id if handled_by else None
     application.comment = None
     issued = []
+    covered = set()
     for store in db.session.scalars(select(Store).order_by(Store.id)):
+        if mall_registry.family_of(store.mall) in application.malls:
+            covered.add(store.id)
         if mall_registry.family_of(store.mall) in application.malls and not store.order_mail_address:
             store.order_mail_address = _order_mail_address(store)
             if not store.inbound_token:  # the HTTP door for an inbound-mail service, ready like the address
                 intake.issue_token(store)
             issued.append(store)
+    # Sync to these malls may start now: what waited for the application is pushed at once after the commit.
+    db.session.info.setdefault(inventory.STORES_CHANGED, set()).update(covered)
+    db.session.info[inventory.URGENT] = True
     db.session.flush()
     return issued
 
@@ -125,14 +135,14 @@ STATUS_LABELS = {
     ApplicationStatus.RETURNED.value: _l("Returned"),
 }
 
-# The stored value stays the seed's Japanese wording; this is only how it reads in the chosen language.
+# The stored value stays the form's Japanese wording (docs/FLOW.md); this is only how it reads in the chosen language.
 APPLICATION_TYPE_LABELS = {
     APPLICATION_TYPES[0]: _l("Start automatic order-mail intake and automatic stock sync"),
     APPLICATION_TYPES[1]: _l("Change the automatic order-mail intake and stock sync settings"),
     APPLICATION_TYPES[2]: _l("Stop automatic order-mail intake and automatic stock sync"),
 }
 
-# How long setup takes (the seed): about 2 business days, allow 5 when support is busy.
+# How long setup takes (docs/FLOW.md, step 1): about 2 business days, allow 5 when support is busy.
 USUAL_BUSINESS_DAYS = 2
 ALLOW_BUSINESS_DAYS = 5
 
@@ -158,12 +168,6 @@ def recipient(application: SupportApplication) -> Optional[str]:
 def notify_applicant(application: SupportApplication) -> Optional[str]:
     """Tell the applicant the application's new status (設定完了 or 差し戻し) in their language.
     Returns where the message went, or None when there is no address to write to."""
-    from flask import render_template
-    from flask_babel import force_locale
-    from flask_babel import gettext as _
-
-    from tatenpo.platform import mail
-
     to = recipient(application)
     if not to:
         return None

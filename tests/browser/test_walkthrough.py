@@ -30,7 +30,7 @@ def test_the_eight_steps_from_a_fresh_install(page, live, tmp_path):
     expect(page.locator("#step-1")).to_have_attribute("aria-current", "step")
     page.shot("guide-new-install")
 
-    # Step 1: apply at the support center. The form comes prefilled as the seed says.
+    # Step 1: apply at the support center. The form comes prefilled as docs/FLOW.md says.
     page.locator("#step-1 a.button").click()
     page.wait_for_url(re.compile(r"/support/apply"))
     expect(page.locator("#inquiry")).to_have_value("自動受注メール取込みアドレスの申請")
@@ -164,7 +164,7 @@ def test_the_eight_steps_from_a_fresh_install(page, live, tmp_path):
     expect(failing).to_contain_text("ヤフーテスト店")
     expect(failing.locator("summary.ng")).to_contain_text("✗")
     expect(failing.locator("summary.ng")).to_contain_text("アクセストークン")  # Yahoo's word for its login secret
-    # The seed's login check, marked as the cause, right there on the top page.
+    # The login check (docs/FLOW.md), marked as the cause, right there on the top page.
     login_check = failing.locator("li.check-ng")
     expect(login_check).to_have_count(1)
     expect(login_check).to_contain_text("ログインID")
