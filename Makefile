@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test translations migration clean-venv
+.PHONY: run test test-prerequisites translations migration clean-venv
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ translations: $(BIN)/.installed
 run: $(BIN)/.installed translations
 	$(BIN)/python -m tatenpo.platform.launcher
 
-test: $(BIN)/.installed translations
+# chromium and a Japanese font for the browser tests: installed when root with apt-get, else the command to run.
+test-prerequisites:
+	scripts/test_prerequisites.sh
+
+test: test-prerequisites $(BIN)/.installed translations
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # make migration m="add listing maximum"

@@ -1,7 +1,7 @@
 """An RQ worker for Tatenpo's queues, using the app's Redis: `python worker.py [--burst] [--queues a,b]`.
 Run as many as the load needs, on as many machines as share the database and Redis. Without --queues a
-worker takes every queue (redis_conn.QUEUE_NAMES, in that order); `make run` starts one for all but
-`sync-deferred` and one for `sync-deferred` alone."""
+worker takes every queue (redis_conn.QUEUE_NAMES, in that order); `make run` starts SYNC_WORKERS for `sync`
+(the first takes `imports` first) and one for `sync-deferred` alone (redis_conn.worker_queues)."""
 import argparse
 
 from rq import Worker

@@ -1,21 +1,26 @@
 """Sandbox malls: a small separate server that speaks each mall's real stock protocol under a per-mall prefix
 (http://127.0.0.1:5001/rakuten/es/2.0/…, /yahoo/ShoppingWebService/V1/…, /shopify/<shop>/admin/api/…,
 /amazon/listings/2021-08-01/…), plus the 楽天 FTP route, a JSON admin API under /_sandbox and pages showing
-each store's stock. Run it with `python -m sandbox`. It shares nothing with Tatenpo but the network."""
+each store's stock. Run it with `python -m sandbox`. It shares nothing with Tatenpo but the network. The malls
+are listed once, in sandbox/malls.py."""
 from __future__ import annotations
 
 import os
 import time
 from pathlib import Path
 
-from flask import Flask, g
+from flask import Flask, Response, g
 
 from .limits import Limiter
 from .state import State
 
+# The sandbox pages' icon: a shop front in the colour of their header, small enough to keep inline.
+FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
+           'fill="#5b2a86"/><path d="M3 6h10v7H3z" fill="#fff"/></svg>')
+
 
 def create_app(db_path: str, public_url: str, ftp_host: str = "127.0.0.1", ftp_port: int = 2121) -> Flask:
-    from . import admin, amazon, oauth, rakuten, shopify, yahoo
+    from . import admin, malls
 
     app = Flask(__name__)
     app.config.update(PUBLIC_URL=public_url.rstrip("/"), FTP_HOST=ftp_host, FTP_PORT=ftp_port,
@@ -23,10 +28,14 @@ def create_app(db_path: str, public_url: str, ftp_host: str = "127.0.0.1", ftp_p
     app.json.ensure_ascii = False
     app.extensions["sandbox.state"] = State(db_path)
     app.extensions["sandbox.limiter"] = Limiter()
-    for module in (admin, rakuten, yahoo, shopify, amazon):
-        app.register_blueprint(module.bp)
-    app.register_blueprint(oauth.yahoo_bp)
-    app.register_blueprint(oauth.amazon_bp)
+    app.register_blueprint(admin.bp)
+    for blueprint in malls.blueprints():  # every mall's API, from the one list in sandbox/malls.py
+        app.register_blueprint(blueprint)
+
+    @app.get("/favicon.ico")
+    def _favicon() -> Response:
+        # Browsers ask every server they show a page of for /favicon.ico; a 404 is an error in their console.
+        return Response(FAVICON, mimetype="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
 
     @app.before_request
     def _arrival() -> None:

@@ -12,13 +12,13 @@ from flask import Blueprint, Response, abort, current_app, jsonify, redirect, re
 
 from . import catalog, listing_csv, outbox
 from .common import state
-from .state import MALLS, OrderRefused
+from .malls import Endpoints, mall, mall_keys, names
+from .state import OrderRefused
 
 bp = Blueprint("admin", __name__)
 
-MALL_NAMES = {"rakuten": "楽天市場 (RMS API)", "rakuten-ftp": "楽天市場 (FTP)", "yahoo": "Yahoo!ショッピング",
-              "shopify": "Shopify", "amazon": "Amazon.co.jp"}
-FAULT_NAMES = ("auth", "maintenance", "error_5xx", "throttle", "timeout", "hang_seconds", "reflection_delay")
+FAULT_NAMES = ("auth", "maintenance", "error_5xx", "throttle", "timeout", "hang_seconds", "reflection_delay",
+               "item_error")
 JST = timezone(timedelta(hours=9))
 # An address smtplib can send to without SMTPUTF8: ASCII local part @ a dotted domain.
 MAIL_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -28,27 +28,23 @@ RECENT_ORDERS = 20  # orders shown on the store page
 
 def endpoint_for(store: dict, public_url: str, ftp_host: str, ftp_port: int) -> str:
     """The base URL to configure in Tatenpo: everything before the mall's real path."""
-    if store["mall"] == "rakuten-ftp":
-        return f"ftp://{ftp_host}:{ftp_port}"
-    if store["mall"] == "shopify":
-        return f"{public_url}/shopify/{store['shop']}"
-    return f"{public_url}/{store['mall']}"
+    return mall(store["mall"]).endpoint(store, Endpoints(public_url, ftp_host, ftp_port))
+
+
+def _endpoints() -> Endpoints:
+    config = current_app.config
+    return Endpoints(config["PUBLIC_URL"], config["FTP_HOST"], config["FTP_PORT"], config.get("SFTP_PORT") or 0)
 
 
 def endpoint_of(store: dict) -> str:
-    config = current_app.config
-    return endpoint_for(store, config["PUBLIC_URL"], config["FTP_HOST"], config["FTP_PORT"])
+    return mall(store["mall"]).endpoint(store, _endpoints())
 
 
 def store_json(store: dict) -> dict[str, Any]:
     data = {"id": store["id"], "mall": store["mall"], "name": store["name"], "endpoint": endpoint_of(store),
             "credentials": store["credentials"], "faults": store["faults"], "order_mail": store["order_mail"],
             "page": url_for("admin.store_page", store_id=store["id"], _external=True)}
-    if store["mall"] == "rakuten-ftp":
-        data["host"] = current_app.config["FTP_HOST"]
-        data["port"] = current_app.config["FTP_PORT"]
-        if current_app.config.get("SFTP_PORT"):  # the same account over SFTP, as RMS runs it today
-            data["sftp_endpoint"] = f"sftp://{current_app.config['FTP_HOST']}:{current_app.config['SFTP_PORT']}"
+    data.update(mall(store["mall"]).describe(store, _endpoints()))
     return data
 
 
@@ -65,11 +61,11 @@ def _store_or_404(store_id: int) -> dict:
     return store
 
 
-def create(mall: str, items: int, name: str = "", seed: int = 0) -> dict:
+def create(key: str, items: int, name: str = "", seed: int = 0) -> dict:
     """Create a sandbox store with generated items (also used by Tatenpo's demo set-up, without HTTP)."""
     store = state().create_store(
-        mall, name or f"サンドボックス{MALL_NAMES[mall]}",
-        lambda store_id: catalog.generate(mall, store_id, items, seed),
+        key, name or f"サンドボックス{mall(key).name}",
+        lambda store_id: catalog.generate(key, store_id, items, seed),
     )
     hook = current_app.extensions.get("sandbox.on_store_created")
     if hook:
@@ -87,16 +83,16 @@ def create_store():
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return _error('Send JSON: {"mall": "rakuten", "items": 20}.')
-    mall = body.get("mall")
-    if mall not in MALLS:
-        return _error(f"mall must be one of {', '.join(MALLS)}.")
+    key = body.get("mall")
+    if key not in mall_keys():
+        return _error(f"mall must be one of {', '.join(mall_keys())}.")
     items = body.get("items", 20)
     if not isinstance(items, int) or isinstance(items, bool) or not 0 <= items <= 200_000:
         return _error("items must be an integer from 0 to 200000.")
     order_mail = _order_mail(body.get("order_mail"))
     if order_mail is None:
         return _error(BAD_ORDER_MAIL)
-    store = create(mall, items, str(body.get("name") or ""), int(body.get("seed") or 0))
+    store = create(key, items, str(body.get("name") or ""), int(body.get("seed") or 0))
     if order_mail:
         state().set_order_mail(store["id"], order_mail)
         store = state().store(store["id"])
@@ -144,8 +140,7 @@ def update_store(store_id: int):
 def _item_json(store: dict, item: dict) -> dict[str, Any]:
     data = {"code": item["code"], "variant": item["variant"], "quantity": item["quantity"], "sku": item["sku"],
             "name": item["name"]}
-    if store["mall"] == "shopify":
-        data["handle"] = item["extra"].get("handle")
+    data.update(mall(store["mall"]).item_fields(item))
     return data
 
 
@@ -223,6 +218,8 @@ def faults(store_id: int):
             continue
         if name == "auth":
             changes[name] = value if value in ("wrong", "expired", "revoked") else None
+        elif name == "item_error":
+            changes[name] = [code.strip() for code in value.split(",") if code.strip()]
         elif value in ("on", "true"):
             changes[name] = True
         else:
@@ -376,7 +373,7 @@ def calls(store_id: int):
 
 @bp.get("/")
 def index():
-    return render_template("index.html", stores=[store_json(s) for s in state().stores()], mall_names=MALL_NAMES)
+    return render_template("index.html", stores=[store_json(s) for s in state().stores()], mall_names=names())
 
 
 PAGE_ITEMS = 500
@@ -393,6 +390,6 @@ def store_page(store_id: int):
         items = [i for i in items if query in i["code"].lower() or query in i["sku"].lower()
                  or query in i["variant"].lower() or query in i["name"].lower()]
     return render_template("store.html", store=store_json(store), items=items[:PAGE_ITEMS], total=len(items),
-                           query=query, mall_names=MALL_NAMES, files=listing_csv.files(store["mall"]),
+                           query=query, mall_names=names(), files=listing_csv.files(store["mall"]),
                            orders=state().orders(store_id, recent=RECENT_ORDERS),
                            notice=request.args.get("notice", ""), error=request.args.get("error", ""))

@@ -21,6 +21,8 @@ VARIATIONS = [
 
 def generate(mall: str, store_id: int, count: int, seed: int = 0) -> list[dict[str, Any]]:
     """Items as the sandbox stores them: per SKU, with the mall's identity in code/variant."""
+    from .malls import mall as sandbox_mall  # the mall modules import this one
+
     rng = random.Random(f"{mall}-{store_id}-{seed}")
     rows: list[dict[str, Any]] = []
     for i in range(1, count + 1):
@@ -40,27 +42,17 @@ def generate(mall: str, store_id: int, count: int, seed: int = 0) -> list[dict[s
                 "price": price, "quantity": rng.randint(0, 30),
                 "extra": {"group": base.lower(), "position": n},
             }
-            identity = _identity(mall, store_id, i, n, base, sku, opt)
+            identity = sandbox_mall(mall).identity(store_id, i, n, base, sku, opt)
             row["extra"].update(identity.pop("extra", {}))
             row.update(identity)
             rows.append(row)
     return rows
 
 
-def _identity(mall: str, store_id: int, i: int, n: int, base: str, sku: str, opt: str) -> dict[str, Any]:
-    if mall in ("rakuten", "rakuten-ftp"):
-        variant = "normal-inventory" if not opt else sku.rsplit("-", 1)[1].lower()
-        return {"code": base.lower(), "variant": variant, "extra": {"item_number": item_number(i, base)}}
-    if mall == "yahoo":
-        return {"code": base.lower(), "variant": "" if not opt else sku.lower()}
-    if mall == "amazon":
-        return {"code": sku, "variant": ""}
-    if mall == "shopify":
-        number = store_id * 1_000_000 + i * 10 + n
-        extra = {"handle": base.lower(), "variant_id": f"gid://shopify/ProductVariant/{number}",
-                 "product_id": f"gid://shopify/Product/{store_id * 1_000_000 + i}"}
-        return {"code": f"gid://shopify/InventoryItem/{number}", "variant": location_id(store_id), "extra": extra}
-    raise ValueError(mall)
+def rakuten_identity(store_id: int, i: int, n: int, base: str, sku: str, opt: str) -> dict[str, Any]:
+    """楽天 (API and FTP alike): 商品管理番号 lowercase, SKU管理番号 'normal-inventory' for a single-SKU item."""
+    variant = "normal-inventory" if not opt else sku.rsplit("-", 1)[1].lower()
+    return {"code": base.lower(), "variant": variant, "extra": {"item_number": item_number(i, base)}}
 
 
 def item_number(i: int, base: str) -> str:

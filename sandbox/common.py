@@ -12,6 +12,8 @@ Fault switches (POST /_sandbox/stores/<id>/faults), checked on every API call of
                                meanwhile, the call is dropped (504, nothing changes), else it is served: a
                                slow mall, and never a stale push landing after its client is gone
   reflection_delay: seconds    a new quantity shows in reads and on the store page only after this delay
+  item_error: ["code", …]      Yahoo!: setStock refuses these codes (`code` or `code:subcode`) one by one
+                               (st-02104 in a 207 answer) while the rest of the request goes through
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import csv
 import io
 import logging
 import re
+import secrets
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -22,6 +23,8 @@ from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.servers import FTPServer
 
+from . import catalog, listing_csv, order_mails, rakuten
+from .malls import Endpoints, ListingFile, SandboxMall
 from .state import State
 
 log = logging.getLogger("sandbox.ftp")
@@ -201,3 +204,27 @@ def start(state: State, host: str, port: int, root: Path, delay: float) -> tuple
     thread = threading.Thread(target=server.serve_forever, kwargs={"handle_exit": False}, daemon=True, name="ftp")
     thread.start()
     return server, processor
+
+
+# The registry entry (sandbox.malls) ------------------------------------------------------------------------
+
+def _credentials(store_id: int, shop: str) -> dict[str, str]:
+    return {"ftp_user": f"sandbox{store_id}", "ftp_password": secrets.token_hex(6)}
+
+
+def _describe(store: dict, where: Endpoints) -> dict:
+    data = {"host": where.ftp_host, "port": where.ftp_port}
+    if where.sftp_port:  # the same account over SFTP, as RMS runs it today
+        data["sftp_endpoint"] = f"sftp://{where.ftp_host}:{where.sftp_port}"
+    return data
+
+
+SANDBOX_MALLS = [SandboxMall(
+    key="rakuten-ftp", name="楽天市場 (FTP)", issue_credentials=_credentials,
+    endpoint=lambda store, where: f"ftp://{where.ftp_host}:{where.ftp_port}",
+    identity=catalog.rakuten_identity,
+    files=(ListingFile("normal-item", "normal-item.csv", listing_csv.rakuten_normal_item),),
+    # The FTP route is the same 楽天市場 shop: the same mails and order numbers as the API route.
+    compose_mail=order_mails.rakuten_mail, compose_cancellation=order_mails.rakuten_cancellation,
+    order_number=order_mails.rakuten_number, store_key=rakuten.shop_id, buyer="楽天 太郎", describe=_describe,
+)]

@@ -1,22 +1,14 @@
 """Each sandbox store's listing file, in its mall's real download format and encoding (step 3 of the flow).
 
 Rakuten normal-item.csv (CP932, CRLF, a product row then its SKU rows); Yahoo quantity.csv and data.csv
-(CP932); Amazon listings report (tab-separated, Japanese headers, CP932); Shopify products CSV (UTF-8).
+(CP932); Amazon listings report (tab-separated, Japanese headers, CP932); Shopify products CSV (UTF-8), in
+today's layout and the older one. Each mall module lists its files (sandbox.malls.ListingFile).
 """
 from __future__ import annotations
 
 import csv
 import io
 from itertools import groupby
-
-# (file kind, download name) per mall; the first is the default.
-FILES = {
-    "rakuten": [("normal-item", "normal-item.csv")],
-    "rakuten-ftp": [("normal-item", "normal-item.csv")],
-    "yahoo": [("quantity", "quantity.csv"), ("data", "data.csv")],
-    "amazon": [("report", "All_Listings_Report.txt")],
-    "shopify": [("products", "products_export.csv")],
-}
 
 RAKUTEN_HEADERS = [
     "商品管理番号（商品URL）", "商品番号", "商品名", "バリエーション項目キー定義", "バリエーション項目名定義",
@@ -34,32 +26,73 @@ SHOPIFY_HEADERS = ["Handle", "Title", "Body (HTML)", "Vendor", "Product Category
                    "Variant Price", "Status"]
 
 
+# [Shopify help: "Using CSV files to import and export products", help.shopify.com/en/manual/products/import-export/
+# using-csv] Today's export names its columns URL handle, SKU, Option1 name / value, Price, Inventory quantity;
+# exports made before the 2024 change (still in shops' hands) used Handle, Variant SKU, Variant Inventory Qty.
+SHOPIFY_CURRENT_HEADERS = ["Title", "URL handle", "Description", "Vendor", "Product category", "Type", "Tags",
+                           "Published on online store", "Status", "SKU", "Option1 name", "Option1 value", "Price",
+                           "Inventory tracker", "Inventory quantity", "Continue selling when out of stock",
+                           "Weight value (grams)", "Fulfillment service"]
+
+
 def files(mall: str) -> list[tuple[str, str]]:
-    return FILES[mall]
+    """(file kind, download name) of each listing file the mall offers; the first is the default."""
+    from .malls import mall as sandbox_mall  # the mall modules import this one
+
+    return [(f.kind, f.filename) for f in sandbox_mall(mall).files]
 
 
 def render(store: dict, items: list[dict], kind: str = "") -> tuple[str, str, bytes]:
     """(download name, content type, bytes) of the store's listing file `kind` (default: the mall's main one)."""
-    mall = store["mall"]
-    choices = dict(FILES[mall])
-    kind = kind or FILES[mall][0][0]
-    if kind not in choices:
-        raise ValueError(f"file must be one of {', '.join(choices)} for {mall}.")
+    from .malls import mall as sandbox_mall
+
+    offered = sandbox_mall(store["mall"]).files
+    chosen = next((f for f in offered if f.kind == kind), None) if kind else offered[0]
+    if chosen is None:
+        raise ValueError(f"file must be one of {', '.join(f.kind for f in offered)} for {store['mall']}.")
     groups = [list(g) for _, g in groupby(items, key=lambda i: i["extra"].get("group", i["code"]))]
-    if mall in ("rakuten", "rakuten-ftp"):
-        rows = _rakuten(groups)
-        return choices[kind], "text/csv; charset=Shift_JIS", _encode(RAKUTEN_HEADERS, rows, "cp932")
-    if mall == "yahoo" and kind == "quantity":
-        rows = [[i["code"], i["name"], i["variant"], i["quantity"], 0, 0] for i in items]
-        return choices[kind], "text/csv; charset=Shift_JIS", _encode(YAHOO_QUANTITY_HEADERS, rows, "cp932")
-    if mall == "yahoo":
-        return choices[kind], "text/csv; charset=Shift_JIS", _encode(YAHOO_DATA_HEADERS, _yahoo_data(groups), "cp932")
-    if mall == "amazon":
-        rows = [[i["name"] + (f" {i['option_value']}" if i["option_value"] else ""), f"LST{i['id']:08d}", i["code"],
-                 i["price"], i["quantity"], "2026/01/05 10:00:00 JST", "4", "", "11", f"B0{i['id']:08d}",
-                 f"B0{i['id']:08d}", "DEFAULT"] for i in items]
-        return choices[kind], "text/tab-separated-values; charset=Shift_JIS", _encode(AMAZON_HEADERS, rows, "cp932", "\t")
-    return choices[kind], "text/csv; charset=utf-8", _encode(SHOPIFY_HEADERS, _shopify(groups), "utf-8")
+    content_type, data = chosen.render(store, items, groups)
+    return chosen.filename, content_type, data
+
+
+def rakuten_normal_item(store: dict, items: list[dict], groups: list[list[dict]]) -> tuple[str, bytes]:
+    return "text/csv; charset=Shift_JIS", _encode(RAKUTEN_HEADERS, _rakuten(groups), "cp932")
+
+
+def yahoo_quantity(store: dict, items: list[dict], groups: list[list[dict]]) -> tuple[str, bytes]:
+    rows = [[i["code"], i["name"], i["variant"], i["quantity"], 0, 0] for i in items]
+    return "text/csv; charset=Shift_JIS", _encode(YAHOO_QUANTITY_HEADERS, rows, "cp932")
+
+
+def yahoo_data(store: dict, items: list[dict], groups: list[list[dict]]) -> tuple[str, bytes]:
+    return "text/csv; charset=Shift_JIS", _encode(YAHOO_DATA_HEADERS, _yahoo_data(groups), "cp932")
+
+
+def amazon_report(store: dict, items: list[dict], groups: list[list[dict]]) -> tuple[str, bytes]:
+    rows = [[i["name"] + (f" {i['option_value']}" if i["option_value"] else ""), f"LST{i['id']:08d}", i["code"],
+             i["price"], i["quantity"], "2026/01/05 10:00:00 JST", "4", "", "11", f"B0{i['id']:08d}",
+             f"B0{i['id']:08d}", "DEFAULT"] for i in items]
+    return "text/tab-separated-values; charset=Shift_JIS", _encode(AMAZON_HEADERS, rows, "cp932", "\t")
+
+
+def shopify_products(store: dict, items: list[dict], groups: list[list[dict]]) -> tuple[str, bytes]:
+    """The products export as shops made it before 2024 (Handle, Variant SKU, Variant Inventory Qty)."""
+    return "text/csv; charset=utf-8", _encode(SHOPIFY_HEADERS, _shopify(groups), "utf-8")
+
+
+def shopify_products_current(store: dict, items: list[dict], groups: list[list[dict]]) -> tuple[str, bytes]:
+    """Today's products export (URL handle, SKU, Option1 name / value, Inventory quantity)."""
+    rows = []
+    for group in groups:
+        for n, item in enumerate(group):
+            head = n == 0
+            rows.append([
+                item["name"] if head else "", item["extra"].get("handle", ""), "", "Tatenpo Sandbox" if head else "",
+                "", "", "", "TRUE" if head else "", "Active" if head else "", item["sku"],
+                (item["option_name"] or "Title") if head else "", item["option_value"] or "Default Title",
+                item["price"], "shopify", item["quantity"], "FALSE", 0, "manual",
+            ])
+    return "text/csv; charset=utf-8", _encode(SHOPIFY_CURRENT_HEADERS, rows, "utf-8")
 
 
 def _encode(headers: list[str], rows: list[list], encoding: str, delimiter: str = ",") -> bytes:

@@ -14,7 +14,6 @@ import base64
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -146,7 +145,7 @@ RAKUTEN_SUBJECT = "【楽天市場】注文内容ご確認（自動配信メー�
 RAKUTEN_CANCELLATION_SUBJECT = "【楽天市場】注文キャンセルのお知らせ（自動配信メール）"
 
 
-def _rakuten(shop_name: str, to: str, order_number: str, ordered_at: datetime, items: list[dict],
+def rakuten_mail(shop_name: str, to: str, order_number: str, ordered_at: datetime, items: list[dict],
              buyer: str) -> bytes:
     local = ordered_at.astimezone(JST)
     item_lines: list[str] = []
@@ -203,9 +202,17 @@ def _rakuten(shop_name: str, to: str, order_number: str, ordered_at: datetime, i
 
 def compose_cancellation(mall: str, *, shop_name: str, to: str, order_number: str, cancelled_at: datetime,
                          buyer: str = "楽天 太郎") -> bytes:
+    """The notice `mall` mails when an order is cancelled (ValueError for a mall the sandbox sends none for)."""
+    from .malls import mall as sandbox_mall
+
+    composer = sandbox_mall(mall).compose_cancellation
+    if composer is None:
+        raise ValueError(f"the sandbox sends no cancellation notice for {mall!r}")
+    return composer(shop_name, to, order_number, cancelled_at, buyer)
+
+
+def rakuten_cancellation(shop_name: str, to: str, order_number: str, cancelled_at: datetime, buyer: str) -> bytes:
     """楽天's cancellation notice: same sender, its own subject, and a body that also carries [受注番号]."""
-    if mall not in ("rakuten", "rakuten-ftp"):
-        raise ValueError(f"the sandbox sends cancellation notices for 楽天 only, not {mall!r}")
     body = "\n".join([
         f"{buyer} 様",
         "",
@@ -229,7 +236,7 @@ def compose_cancellation(mall: str, *, shop_name: str, to: str, order_number: st
 YAHOO_SENDER = "store-shopping-order-master@mail.yahoo.co.jp"
 
 
-def _yahoo(shop_name: str, to: str, order_number: str, ordered_at: datetime, items: list[dict],
+def yahoo_mail(shop_name: str, to: str, order_number: str, ordered_at: datetime, items: list[dict],
            buyer: str) -> bytes:
     local = ordered_at.astimezone(JST)
     item_lines: list[str] = []
@@ -274,7 +281,7 @@ def _yahoo(shop_name: str, to: str, order_number: str, ordered_at: datetime, ite
 AMAZON_SENDER = "seller-notification@amazon.co.jp"
 
 
-def _amazon(shop_name: str, to: str, order_number: str, ordered_at: datetime, items: list[dict],
+def amazon_mail(shop_name: str, to: str, order_number: str, ordered_at: datetime, items: list[dict],
             buyer: str) -> bytes:
     local = ordered_at.astimezone(JST)
     ship_by = local + timedelta(days=2)
@@ -319,7 +326,7 @@ def _amazon(shop_name: str, to: str, order_number: str, ordered_at: datetime, it
 SHOPIFY_SENDER = "Shopify <mailer@shopify.com>"
 
 
-def _shopify(shop_name: str, to: str, order_number: str, ordered_at: datetime, items: list[dict],
+def shopify_mail(shop_name: str, to: str, order_number: str, ordered_at: datetime, items: list[dict],
              buyer: str) -> bytes:
     local = ordered_at.astimezone(JST)
     text = "\n".join([
@@ -367,16 +374,7 @@ def _html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-# --- The registry ----------------------------------------------------------------------------------------
-
-COMPOSERS: dict[str, Callable[[str, str, str, datetime, list[dict], str], bytes]] = {
-    "rakuten": _rakuten,
-    "rakuten-ftp": _rakuten,  # the FTP shops get the same mail
-    "yahoo": _yahoo,
-    "amazon": _amazon,
-    "shopify": _shopify,
-}
-
+# --- By mall ----------------------------------------------------------------------------------------------
 
 def compose(mall: str, *, shop_name: str, to: str, order_number: str, ordered_at: datetime, items: list[dict],
             buyer: str = "楽天 太郎") -> bytes:
@@ -385,9 +383,9 @@ def compose(mall: str, *, shop_name: str, to: str, order_number: str, ordered_at
     Each item: code (楽天 商品管理番号 / Yahoo code / Amazon seller-sku / Shopify handle), variant (楽天
     SKU管理番号 / Yahoo sub-code / ''), item_number (楽天 商品番号, '' prints the code), sku (merchant SKU, the
     Shopify variant sku), title, choices [(name, value)], quantity, price (yen, per unit)."""
-    composer = COMPOSERS.get(mall)
-    if composer is None:
-        raise ValueError(f"no order mail for mall {mall!r}; known: {', '.join(COMPOSERS)}")
+    from .malls import mall as sandbox_mall  # the registry imports the mall modules, which import this one
+
+    composer = sandbox_mall(mall).compose_mail
     if ordered_at.tzinfo is None:
         raise ValueError("ordered_at must be timezone-aware")
     return composer(shop_name, to, order_number, ordered_at, _checked(items), buyer)
@@ -399,41 +397,31 @@ def _stable(text: str, modulo: int) -> int:
     return int(hashlib.sha1(text.encode()).hexdigest(), 16) % modulo
 
 
-def _rakuten_number(store_key: str, sequence: int, ordered_at: datetime) -> str:
+def rakuten_number(store_key: str, sequence: int, ordered_at: datetime) -> str:
     shop = store_key if re.fullmatch(r"[0-9]{6}", store_key) else str(100000 + _stable(store_key, 900000))
     # 7919 is coprime with 10**10, so distinct sequences give distinct serials.
     serial = (sequence * 7919 + int(shop)) % 10**10
     return f"{shop}-{ordered_at.astimezone(JST):%Y%m%d}-{serial:010d}"
 
 
-def _yahoo_number(store_key: str, sequence: int, ordered_at: datetime) -> str:
+def yahoo_number(store_key: str, sequence: int, ordered_at: datetime) -> str:
     store = re.sub(r"[^a-z0-9-]", "", store_key.lower()) or "store"
     return f"{store}-{10000000 + sequence}"
 
 
-def _amazon_number(store_key: str, sequence: int, ordered_at: datetime) -> str:
+def amazon_number(store_key: str, sequence: int, ordered_at: datetime) -> str:
     middle = (sequence * 7919 + _stable(store_key, 10**7)) % 10**7
     last = (sequence * 104729 + int(ordered_at.timestamp())) % 10**7
     return f"250-{middle:07d}-{last:07d}"
 
 
-def _shopify_number(store_key: str, sequence: int, ordered_at: datetime) -> str:
+def shopify_number(store_key: str, sequence: int, ordered_at: datetime) -> str:
     return f"#{1000 + sequence}"
-
-
-ORDER_NUMBERS: dict[str, Callable[[str, int, datetime], str]] = {
-    "rakuten": _rakuten_number,
-    "rakuten-ftp": _rakuten_number,
-    "yahoo": _yahoo_number,
-    "amazon": _amazon_number,
-    "shopify": _shopify_number,
-}
 
 
 def order_number(mall: str, *, store_key: str, sequence: int, ordered_at: datetime) -> str:
     """An order number in the mall's own shape: 楽天 <6-digit shop id>-<yyyymmdd>-<10 digits>, Yahoo
     <storeid>-<number>, Amazon 250-1234567-1234567, Shopify #1001 (sequence 1 → #1001)."""
-    make = ORDER_NUMBERS.get(mall)
-    if make is None:
-        raise ValueError(f"no order numbers for mall {mall!r}; known: {', '.join(ORDER_NUMBERS)}")
-    return make(store_key, sequence, ordered_at)
+    from .malls import mall as sandbox_mall
+
+    return sandbox_mall(mall).order_number(store_key, sequence, ordered_at)

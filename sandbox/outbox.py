@@ -18,17 +18,12 @@ from email import message_from_bytes, policy
 from urllib.parse import urlsplit
 
 from . import order_mails
+from .malls import mall as sandbox_mall
 from .state import State
 
 log = logging.getLogger(__name__)
 
 JST = timezone(timedelta(hours=9))
-RAKUTEN = ("rakuten", "rakuten-ftp")  # both 楽天 stock routes are one 楽天市場 shop, which gets 楽天's mails
-RAKUTEN_SHOP_ID_BASE = 300_000  # 楽天 店舗ID are six digits; the sandbox's store id is added to this
-# The buyer every order is from: 楽天's own sample name on 楽天, the usual 山田 太郎 elsewhere.
-BUYERS = {"rakuten": "楽天 太郎", "rakuten-ftp": "楽天 太郎", "yahoo": "山田 太郎", "amazon": "山田 太郎",
-          "shopify": "山田 太郎"}
-
 NO_SMTP = "SANDBOX_SMTP_URL is not set"
 RETRY_CAP = 30.0
 SMTP_TIMEOUT = 30.0
@@ -38,28 +33,17 @@ EHLO_NAME = "sandbox-malls.localhost"
 
 # What an order sends ------------------------------------------------------------------------------
 
-def store_key(store: dict) -> str:
-    """How the mall names the shop inside its order numbers: 楽天's 店舗ID, Yahoo!'s store account, Amazon's
-    seller id, Shopify's shop."""
-    mall = store["mall"]
-    if mall in RAKUTEN:
-        return str(RAKUTEN_SHOP_ID_BASE + store["id"])
-    if mall in ("yahoo", "amazon"):
-        return store["credentials"]["seller_id"]
-    return store["shop"]
-
-
 def order_number(store: dict, sequence: int, ordered_at: datetime) -> str:
     """The store's `sequence`-th order number, in the mall's real shape."""
-    return order_mails.order_number(store["mall"], store_key=store_key(store), sequence=sequence,
-                                    ordered_at=ordered_at)
+    return order_mails.order_number(store["mall"], store_key=sandbox_mall(store["mall"]).store_key(store),
+                                    sequence=sequence, ordered_at=ordered_at)
 
 
 def order_mail(store: dict, order: dict) -> tuple[str, bytes]:
     """(envelope sender, raw mail) of the order confirmation the mall sends the shop."""
     raw = order_mails.compose(
         store["mall"], shop_name=store["name"], to=store["order_mail"], order_number=order["number"],
-        ordered_at=datetime.fromisoformat(order["ordered_at"]), items=_mail_items(order), buyer=BUYERS[store["mall"]],
+        ordered_at=datetime.fromisoformat(order["ordered_at"]), items=_mail_items(order), buyer=sandbox_mall(store["mall"]).buyer,
     )
     return sender_of(raw), raw
 
@@ -67,11 +51,11 @@ def order_mail(store: dict, order: dict) -> tuple[str, bytes]:
 def cancellation_mail(store: dict, order: dict) -> tuple[str, bytes] | None:
     """(envelope sender, raw mail) of the notice 楽天 sends when an order is cancelled (it carries [受注番号] too,
     so an order-mail reader must tell it apart); None for the other malls, whose notices the sandbox leaves out."""
-    if store["mall"] not in RAKUTEN:
+    if sandbox_mall(store["mall"]).compose_cancellation is None:
         return None
     raw = order_mails.compose_cancellation(store["mall"], shop_name=store["name"], to=store["order_mail"],
                                            order_number=order["number"], cancelled_at=datetime.now(JST),
-                                           buyer=BUYERS[store["mall"]])
+                                           buyer=sandbox_mall(store["mall"]).buyer)
     return sender_of(raw), raw
 
 

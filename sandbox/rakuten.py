@@ -1,20 +1,25 @@
 """楽天 RMS Inventory API 2.0 at /rakuten/es/2.0/inventories/… (real paths; the base URL is the only difference).
 
-ESA auth (Authorization: ESA base64(serviceSecret:licenseKey)); bulk-upsert 1–400 at 1 req/s answering 204;
-bulk-get 1–1000 at 5 req/s; single get/put/delete; bulk-get/range. Validation errors use the real error JSON
-(IE0002 invalid value, IE0003 out of range, IE0004 length; GE0014 not found; GA0001 expired licence key).
+ESA auth (Authorization: ESA base64(serviceSecret:licenseKey)); bodies as `Content-Type: application/json`;
+bulk-upsert 1–400 at 1 req/s answering 204; bulk-get 1–1000 at 5 req/s; single get/put/delete;
+bulk-get/range. Validation errors use the real error JSON (IE0002 invalid value, IE0003 out of range, IE0004
+length; GE0014 not found); a wrong or expired key is 401 {"Results": {"errorCode": "ES01-01", "message":
+"Un-Authorised"}}. Sources: docs/malls/rakuten.md.
 Unknown items are parked on upsert (accepted, not shown), as the real API does.
 """
 from __future__ import annotations
 
 import base64
 import re
+import secrets
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
 from flask import Blueprint, Response, jsonify, request
 
+from . import catalog, listing_csv, order_mails
 from .common import Replies, arrived, fault_reply, limiter, record, reflection_delay, state
+from .malls import ListingFile, SandboxMall
 
 bp = Blueprint("rakuten", __name__, url_prefix="/rakuten/es/2.0/inventories")
 
@@ -42,9 +47,17 @@ def _throttled(wait: float) -> Response:
     return response
 
 
+def _unauthorised() -> Response:
+    # RMS's answer to a wrong serviceSecret / licenseKey and to an expired licenseKey alike: 401 with errorCode
+    # ES01-01 "Un-Authorised" (docs/malls/rakuten.md: the shops' tools quote it for both causes).
+    response = jsonify({"Results": {"errorCode": "ES01-01", "message": "Un-Authorised"}})
+    response.status_code = 401
+    return response
+
+
 REPLIES = Replies(
-    auth_wrong=lambda: _errors(401, ("GE0011", "Authentication failed. Check serviceSecret and licenseKey.", None)),
-    auth_expired=lambda: _errors(401, ("GA0001", "The license key has expired.", None)),
+    auth_wrong=_unauthorised,
+    auth_expired=_unauthorised,
     maintenance=lambda: _errors(503, ("GE0012", "The system is under maintenance.", None)),  # [inferred] code
     server_error=lambda: _errors(500, ("GE0099", "Internal server error.", None)),  # [inferred] code
     gateway_timeout=lambda: _errors(504, ("GE0099", "Gateway timeout.", None)),  # [inferred] code
@@ -94,6 +107,10 @@ def _inventory(item: dict) -> dict[str, Any]:
 
 
 def _json_body() -> tuple[Any, Optional[Response]]:
+    # [inferred] RMS takes a body labelled exactly `Content-Type: application/json` (the Inventory API 2.0 request
+    # header); the sandbox refuses another label, charset included, so a client that sends one is caught here.
+    if request.headers.get("Content-Type", "") != "application/json":
+        return None, _errors(415, ("IE0001", "Content-Type must be application/json.", None))
     body = request.get_json(silent=True)
     if body is None:
         return None, _errors(400, ("IE0002", "The request body is not valid JSON.", None))
@@ -221,3 +238,28 @@ def single(manage: str, variant: str):
         return record(store, "single", _errors(400, *errors))
     state().set_quantities(store["id"], [(key[0], key[1], quantity)], delay=reflection_delay(store))
     return record(store, "single", Response(status=204), 1)
+
+
+# The registry entry (sandbox.malls) ------------------------------------------------------------------------
+
+RAKUTEN_SHOP_ID_BASE = 300_000  # 楽天 店舗ID are six digits; the sandbox's store id is added to this
+
+
+def shop_id(store: dict) -> str:
+    """楽天's 店舗ID, printed inside its order numbers (both stock routes are one 楽天市場 shop)."""
+    return str(RAKUTEN_SHOP_ID_BASE + store["id"])
+
+
+def _credentials(store_id: int, shop: str) -> dict[str, str]:
+    return {"service_secret": f"SP{store_id}_{secrets.token_hex(8)}",
+            "license_key": f"SL{store_id}_{secrets.token_hex(16)}"}
+
+
+SANDBOX_MALLS = [SandboxMall(
+    key="rakuten", name="楽天市場 (RMS API)", issue_credentials=_credentials,
+    endpoint=lambda store, where: f"{where.public_url}/rakuten",
+    identity=catalog.rakuten_identity,
+    files=(ListingFile("normal-item", "normal-item.csv", listing_csv.rakuten_normal_item),),
+    compose_mail=order_mails.rakuten_mail, compose_cancellation=order_mails.rakuten_cancellation,
+    order_number=order_mails.rakuten_number, store_key=shop_id, buyer="楽天 太郎", blueprints=(bp,),
+)]

@@ -3,28 +3,35 @@ path segment; everything after it is the real path).
 
 The sandbox does not parse GraphQL: it recognises the operation by its root field and takes the data from
 the variables, which is how a real client sends it. Served: `inventorySetQuantities` (≤250 quantities,
-`changeFromQuantity` required from 2026-04, CHANGE_FROM_QUANTITY_STALE and the other userErrors; atomic: any
-userError changes nothing), `nodes(ids:)` on InventoryItem with `inventoryLevel(locationId:)` quantities,
+`changeFromQuantity` and `@idempotent(key:)` required from 2026-04, a repeated key answering the first result
+again, CHANGE_FROM_QUANTITY_STALE and the other userErrors; atomic: any userError changes nothing), `nodes(ids:)` on InventoryItem with `inventoryLevel(locationId:)` quantities,
 `productVariants(query: "sku:…")`, `locations` and `shop`. Throttling is the cost-based leaky bucket
 (1000 points, 100 points/s restore) answering THROTTLED with `throttleStatus`.
 """
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 from typing import Any, Optional
 
 from flask import Blueprint, Response, jsonify, request
 
-from . import catalog
+from . import catalog, listing_csv, order_mails
 from .common import Replies, fault_reply, limiter, record, reflection_delay, state
 from .limits import SHOPIFY_BUCKET, SHOPIFY_COST_PER_ITEM, SHOPIFY_MUTATION_COST, SHOPIFY_RESTORE_RATE
+from .malls import ListingFile, SandboxMall
 
 bp = Blueprint("shopify", __name__, url_prefix="/shopify/<shop>/admin/api/<version>")
 
 MAX_QUANTITIES = 250
 MAX_QUANTITY = 1_000_000_000
 CHANGE_FROM_REQUIRED = "2026-04"
+# From 2026-04 the inventory mutations refuse to run without @idempotent(key:) (Shopify changelog "Making
+# idempotency mandatory for inventory adjustments and refund mutations"); a key seen before answers the first
+# result again without applying anything.
+IDEMPOTENT_REQUIRED = "2026-04"
+IDEMPOTENT = re.compile(r"@idempotent\s*\(\s*key\s*:\s*(?:\$(\w+)|\"([^\"]*)\")\s*\)")
 
 
 def _plain(status: int, message: str) -> Response:
@@ -53,6 +60,10 @@ REPLIES = Replies(
     gateway_timeout=lambda: _plain(504, "Gateway Timeout"),
     throttled=lambda wait: _throttled(SHOPIFY_MUTATION_COST, 0.0),  # recorded under the api "graphql"
 )
+
+
+# (store id, idempotency key) → the answer given: a repeated key gets it again and changes nothing.
+_answered: dict[tuple[int, str], dict] = {}
 
 
 def _top_error(message: str, code: str) -> Response:
@@ -93,10 +104,23 @@ def graphql(shop: str, version: str):
     else:
         return record(store, "graphql", _top_error("The sandbox serves inventorySetQuantities, nodes, productVariants,"
                                                    " locations and shop.", "UNSUPPORTED"))
+    key = None
+    if api == "inventorySetQuantities" and version >= IDEMPOTENT_REQUIRED:
+        found = IDEMPOTENT.search(query)
+        key = (variables.get(found.group(1)) if found.group(1) else found.group(2)) if found else None
+        if not key:
+            # [inferred] the wording; the changelog says only that the call fails at runtime without the key.
+            return record(store, api, _top_error("inventorySetQuantities requires the @idempotent directive with a"
+                                                 " key from API version 2026-04.", "BAD_REQUEST"))
+        replay = _answered.get((store["id"], str(key)))
+        if replay is not None:
+            return record(store, api, jsonify(replay))
     allowed, available = limiter().shopify(store["id"], cost)
     if not allowed:
         return record(store, "THROTTLED", _throttled(cost, available))
     payload, items = handler(store, variables, version)
+    if key is not None and "errors" not in payload:
+        _answered[(store["id"], str(key))] = {**payload, "extensions": _cost(cost, cost, available)}
     return record(store, api, jsonify({**payload, "extensions": _cost(cost, cost, available)}), items)
 
 
@@ -193,3 +217,25 @@ def _locations(store: dict, variables: dict, version: str) -> tuple[dict, int]:
 
 def _shop(store: dict, variables: dict, version: str) -> tuple[dict, int]:
     return {"data": {"shop": {"name": store["name"], "myshopifyDomain": f"{store['shop']}.myshopify.com"}}}, 0
+
+
+# The registry entry (sandbox.malls) ------------------------------------------------------------------------
+
+def _identity(store_id: int, i: int, n: int, base: str, sku: str, opt: str) -> dict:
+    number = store_id * 1_000_000 + i * 10 + n
+    extra = {"handle": base.lower(), "variant_id": f"gid://shopify/ProductVariant/{number}",
+             "product_id": f"gid://shopify/Product/{store_id * 1_000_000 + i}"}
+    return {"code": f"gid://shopify/InventoryItem/{number}", "variant": catalog.location_id(store_id), "extra": extra}
+
+
+SANDBOX_MALLS = [SandboxMall(
+    key="shopify", name="Shopify",
+    issue_credentials=lambda store_id, shop: {"shop": shop, "access_token": "shpat_" + secrets.token_hex(16)},
+    endpoint=lambda store, where: f"{where.public_url}/shopify/{store['shop']}", identity=_identity,
+    # The older layout stays the default download, so files saved before keep matching; both are read.
+    files=(ListingFile("products", "products_export.csv", listing_csv.shopify_products),
+           ListingFile("products-current", "products_export_current.csv", listing_csv.shopify_products_current)),
+    compose_mail=order_mails.shopify_mail, order_number=order_mails.shopify_number,
+    store_key=lambda store: store["shop"], buyer="山田 太郎", blueprints=(bp,),
+    item_fields=lambda item: {"handle": item["extra"].get("handle")},
+)]

@@ -13,8 +13,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-MALLS = ("rakuten", "rakuten-ftp", "yahoo", "shopify", "amazon")
-
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS stores (
     id INTEGER PRIMARY KEY,
@@ -139,6 +137,8 @@ class State:
     def create_store(self, mall: str, name: str, catalog: Callable[[int], list[dict[str, Any]]],
                      shop: str | None = None) -> dict:
         """Create a store with its credentials; `catalog(store_id)` gives its items."""
+        from .malls import mall as sandbox_mall  # the mall modules import this one
+
         now = time.time()
         with self.tx() as c:
             cur = c.execute(
@@ -147,7 +147,7 @@ class State:
             )
             store_id = cur.lastrowid
             shop = shop or f"sandbox-{mall.replace('-', '')}-{store_id}"
-            creds = issue_credentials(mall, store_id, shop)
+            creds = sandbox_mall(mall).issue_credentials(store_id, shop)
             c.execute("UPDATE stores SET shop = ?, credentials = ? WHERE id = ?", (shop, json.dumps(creds), store_id))
             c.executemany(
                 "INSERT INTO items (store_id, code, variant, sku, name, option_name, option_value, price, quantity,"
@@ -284,6 +284,21 @@ class State:
                 if key in wanted:
                     found[key] = _item(row)
         return found
+
+    def set_extra(self, store_id: int, code: str, variant: str, changes: dict[str, Any]) -> None:
+        """Change an item's extra fields (None removes one)."""
+        with self.tx() as c:
+            row = c.execute("SELECT id, extra FROM items WHERE store_id = ? AND code = ? AND variant = ?",
+                            (store_id, code, variant)).fetchone()
+            if row is None:
+                return
+            extra = json.loads(row["extra"] or "{}")
+            for key, value in changes.items():
+                if value is None:
+                    extra.pop(key, None)
+                else:
+                    extra[key] = value
+            c.execute("UPDATE items SET extra = ? WHERE id = ?", (json.dumps(extra, ensure_ascii=False), row["id"]))
 
     def set_quantities(self, store_id: int, changes: list[tuple[str, str, int]], delay: float = 0.0,
                        park_unknown: bool = True) -> list[bool]:
@@ -482,25 +497,6 @@ class OrderRefused(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
-
-
-def issue_credentials(mall: str, store_id: int, shop: str) -> dict[str, str]:
-    """Credentials named exactly as Tatenpo's store takes them (tatenpo.malls.CREDENTIAL_FIELDS)."""
-    token = secrets.token_hex(16)
-    if mall == "rakuten":
-        return {"service_secret": f"SP{store_id}_{secrets.token_hex(8)}", "license_key": f"SL{store_id}_{token}"}
-    if mall == "rakuten-ftp":
-        return {"ftp_user": f"sandbox{store_id}", "ftp_password": token[:12]}
-    if mall == "yahoo":
-        return {"seller_id": f"snbx-{store_id}", "access_token": token, "client_id": f"dj00sandbox{store_id}",
-                "client_secret": secrets.token_hex(10), "refresh_token": "sbx-rt-" + secrets.token_hex(12)}
-    if mall == "shopify":
-        return {"shop": shop, "access_token": "shpat_" + token}
-    if mall == "amazon":
-        return {"seller_id": f"A{store_id:04d}SANDBOX", "access_token": "Atza|" + token,
-                "client_id": f"amzn1.application-oa2-client.sandbox{store_id}", "client_secret": secrets.token_hex(10),
-                "refresh_token": "Atzr|" + secrets.token_hex(12)}
-    raise ValueError(mall)
 
 
 def _store(row: sqlite3.Row) -> dict:

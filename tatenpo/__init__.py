@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import event
@@ -20,7 +19,7 @@ from tatenpo.sync import queueing
 def create_app(test_config: dict | None = None) -> Flask:
     """The app: configuration, then the extensions, then each part switched on by its own init_app."""
     app = Flask(__name__, instance_relative_config=True, instance_path=config.instance_path())
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    instance_files.private_folder(app.instance_path)  # the database, uploads, mails and keys: owner only
     app.config.from_mapping(config.load(app.instance_path))
     if test_config:
         app.config.from_mapping(test_config)
@@ -29,6 +28,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["SECRET_KEY"] = instance_files.secret_key(app.instance_path)
     if not app.config.get("CREDENTIAL_KEY"):
         app.config["CREDENTIAL_KEY"] = instance_files.credential_key(app.instance_path)
+        # Read again at each use (platform/credentials): `rotate-credential-key` may change it while we run.
+        app.config.setdefault("CREDENTIAL_KEY_FILE", instance_files.credential_key_file(app.instance_path))
     _sqlite_options(app)
     logs.configure(app.config["LOG_LEVEL"])
 

@@ -13,6 +13,9 @@ from tatenpo.sync import queueing, readback, retention, runner
 # Long enough for a full push of a big catalog at the mall's rate (500,000 楽天 SKUs ≈ 21 min); a stuck call
 # is bounded by MALL_TIMEOUT_SECONDS, not by this.
 PUSH_TIMEOUT = 6 * 3600
+# How long a push waits for another push of the same store before it leaves a note to the running one and
+# gives its worker back (queueing.leave_to_holder): other stores' pushes need the worker meanwhile.
+LOCK_WAIT_SECONDS = 2
 
 
 @job("sync", timeout=300, result_ttl=600)
@@ -25,36 +28,50 @@ def sweep() -> dict:
 
 @job("sync", timeout=PUSH_TIMEOUT)
 def push_store(store_id: int, trigger: str = "schedule") -> dict:
-    """Push one store's due entries (one push per store at a time), then read the quantities back."""
+    """Push one store's due entries (one push per store at a time), then read the quantities back (a first
+    slice; the rest in read_back jobs)."""
     queueing.take_pending(store_id)
-    outcome = runner.push_locked(store_id, trigger, wait_seconds=30)
+    outcome = runner.push_locked(store_id, trigger, wait_seconds=LOCK_WAIT_SECONDS)
     if outcome is None:
-        # Another push of this store is still running: come back when it has finished.
-        queueing.request_push(store_id, trigger, delay=1)
+        # Another push of this store is running: it queues one more push when it ends.
+        queueing.leave_to_holder(store_id, trigger)
         return {"store": store_id, "deferred": True}
     run = outcome.run
     summary = {"store": store_id, "run": run.id if run else None, "status": run.status if run else None}
     if run is not None and run.succeeded:
-        summary["reflected"] = readback.read_back(store_id).reflected
+        result = readback.read_back(store_id, limit=readback.slice_size())
+        summary["reflected"] = result.reflected
+        if result.resume_after is not None:
+            queueing.request_once(queueing.READ_BACK_KEY, store_id, "tatenpo.jobs.read_back", result.resume_after)
     return summary
 
 
 @job("sync", timeout=600)
-def read_back(store_id: int) -> dict:
-    """Step 8: read recently pushed quantities back (反映済み / 未反映)."""
+def read_back(store_id: int, after: int = 0) -> dict:
+    """Step 8: read recently pushed quantities back (反映済み / 未反映), one slice; the next slice is queued
+    behind the other stores' work."""
     queueing.clear_once(queueing.READ_BACK_KEY, store_id)
-    result = readback.read_back(store_id)
-    return {"store": store_id, "checked": result.checked, "reflected": result.reflected, "waiting": result.waiting}
+    result = readback.read_back(store_id, limit=readback.slice_size(), after=after)
+    if result.resume_after is not None:
+        queueing.request_once(queueing.READ_BACK_KEY, store_id, "tatenpo.jobs.read_back", result.resume_after)
+    return {"store": store_id, "checked": result.checked, "reflected": result.reflected, "waiting": result.waiting,
+            "resume_after": result.resume_after}
 
 
 @job("sync", timeout=3600)
-def check_drift(store_id: int) -> dict:
-    """The hourly drift check of one store: flag listings whose stock was changed on the mall."""
+def check_drift(store_id: int, after: int = 0) -> dict:
+    """The hourly drift check of one store, one slice: flag listings whose stock was changed on the mall."""
+    result = None
     try:
-        result = readback.check_drift(store_id)
+        result = readback.check_drift(store_id, limit=readback.slice_size(), after=after)
     finally:
-        queueing.clear_once(queueing.DRIFT_KEY, store_id)
-    return {"store": store_id, "checked": result.checked, "drifted": len(result.drifted), "error": result.error}
+        if result is not None and result.resume_after is not None:
+            queueing.queue_next_slice(queueing.DRIFT_KEY, store_id, "tatenpo.jobs.check_drift", result.resume_after,
+                                      ttl=3600)
+        else:
+            queueing.clear_once(queueing.DRIFT_KEY, store_id)
+    return {"store": store_id, "checked": result.checked, "drifted": len(result.drifted), "error": result.error,
+            "resume_after": result.resume_after}
 
 
 @job("default", timeout=3600, result_ttl=DAY)

@@ -1,5 +1,5 @@
 """The shop's world as tables: stores, products, listings, stock history, the sync schedule and its history,
-support applications and listing imports. See PRODUCT.md "Domain" for what each one means to the shop.
+support applications and listing imports. docs/GLOSSARY.md says what each one means to the shop.
 
 Times are naive UTC (`utcnow()`); pages convert them to the configured zone (Asia/Tokyo by default).
 Integrity lives in the database too: unique codes, non-negative quantities, foreign keys.
@@ -11,11 +11,10 @@ import unicodedata
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
-    false,
-    LargeBinary,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -23,9 +22,11 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -51,8 +52,9 @@ def fold(text: str) -> str:
 
 
 class Role(str, enum.Enum):
-    STAFF = "staff"  # the shop
-    SUPPORT = "support"  # サポートセンター
+    ADMIN = "admin"  # the shop's administrator: users, stores and their credentials, and all staff may do
+    STAFF = "staff"  # the shop's staff: stock, imports, orders, listings, sync
+    SUPPORT = "support"  # サポートセンター: the support applications only
 
 
 class StockChangeKind(enum.IntEnum):
@@ -67,6 +69,24 @@ class StockChangeKind(enum.IntEnum):
     SHIPMENT = 7  # 出荷: 在庫数 −= n and 引当数 −= n
     RESTOCK = 8  # 再入庫 of a cancelled or returned order that had shipped
     MALL_SALE = 9  # a fall on a mall that no order explained, booked as a sale (説明のない減少)
+
+    @property
+    def label(self) -> str:
+        """What the shop calls this kind of change (在庫履歴 on the product and order pages), in its language."""
+        return str(STOCK_CHANGE_LABELS[self])
+
+
+STOCK_CHANGE_LABELS = {
+    StockChangeKind.MANUAL: _l("Manual edit"),
+    StockChangeKind.STOCK_CSV: _l("Stock CSV"),
+    StockChangeKind.LISTING_IMPORT: _l("Listing import"),
+    StockChangeKind.ORDER: _l("Order"),
+    StockChangeKind.CANCELLATION: _l("Cancellation"),
+    StockChangeKind.CORRECTION: _l("Correction"),
+    StockChangeKind.SHIPMENT: _l("Shipment"),
+    StockChangeKind.RESTOCK: _l("Restock"),
+    StockChangeKind.MALL_SALE: _l("Unexplained decrease booked as a sale"),
+}
 
 
 class ApplicationStatus(str, enum.Enum):
@@ -83,11 +103,12 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default=Role.STAFF.value)
     locale: Mapped[str] = mapped_column(String(8), default="ja")
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    last_failed_login_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    # Copied into the session at login; bumping it (logout, password change, disable) ends every session.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    disabled_at: Mapped[Optional[datetime]] = mapped_column(DateTime)  # set: the user cannot log in
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
-    __table_args__ = (CheckConstraint("role in ('staff', 'support')", name="role"),)
+    __table_args__ = (CheckConstraint("role in ('admin', 'staff', 'support')", name="role"),)
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
@@ -98,6 +119,14 @@ class User(UserMixin, db.Model):
     @property
     def is_support(self) -> bool:
         return self.role == Role.SUPPORT.value
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN.value
+
+    @property
+    def is_active(self) -> bool:
+        return self.disabled_at is None
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.role}>"
@@ -282,7 +311,7 @@ class SyncEntry(db.Model):
     """在庫同期スケジュール: what still has to be pushed. At most one row per listing; deleted when pushed.
 
     Written in the same transaction as the stock change that caused it. `version` grows with every newer
-    target, so a push that finishes after a newer change closes nothing (see sync.py).
+    target, so a push that finishes after a newer change closes nothing (see sync/push.py).
     """
 
     __tablename__ = "sync_entries"
@@ -355,7 +384,7 @@ class SyncAttempt(db.Model):
     will_retry: Mapped[bool] = mapped_column(Boolean, default=False)  # transient: the entry stays due
     message: Mapped[Optional[str]] = mapped_column(Text)
     error_code: Mapped[Optional[str]] = mapped_column(String(64))
-    # Which of the seed's three checks applies: 'login' / 'item' / 'application'.
+    # Which troubleshooting check (docs/FLOW.md) applies: 'login' / 'item' / 'application'.
     hint: Mapped[Optional[str]] = mapped_column(String(16))
     reflected: Mapped[Optional[bool]] = mapped_column(Boolean)
     read_back_quantity: Mapped[Optional[int]] = mapped_column(Integer)
@@ -369,7 +398,7 @@ class SyncAttempt(db.Model):
 
 
 class SupportApplication(db.Model):
-    """申請: 「自動受注メール取込・自動在庫同期開始申請」 to the サポートセンター (fields as in the seed)."""
+    """申請: 「自動受注メール取込・自動在庫同期開始申請」 to the サポートセンター (the form's fields, docs/FLOW.md)."""
 
     __tablename__ = "support_applications"
 

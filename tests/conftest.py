@@ -61,6 +61,7 @@ def app(database_url, redis_url, tmp_path):
             "CREDENTIAL_KEY": Fernet.generate_key().decode(),
             "WTF_CSRF_ENABLED": False,
             "SERVER_NAME": None,
+            "ALLOWED_MALL_HOSTS": "127.0.0.1",  # the sandbox malls
         }
     )
     with app.app_context():
@@ -116,7 +117,7 @@ class AuthActions:
         self._client = client
         self._make = make
 
-    def login(self, email: str = "staff@example.jp", password: str = PASSWORD, role: str = "staff"):
+    def login(self, email: str = "staff@example.jp", password: str = PASSWORD, role: str = "admin"):
         self._make.user(email=email, password=password, role=role)
         return self._client.post("/login", data={"email": email, "password": password})
 

@@ -35,6 +35,13 @@ def wait_for(condition: Callable[[], T | None], what: str, timeout: float = 30.0
         time.sleep(0.05)
 
 
+def logged_calls(sandbox: SandboxMalls, store_id: int, count: int) -> list[dict]:
+    """The store's call log once it holds `count` calls. A call the sandbox kept hanging is logged only when
+    it ends, which can be after the client gave up on it and its retry was served."""
+    return wait_for(lambda: calls if len(calls := sandbox.calls(store_id)) >= count else None,
+                    f"{count} calls in the sandbox's log of store {store_id}")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -272,3 +272,53 @@ def test_setting_many_stocks_refuses_the_whole_batch_when_one_is_invalid(app, ma
         db.session.rollback()
         assert {p.on_hand for p in db.session.scalars(select(Product))} == {3}
         assert db.session.scalar(select(StockHistory)) is None
+
+
+# --- quantities as people type them, through every door -------------------------------------------------
+
+HX = {"HX-Request": "true"}
+HUGE = "9" * 5000
+
+
+@pytest.mark.parametrize("typed, expected", [
+    ("1,500", 1500), ("１，５００", 1500), ("12,345,678", 12345678), ("0012", 12), (" ７ ", 7),
+])
+def test_quantities_in_ascii_or_full_width_with_proper_grouping_are_read(app, typed, expected):
+    with app.app_context():
+        assert inventory.parse_quantity(typed) == expected
+
+
+@pytest.mark.parametrize("typed, message", [
+    ("1,5", "3桁ごとの区切り"), ("15,00", "3桁ごとの区切り"), ("1,,500", "3桁ごとの区切り"), (",500", "3桁ごとの区切り"),
+    ("²", "整数ではありません"), ("٣", "整数ではありません"), ("①", "整数ではありません"), ("1 500", "整数ではありません"),
+    (HUGE, "超えて"), ("1" + "0" * 30, "超えて"),
+])
+def test_odd_quantities_are_refused_with_the_reason(app, typed, message):
+    with app.test_request_context():
+        with pytest.raises(inventory.StockError) as refused:
+            inventory.parse_quantity(typed)
+        assert message in str(refused.value.message)
+        assert len(str(refused.value.message)) < 200  # a huge number is not echoed back whole
+
+
+@pytest.mark.parametrize("typed", ["1,5", "²", "٣", HUGE])
+def test_inline_and_bulk_edits_refuse_odd_quantities_and_change_nothing(app, client, auth, make, typed):
+    product = make.product(on_hand=4)
+    auth.login()
+    row = client.post(f"/products/{product.id}/stock", data={"on_hand": typed}, headers=HX)
+    assert row.status_code == 200 and 'role="alert"' in row.get_data(as_text=True)
+    page = client.post("/products/bulk", data={"ids": [product.id], "mode": "set", "quantity": typed},
+                       follow_redirects=True)
+    assert page.status_code == 200 and "何も変更していません" in page.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Product, product.id).on_hand == 4
+        assert _history(product.id) == []
+
+
+@pytest.mark.parametrize("typed", ["1,5", "²", "٣", HUGE])
+def test_stock_set_in_the_shell_refuses_odd_quantities(app, runner, make, typed):
+    make.product(code="A-1", on_hand=4)
+    result = runner.invoke(args=["stock", "set", "A-1", typed])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    with app.app_context():
+        assert db.session.scalar(select(Product.on_hand).where(Product.code == "A-1")) == 4

@@ -351,3 +351,24 @@ def test_sku_rows_match_their_product_row_whatever_the_case_of_the_item_code(app
     with app.app_context():
         import_file(store.id, ("normal-item.csv", text.encode("cp932")))
         assert {k: l.title for k, l in listings_of(store.id).items()} == {("bag-1", "bag-1-red"): "かばん①"}
+
+
+def test_shopify_products_export_in_todays_layout_reads_as_the_older_one(app, make, sandbox):
+    """Shopify's current export names the columns URL handle, SKU, Option1 name / value and Inventory quantity;
+    both layouts of the same shop give the same listings with the same quantities."""
+    remote = sandbox.create_store("shopify", items=6)
+    current = sandbox.listing_csv(remote["id"], "products-current")
+    header = current.decode("utf-8").splitlines()[0].split(",")
+    assert {"URL handle", "SKU", "Option1 name", "Option1 value", "Inventory quantity"} <= set(header)
+    assert "Handle" not in header and "Variant SKU" not in header
+    read = {}
+    for kind, data in (("products-current", current), ("products", sandbox.listing_csv(remote["id"], "products"))):
+        store = make.store(mall="shopify")
+        with app.app_context():
+            job = import_file(store.id, (f"products_export-{kind}.csv", data))
+            assert job.status == "done", job.message
+            read[kind] = {key: (l.code, l.title, l.mall_quantity, l.attributes.get("handle"))
+                          for key, l in listings_of(store.id).items()}
+    assert read["products-current"] == read["products"] and len(read["products"]) == 9
+    assert read["products"][("TT-0002-M", "")][2] == sandbox.stock(remote["id"])[
+        next((i["code"], i["variant"]) for i in sandbox.items(remote["id"]) if i["sku"] == "TT-0002-M")]

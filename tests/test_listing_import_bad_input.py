@@ -1,6 +1,8 @@
 """販売取込 with bad input: a clear message naming the row and column, and nothing written."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 from sqlalchemy import select
 
@@ -68,6 +70,8 @@ def test_undecodable_bytes_name_the_line(app, rakuten):
         ("item-a,名前,sku-1,2.5\r\n", 2, "在庫数", "「2.5」は整数ではありません"),
         ("item-a,名前,sku-1,1\r\nitem-a,名前,sku-1,2\r\n", 3, "", "同じ販売データ（item-a / sku-1）が2回あります：3行目と4行目"),
         (",名前,,1\r\n", 2, "商品管理番号（商品URL）", "商品管理番号が空です"),
+        ("item-a,名前,sku-1," + "9" * 5000 + "\r\n", 2, "在庫数", "在庫数は99,999,999を超えて"),
+        ("item-a,名前,sku-1,100000000\r\n", 2, "在庫数", "在庫数は99,999,999を超えて"),
     ],
 )
 def test_bad_rows_are_shown_with_row_and_column_and_block_the_import(app, rakuten, body, row, column, words):
@@ -120,7 +124,7 @@ def test_a_file_of_another_mall_is_refused(app, rakuten):
         assert "別のモールです" in job.message
 
 
-def test_a_database_failure_mid_import_changes_nothing_and_is_recorded(app, rakuten):
+def test_a_code_longer_than_the_column_is_a_row_error_before_anything_is_written(app, rakuten):
     # A code longer than the product column allows passes parsing but would break the insert on
     # PostgreSQL; we refuse it as a row error instead, before anything is written.
     long_code = "x" * 300
@@ -129,6 +133,56 @@ def test_a_database_failure_mid_import_changes_nothing_and_is_recorded(app, raku
         job = _job(upload(rakuten.id, ("long.csv", (HEADER + f"item-z,名前,{long_code},1\r\n").encode("cp932"))))
         assert job.error_count == 1 and "255文字を超えています" in job.errors[0]["message"]
         assert snapshot() == before
+
+
+DISK_FULL = "disk full while writing listings (test)"
+
+
+@contextmanager
+def _database_refuses_listing(item_code: str):
+    """A trigger that makes the database itself fail the insert of one listing, as a full disk or a lost
+    connection would: the import has written products, their stock history and the listings before it."""
+    dialect = db.engine.dialect.name
+    with db.engine.begin() as connection:
+        if dialect == "postgresql":
+            connection.exec_driver_sql(
+                "CREATE FUNCTION refuse_listing() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.item_code = '{item_code}' THEN RAISE EXCEPTION '{DISK_FULL}'; END IF; RETURN NEW; END $$")
+            connection.exec_driver_sql("CREATE TRIGGER refuse_listing BEFORE INSERT ON listings "
+                                       "FOR EACH ROW EXECUTE FUNCTION refuse_listing()")
+        else:
+            connection.exec_driver_sql(
+                f"CREATE TRIGGER refuse_listing BEFORE INSERT ON listings WHEN NEW.item_code = '{item_code}' "
+                f"BEGIN SELECT RAISE(ABORT, '{DISK_FULL}'); END")
+    try:
+        yield
+    finally:
+        # On PostgreSQL the schema outlives the test (tables are only emptied): the trigger must go.
+        db.session.rollback()
+        with db.engine.begin() as connection:
+            if dialect == "postgresql":
+                connection.exec_driver_sql("DROP TRIGGER refuse_listing ON listings")
+                connection.exec_driver_sql("DROP FUNCTION refuse_listing()")
+            else:
+                connection.exec_driver_sql("DROP TRIGGER refuse_listing")
+
+
+def test_a_database_failure_mid_import_changes_nothing_and_is_recorded(app, rakuten):
+    # Five new items, each with a new product: the database fails on the third listing, after the five
+    # products, their 在庫履歴 and two listings were written in the import's transaction.
+    rows = "".join(f"item-z{n},名前{n},sku-z{n},{n}\r\n" for n in range(1, 6))
+    with app.app_context():
+        job_id = upload(rakuten.id, ("five.csv", (HEADER + rows).encode("cp932")))
+        assert _job(job_id).status == "previewed" and _job(job_id).preview["counts"]["new"] == 5
+        before = snapshot()
+        with _database_refuses_listing("item-z3"), pytest.raises(Exception, match="disk full"):
+            importer.run_job(job_id)
+        db.session.expire_all()
+        assert snapshot() == before
+        job = _job(job_id)
+        assert job.status == "failed"
+        assert job.message.startswith("取込に失敗したため、何も変更していません")
+        assert DISK_FULL in job.message
 
 
 def test_a_job_whose_file_is_gone_fails_visibly(app, rakuten):

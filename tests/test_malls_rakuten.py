@@ -9,6 +9,8 @@ from redis import Redis
 from tatenpo.malls import connector_for
 from tatenpo.malls.base import HINT_ITEM, HINT_LOGIN, ItemRef, MallError, PushItem
 
+from .sandbox_helpers import logged_calls
+
 
 def connector(store, redis_client, **options):
     options = {"retries": 2, "backoff": 0.1, **options}
@@ -50,7 +52,9 @@ def test_expired_licence_key_says_so_and_is_not_retried(sandbox, redis_client):
     sandbox.faults(store["id"], auth="expired")
     with pytest.raises(MallError) as caught:
         connector(store, redis_client).push([PushItem(1, "tt-0001", "normal-inventory", quantity=3)])
-    assert caught.value.code == "GA0001" and caught.value.hint == HINT_LOGIN and not caught.value.transient
+    # RMS says ES01-01 Un-Authorised for an expired key as for a wrong one; the message names the 90-day renewal.
+    assert caught.value.code == "ES01-01" and caught.value.hint == HINT_LOGIN and not caught.value.transient
+    assert "licenseKey" in caught.value.message and "ES01-01" in caught.value.message
     assert len(sandbox.calls(store["id"])) == 1
 
 
@@ -94,6 +98,14 @@ def test_a_transient_failure_is_retried_and_the_push_succeeds(sandbox, redis_cli
     results = connector(store, redis_client, timeout=1).push([PushItem(1, "tt-0001", "normal-inventory", quantity=9)])
     assert results[0].ok
     assert sandbox.stock(store["id"])[("tt-0001", "normal-inventory")] == 9
+    # The fault was really served, then the retry succeeded; the call that hung (the client gave up after 1 s)
+    # is logged when it ends, as 504, after the retry.
+    calls = logged_calls(sandbox, store["id"], 2)
+    served = {"error_5xx": [500, 204], "throttle": [429, 204], "maintenance": [503, 204], "timeout": [204, 504]}
+    assert [c["status"] for c in calls] == served[fault]
+    if fault == "throttle":
+        # The 429 said Retry-After: 1 (the sandbox's throttle always does): no retry before that.
+        assert calls[1]["at"] - calls[0]["at"] >= 1
 
 
 def test_a_lasting_outage_raises_a_transient_error_after_the_retries(sandbox, redis_client):
@@ -171,3 +183,43 @@ def test_reflection_delay_keeps_the_old_quantity_visible_until_it_passes(sandbox
     assert mall.read([item])[0].quantity == before
     time.sleep(1.2)
     assert mall.read([item])[0].quantity == before + 3
+
+
+def test_rms_refuses_a_wrong_key_with_es01_01_un_authorised(sandbox):
+    import base64
+
+    import requests
+
+    store = sandbox.create_store("rakuten", items=1)
+    token = base64.b64encode(f"{store['credentials']['service_secret']}:SL_wrong".encode()).decode()
+    response = requests.post(store["endpoint"] + "/es/2.0/inventories/bulk-get", json={"inventories": []},
+                             headers={"Authorization": f"ESA {token}"}, timeout=10)
+    assert response.status_code == 401
+    assert response.json() == {"Results": {"errorCode": "ES01-01", "message": "Un-Authorised"}}
+
+
+def test_a_wrong_key_is_named_with_rms_code_and_the_login_hint(sandbox, redis_client):
+    store = sandbox.create_store("rakuten", items=1)
+    wrong = dict(store, credentials=dict(store["credentials"], license_key="SL_wrong"))
+    with pytest.raises(MallError) as caught:
+        connector(wrong, redis_client).push([PushItem(1, "tt-0001", "normal-inventory", quantity=3)])
+    assert caught.value.code == "ES01-01" and caught.value.hint == HINT_LOGIN and not caught.value.transient
+
+
+def test_the_body_goes_as_exactly_application_json(sandbox, redis_client):
+    import base64
+
+    import requests
+
+    store = sandbox.create_store("rakuten", items=1)
+    token = base64.b64encode(
+        f"{store['credentials']['service_secret']}:{store['credentials']['license_key']}".encode()).decode()
+    labelled = requests.post(store["endpoint"] + "/es/2.0/inventories/bulk-get", timeout=10,
+                             data=b'{"inventories": [{"manageNumber": "tt-0001", "variantId": "normal-inventory"}]}',
+                             headers={"Authorization": f"ESA {token}",
+                                      "Content-Type": "application/json; charset=utf-8"})
+    assert labelled.status_code == 415
+    mall = connector(store, redis_client)
+    assert mall.http.session.headers["Content-Type"] == "application/json"
+    assert mall.push([PushItem(1, "tt-0001", "normal-inventory", quantity=4)])[0].ok
+    assert mall.read([ItemRef(1, "tt-0001", "normal-inventory")])[0].quantity == 4

@@ -202,3 +202,22 @@ def test_over_sftp_another_host_key_is_refused_before_the_password_is_sent(sandb
     check = connector(store, host_key=other_key).check_login()
     assert not check.ok and check.host_key is None
     assert sandbox.stock(store["id"]) == before
+
+
+def test_a_log_line_tatenpo_does_not_understand_is_reported_without_failing_the_file():
+    from tatenpo.malls.rakuten_ftp import _results
+
+    rows = [[1, "tt-0001", "normal-inventory"], [2, "tt-0002", "normal-inventory"]]
+    log = ("処理件数：2件\r\n"
+           "3,tt-0002,normal-inventory,商品管理番号欄(商品URL)で指定された商品が見つかりません\r\n").encode("cp932")
+    first, second = _results(rows, log)
+    assert first.ok and "処理件数" in first.message
+    assert not second.ok and second.hint == "item" and "見つかりません" in second.message
+
+
+def test_a_problem_of_the_whole_file_still_fails_every_row():
+    from tatenpo.malls.rakuten_ftp import _results
+
+    rows = [[1, "tt-0001", "normal-inventory"], [2, "tt-0002", "normal-inventory"]]
+    log = "1,,,ファイルの形式が不正です\r\n".encode("cp932")
+    assert [r.ok for r in _results(rows, log)] == [False, False]

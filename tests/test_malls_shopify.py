@@ -6,6 +6,8 @@ import pytest
 from tatenpo.malls import connector_for
 from tatenpo.malls.base import HINT_ITEM, HINT_LOGIN, ItemRef, MallError, PushItem
 
+from .sandbox_helpers import logged_calls
+
 
 def connector(store, redis_client, **options):
     options = {"retries": 2, "backoff": 0.1, **options}
@@ -78,7 +80,16 @@ def test_throttled_answer_is_retried(sandbox, redis_client):
     store = sandbox.create_store("shopify", items=1)
     item = sandbox.items(store["id"])[0]
     sandbox.faults(store["id"], throttle=1)
-    assert connector(store, redis_client).push([PushItem(1, item["code"], item["variant"], quantity=3)])[0].ok
+    # A backoff far shorter than the wait the THROTTLED answer asks for, so that only the answer can set it.
+    mall = connector(store, redis_client, backoff=0.01)
+    assert mall.push([PushItem(1, item["code"], item["variant"], quantity=3)])[0].ok
+    assert sandbox.stock(store["id"])[(item["code"], item["variant"])] == 3
+    # Shopify says THROTTLED in a 200 answer (logged as "graphql"); then the mutation went through.
+    calls = logged_calls(sandbox, store["id"], 2)
+    assert [(c["api"], c["status"]) for c in calls] == [("graphql", 200), ("inventorySetQuantities", 200)]
+    # The answer said 0 of the mutation's 10 points were available, restored at 100 a second: no retry
+    # before the 0.1 s that takes.
+    assert calls[1]["at"] - calls[0]["at"] >= 0.1
 
 
 @pytest.mark.parametrize("fault", ["error_5xx", "maintenance", "timeout"])
@@ -88,6 +99,10 @@ def test_a_transient_failure_is_retried(sandbox, redis_client, fault):
     sandbox.faults(store["id"], **{fault: 1}, hang_seconds=3)
     assert connector(store, redis_client, timeout=1).push([PushItem(1, item["code"], item["variant"], quantity=4)])[0].ok
     assert sandbox.stock(store["id"])[(item["code"], item["variant"])] == 4
+    # The fault was really served, then the retry succeeded; the call that hung (the client gave up after 1 s)
+    # is logged when it ends, as 504, after the retry.
+    calls = [c["status"] for c in logged_calls(sandbox, store["id"], 2)]
+    assert calls == {"error_5xx": [500, 200], "maintenance": [503, 200], "timeout": [200, 504]}[fault]
 
 
 def test_wrong_token_fails_the_connection_test_with_the_login_hint(sandbox, redis_client):
@@ -121,3 +136,37 @@ def test_reflection_delay_shows_the_old_level_until_it_passes_but_the_compare_us
     assert stale.error_code == "CHANGE_FROM_QUANTITY_STALE"  # Shopify holds the new quantity already
     time.sleep(1.2)
     assert mall.read([ItemRef(1, item["code"], item["variant"])])[0].quantity == item["quantity"] + 2
+
+
+def _set_quantities(store, item, quantity, key=None, version="2026-04"):
+    import requests
+
+    directive = " @idempotent(key: $key)" if key else ""
+    query = ("mutation Set($input: InventorySetQuantitiesInput!, $key: String!) { inventorySetQuantities(input: $input)"
+             + directive + " { userErrors { code } } }")
+    variables = {"key": key, "input": {"name": "available", "reason": "correction", "quantities": [
+        {"inventoryItemId": item["code"], "locationId": item["variant"], "quantity": quantity,
+         "changeFromQuantity": None}]}}
+    return requests.post(f"{store['endpoint']}/admin/api/{version}/graphql.json", timeout=10,
+                         headers={"X-Shopify-Access-Token": store["credentials"]["access_token"]},
+                         json={"query": query, "variables": variables}).json()
+
+
+def test_from_2026_04_the_mutation_needs_an_idempotency_key_and_a_repeated_key_applies_once(sandbox):
+    store = sandbox.create_store("shopify", items=1)
+    item = sandbox.items(store["id"])[0]
+    refused = _set_quantities(store, item, 7)
+    assert refused["errors"] and sandbox.stock(store["id"])[(item["code"], item["variant"])] != 7
+    assert not _set_quantities(store, item, 7, key="k-1")["data"]["inventorySetQuantities"]["userErrors"]
+    assert sandbox.stock(store["id"])[(item["code"], item["variant"])] == 7
+    sandbox.set_stock(store["id"], [{"code": item["code"], "variant": item["variant"], "quantity": 2}])  # a sale
+    replay = _set_quantities(store, item, 9, key="k-1")  # a retry of the first request: answered again, not applied
+    assert not replay["data"]["inventorySetQuantities"]["userErrors"]
+    assert sandbox.stock(store["id"])[(item["code"], item["variant"])] == 2
+
+
+def test_the_connector_sends_an_idempotency_key(sandbox, redis_client):
+    store = sandbox.create_store("shopify", items=1)
+    item = sandbox.items(store["id"])[0]
+    assert connector(store, redis_client).push([PushItem(1, item["code"], item["variant"], quantity=6)])[0].ok
+    assert sandbox.stock(store["id"])[(item["code"], item["variant"])] == 6

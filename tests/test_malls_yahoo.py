@@ -8,6 +8,8 @@ import pytest
 from tatenpo.malls import connector_for
 from tatenpo.malls.base import HINT_ITEM, HINT_LOGIN, ItemRef, MallError, PushItem
 
+from .sandbox_helpers import logged_calls
+
 
 def connector(store, redis_client, **options):
     options = {"retries": 2, "backoff": 0.1, **options}
@@ -106,6 +108,14 @@ def test_a_transient_failure_is_retried(sandbox, redis_client, fault):
     sandbox.faults(store["id"], **{fault: 1}, hang_seconds=3)
     assert connector(store, redis_client, timeout=1).push([PushItem(1, "tt-0001", "", quantity=6)])[0].ok
     assert sandbox.stock(store["id"])[("tt-0001", "")] == 6
+    # The fault was really served (over its quota Yahoo answers 403, not 429), then the retry succeeded; the
+    # call that hung (the client gave up after 1 s) is logged when it ends, as 504, after the retry.
+    calls = logged_calls(sandbox, store["id"], 2)
+    served = {"error_5xx": [500, 200], "throttle": [403, 200], "maintenance": [503, 200], "timeout": [200, 504]}
+    assert [c["status"] for c in calls] == served[fault]
+    if fault == "throttle":
+        # The 403 said Retry-After: 1 (the sandbox's throttle always does): no retry before that.
+        assert calls[1]["at"] - calls[0]["at"] >= 1
 
 
 def test_a_timeout_that_lasts_raises_a_transient_error(sandbox, redis_client):
@@ -147,3 +157,59 @@ def test_a_push_still_works_and_stays_paced_when_redis_is_down(sandbox):
     for n in range(3):
         assert mall.push([PushItem(1, "tt-0001", "", quantity=n)])[0].ok
     assert [c["status"] for c in sandbox.calls(store["id"]) if c["api"] == "setStock"] == [200, 200, 200]
+
+
+def test_a_partly_refused_batch_keeps_the_items_yahoo_set(sandbox, redis_client):
+    store = sandbox.create_store("yahoo", items=3)
+    sandbox.faults(store["id"], item_error=["tt-0003"])
+    items = [PushItem(1, "tt-0001", "", quantity=11), PushItem(3, "tt-0003", "", quantity=13)]
+    results = {r.key: r for r in connector(store, redis_client).push(items)}
+    assert results[1].ok and sandbox.stock(store["id"])[("tt-0001", "")] == 11
+    assert not results[3].ok and results[3].error_code == "st-02104" and not results[3].transient
+    assert [c["status"] for c in sandbox.calls(store["id"]) if c["api"] == "setStock"] == [207]  # sent once
+
+
+def test_over_the_quota_yahoo_answers_403_forbidden_and_the_push_waits_instead_of_blaming_the_login(sandbox, redis_client):
+    store = sandbox.create_store("yahoo", items=1)
+    sandbox.faults(store["id"], throttle=True)
+    with pytest.raises(MallError) as caught:
+        connector(store, redis_client, retries=1).push([PushItem(1, "tt-0001", "", quantity=2)])
+    assert caught.value.transient and caught.value.code == "quota" and caught.value.hint != HINT_LOGIN
+    refused = [c for c in sandbox.calls(store["id"]) if c["api"] == "setStock"]
+    assert [c["status"] for c in refused] == [403, 403]  # retried once, as a wait
+
+
+def test_two_listings_of_one_code_are_sent_once_and_share_the_result(sandbox, redis_client):
+    store = sandbox.create_store("yahoo", items=1)
+    results = connector(store, redis_client).push([PushItem(1, "tt-0001", "", quantity=5),
+                                                   PushItem(2, "tt-0001", "", quantity=5)])
+    assert sorted(r.key for r in results if r.ok) == [1, 2]
+    assert [c["items"] for c in sandbox.calls(store["id"]) if c["api"] == "setStock"] == [1]
+    assert sandbox.stock(store["id"])[("tt-0001", "")] == 5
+
+
+def test_yahoo_refuses_a_code_sent_twice_with_st_02103(sandbox):
+    import requests
+
+    store = sandbox.create_store("yahoo", items=1)
+    response = requests.post(
+        sandbox.url + "/yahoo/ShoppingWebService/V1/setStock",
+        headers={"Authorization": "Bearer " + store["credentials"]["access_token"]},
+        data={"seller_id": store["credentials"]["seller_id"], "item_code": "tt-0001,tt-0001", "quantity": "1,2"},
+        timeout=10)
+    assert response.status_code == 207 and response.text.count("<ErrorCode>st-02103</ErrorCode>") == 2
+
+
+def test_codes_take_letters_digits_and_hyphens_and_quantities_up_to_999999999(sandbox, redis_client):
+    store = sandbox.create_store("yahoo", items=1)
+    results = {r.key: r for r in connector(store, redis_client).push([
+        PushItem(1, "tt-0001", "", quantity=999_999_999), PushItem(2, "tt_0001", "", quantity=1)])}
+    assert results[1].ok and sandbox.stock(store["id"])[("tt-0001", "")] == 999_999_999
+    assert not results[2].ok and results[2].error_code == "st-02101"  # "_" is not a Yahoo! code character
+
+
+def test_a_store_with_the_refresh_trio_but_no_access_token_fetches_one(sandbox, redis_client):
+    store = sandbox.create_store("yahoo", items=1)
+    trio = dict(store, credentials={k: v for k, v in store["credentials"].items() if k != "access_token"})
+    assert connector(trio, redis_client).check_login().ok
+    assert [(c["api"], c["status"]) for c in sandbox.calls(store["id"])] == [("token", 200), ("getStock", 200)]

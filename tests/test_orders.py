@@ -15,8 +15,17 @@ from sqlalchemy import select
 from sandbox.order_mails import compose
 from tatenpo import jobs
 from tatenpo.models import (
-    InboundMail, LineStock, Listing, MailStatus, Order, OrderStatus, Product, StockChangeKind, StockHistory,
-    Store, SyncEntry,
+    InboundMail,
+    LineStock,
+    Listing,
+    MailStatus,
+    Order,
+    OrderStatus,
+    Product,
+    StockChangeKind,
+    StockHistory,
+    Store,
+    SyncEntry,
 )
 from tatenpo.orders import book, intake, reading
 from tatenpo.platform.extensions import db

@@ -1,11 +1,14 @@
 """システム設定 › ECサイト: adding and editing stores, write-only secrets, 接続テスト inline, sandbox stores."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 
 from tatenpo.models import Store
 from tatenpo.platform import credentials
 from tatenpo.platform.extensions import db
+from tatenpo.setup import endpoints
 
 
 @pytest.fixture
@@ -241,7 +244,11 @@ def test_the_settings_pages_require_login(client, make):
     for path in ("/settings/stores", "/settings/stores/new", "/settings/stores/new/yahoo"):
         response = client.get(path)
         assert response.status_code == 302 and "/login" in response.headers["Location"]
-    assert client.post("/settings/stores/1/test").status_code in (302, 401)
+    response = client.post("/settings/stores/1/test")
+    assert response.status_code == 302 and urlsplit(response.headers["Location"]).path == "/login"
+    # The connection test is an htmx button: htmx gets 401 and the login page to go to, never the page itself.
+    response = client.post("/settings/stores/1/test", headers={"HX-Request": "true"})
+    assert response.status_code == 401 and response.headers["HX-Redirect"] == "/login"
 
 
 def test_a_mall_that_does_not_answer_fails_the_connection_test_quickly_with_the_reason(client, staff, app, sandbox, make):
@@ -322,3 +329,69 @@ def test_another_endpoint_forgets_the_trusted_host_key(app, make):
         stores.update_store(row, endpoint="sftp://upload.rakuten.ne.jp:22")
         assert stores.trusted_host_key(row) is None
         db.session.rollback()
+
+
+def test_an_endpoint_outside_the_malls_and_the_allowed_hosts_is_refused_and_nothing_is_saved(client, staff, app):
+    response = client.post("/settings/stores/new/yahoo", data={
+        "name": "Y", "auto_sync": "off", "safety_stock": "0", "endpoint": "https://attacker.example/collect"})
+    assert response.status_code == 400
+    assert "attacker.example" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.query(Store).count() == 0
+
+
+def test_changing_only_the_endpoint_discards_the_stored_secrets_so_they_never_reach_the_new_host(
+        client, staff, app, make, sandbox):
+    """Seen: a user changed only a store's endpoint and pressed 接続テスト, and the stored RMS keys went there."""
+    app.config["ALLOWED_MALL_HOSTS"] = "127.0.0.1,localhost"
+    remote = sandbox.create_store("rakuten", items=1)
+    store = make.store(mall="rakuten", name="楽天店", endpoint=remote["endpoint"], secrets=remote["credentials"])
+    elsewhere = remote["endpoint"].replace("127.0.0.1", "localhost")
+    response = client.post(f"/settings/stores/{store.id}", data={
+        "name": "楽天店", "auto_sync": "off", "safety_stock": "0", "endpoint": elsewhere,
+        "cred_service_secret": "", "cred_license_key": ""})
+    assert response.status_code == 302
+    saved, secrets = stored(app, store.id)
+    assert saved.endpoint == elsewhere and secrets == {}
+    result = client.post(f"/settings/stores/{store.id}/test", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "接続OK" not in result
+
+
+def test_secrets_entered_again_in_the_same_save_go_with_the_new_endpoint(client, staff, app, make, sandbox):
+    remote = sandbox.create_store("rakuten", items=1)
+    store = make.store(mall="rakuten", name="楽天店", endpoint=remote["endpoint"], secrets=remote["credentials"])
+    app.config["ALLOWED_MALL_HOSTS"] = "127.0.0.1,localhost"
+    other = sandbox.create_store("rakuten", items=1)
+    response = client.post(f"/settings/stores/{store.id}", data={
+        "name": "楽天店", "auto_sync": "off", "safety_stock": "0",
+        "endpoint": other["endpoint"].replace("127.0.0.1", "localhost"),
+        "cred_service_secret": other["credentials"]["service_secret"],
+        "cred_license_key": other["credentials"]["license_key"]})
+    assert response.status_code == 302
+    assert stored(app, store.id)[1] == other["credentials"]
+
+
+@pytest.mark.parametrize("mall, endpoint, allowed", [
+    ("rakuten", "https://api.rms.rakuten.co.jp", True),
+    ("rakuten", "https://api.rms.rakuten.co.jp.attacker.example", False),
+    ("shopify", "https://my-shop.myshopify.com", True),
+    ("shopify", "https://myshopify.com.attacker.example", False),
+    ("yahoo", "https://user:pw@circus.shopping.yahooapis.jp", False),
+    ("rakuten-ftp", "sftp://upload.rakuten.ne.jp:22", True),
+    ("rakuten-ftp", "ftp://upload.rakuten.ne.jp:21", False),
+    ("amazon", "http://169.254.169.254/latest/meta-data", False),
+    ("yahoo", "http://127.0.0.1:5001/yahoo", True),  # ALLOWED_MALL_HOSTS (the tests' sandbox)
+])
+def test_endpoints_are_the_malls_own_hosts_or_allowed_by_the_operator(app, mall, endpoint, allowed):
+    with app.app_context():
+        if allowed:
+            assert endpoints.check(mall, endpoint) == endpoint
+        else:
+            with pytest.raises(endpoints.EndpointRefused):
+                endpoints.check(mall, endpoint)
+
+
+def test_plain_ftp_to_the_real_mall_needs_the_operators_consent(app):
+    app.config["ALLOW_PLAIN_FTP"] = True
+    with app.app_context():
+        assert endpoints.check("rakuten-ftp", "ftp://upload.rakuten.ne.jp:21")

@@ -179,3 +179,53 @@ def test_a_stock_import_follows_the_inventory_rules_for_every_row(app, make):
         assert len(entries) == 24
         versions = dict(db.session.execute(select(Product.code, Product.version)).all())
         assert versions["B-001"] >= 1 and versions["B-000"] == 0
+
+
+@pytest.mark.parametrize(
+    "body,column,message",
+    [
+        ("TT-0004,1,5\r\n", "", "3 列ありますが、見出し行は 2 列です"),
+        ('TT-0004,"1,5"\r\n', "在庫数", "3桁ごとの区切り"),
+        ("TT-0004,²\r\n", "在庫数", "整数ではありません"),
+        ("TT-0004,٣\r\n", "在庫数", "整数ではありません"),
+        ("TT-0004," + "9" * 5000 + "\r\n", "在庫数", "超えて"),
+    ],
+)
+def test_odd_quantities_and_extra_cells_are_row_errors(app, make, body, column, message):
+    make.product(code="TT-0004", on_hand=10)
+    with app.app_context():
+        before = state()
+        job = stock_job(("商品コード,在庫数\r\n" + body).encode("utf-8"))
+        error = job.errors[0]
+        assert (job.error_count, error["row"], error["column"]) == (1, 2, column)
+        assert message in error["message"]
+        assert state() == before
+
+
+def test_quoted_thousands_are_read(app, make):
+    make.product(code="TT-0004", on_hand=10)
+    with app.app_context():
+        job = stock_job('商品コード,在庫数\r\nTT-0004,"1,500"\r\n'.encode())
+        assert job.error_count == 0 and job.preview["samples"][0]["after"] == 1500
+
+
+def _upload_folders(app) -> set:
+    with app.app_context():
+        root = uploads.upload_root()
+        return set(root.iterdir()) if root.exists() else set()
+
+
+def test_a_refused_upload_leaves_no_folder_and_a_huge_number_is_a_row_error(app, client, auth, make):
+    make.product(code="TT-0004", on_hand=10)
+    auth.login()
+    before = _upload_folders(app)
+    refused = client.post("/imports/stock", data={"files": [(io.BytesIO("コード,数\r\nA,1\r\n".encode("cp932")), "x.csv")]},
+                          content_type="multipart/form-data", follow_redirects=True)
+    assert refused.status_code == 200 and "「商品コード」の列がありません" in refused.get_data(as_text=True)
+    assert _upload_folders(app) == before
+    huge = ("商品コード,在庫数\r\nTT-0004," + "9" * 5000 + "\r\n").encode("cp932")
+    response = client.post("/imports/stock", data={"files": [(io.BytesIO(huge), "huge.csv")]},
+                           content_type="multipart/form-data", follow_redirects=True)
+    assert response.status_code == 200 and "超えて" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(Product.on_hand).where(Product.code == "TT-0004")) == 10

@@ -222,8 +222,23 @@ def test_unreachable_mail_server_is_reported_but_the_completion_stands(app, clie
         assert db.session.get(SupportApplication, application.id).status == "completed"
 
 
-def test_stored_mail_cannot_be_read_outside_the_outbox(client, auth, outbox):
+def test_stored_mail_cannot_be_read_outside_the_outbox(app, client, auth, outbox):
     auth.login()
+    with app.app_context():
+        from tatenpo.platform import mail
+
+        stored = mail.send("hanako@example.jp", "件名", "本文")
+    message = (outbox / stored).read_bytes()
+    assert "本文" in client.get(f"/support/mail/{stored}").get_data(as_text=True)
+    # Files the page must never show, each a readable message, so that only the view's guard (a plain
+    # *.eml name: no separator, not hidden) can answer 404 for them: a backslash is a separator on Windows,
+    # and anything else under instance/ (config.py, keys) is not mail.
+    for refused in ("config.py", ".hidden.eml", "mail\\..\\..\\config.eml"):
+        (outbox / refused).write_bytes(message)
+        response = client.get("/support/mail/" + refused.replace("\\", "%5C"))
+        assert response.status_code == 404, refused
+        assert "本文" not in response.get_data(as_text=True)
+    # An encoded slash never reaches the view: the router answers 404 before it.
     assert client.get("/support/mail/..%2Fconfig.py").status_code == 404
     assert client.get("/support/mail/nothing.eml").status_code == 404
 

@@ -6,6 +6,7 @@ way the shop does (inventory.set_stock + commit), then asserts what the mall sho
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -528,3 +529,89 @@ def test_a_long_stock_edit_during_a_push_and_the_push_both_succeed(app, make, sa
         push_store(shop.store.id)
         assert db.session.scalar(select(func.count()).select_from(SyncEntry)) == 0
     assert all(shop.mall_stock(i) == 50 for i in range(len(shop.items)))
+
+
+def test_a_second_push_of_a_store_gives_its_worker_back_and_the_running_push_queues_it_again(app, make, sandbox):
+    app.config.update(SYNC_COALESCE_SECONDS=0, MALL_RETRIES=0, MALL_TIMEOUT_SECONDS=10)
+    shop = Shop(app, make, sandbox, mall="yahoo", items=2)
+    shop.set_stock(0, 4)
+    shop.faults(timeout=1, hang_seconds=3)  # the first call hangs: the first push holds the lock meanwhile
+    from tatenpo import jobs
+    from tatenpo.platform.redis_conn import redis
+
+    def first_push():
+        with app.app_context():
+            jobs.push_store(shop.store.id)
+
+    first = threading.Thread(target=first_push)
+    with app.app_context():
+        sync = Queue("sync", connection=redis())
+        first.start()
+        lock_key = queueing.LOCK_KEY.format(store_id=shop.store.id)
+        while not redis().exists(lock_key):
+            time.sleep(0.01)
+        shop.set_stock(1, 9)
+        assert jobs.push_store(shop.store.id, "immediate") == {"store": shop.store.id, "deferred": True}
+        assert sync.count == 0  # given back at once, and nothing queued to spin on the lock
+        first.join(30)
+        assert sync.count == 1  # the first push, letting go of the lock, queued the one that waited
+        SimpleWorker([sync], connection=redis()).work(burst=True)
+    assert shop.mall_stock(0) == 4 and shop.mall_stock(1) == 9
+    assert _entries(app, shop.store.id) == []
+
+
+def test_read_back_and_drift_jobs_read_one_slice_each_and_queue_the_rest(app, make, sandbox):
+    app.config["SYNC_READ_SLICE"] = 2
+    shop = Shop(app, make, sandbox, mall="yahoo", items=5)
+    for i in range(5):
+        shop.set_stock(i, 20 + i)
+    with app.app_context():
+        from tatenpo import jobs
+        from tatenpo.platform.redis_conn import redis
+
+        sync = Queue("sync", connection=redis())
+        push_store(shop.store.id)
+        first = jobs.read_back(shop.store.id)
+        assert first["checked"] == 2 and first["resume_after"] is not None and sync.count == 1
+        SimpleWorker([sync], connection=redis()).work(burst=True)  # the rest, a slice per job
+        db.session.expire_all()
+        assert all(db.session.get(Listing, l.id).reflected for l in shop.listings[:5])
+        assert not readback.pending_read_backs(shop.store.id)
+
+        sandbox.set_stock(shop.remote["id"], [{"code": shop.items[4]["code"], "variant": shop.items[4]["variant"],
+                                                "quantity": 1}])
+        drift = jobs.check_drift(shop.store.id)
+        assert drift["checked"] == 2 and drift["resume_after"] is not None and sync.count == 1
+        assert readback.drift_due(db.session.get(Store, shop.store.id))  # not checked until the last slice
+        assert jobs.sweep()["drift"] == []  # nor started over beside the slices
+        SimpleWorker([sync], connection=redis()).work(burst=True)
+        db.session.expire_all()
+        assert db.session.get(Listing, shop.listings[4].id).drifted is True
+        assert not readback.drift_due(db.session.get(Store, shop.store.id))
+
+
+def test_the_sweep_takes_back_a_dead_pushs_entries_at_once_and_closes_its_run(app, make, sandbox):
+    shop = Shop(app, make, sandbox, items=2, sync_interval_seconds=3600)
+    shop.set_stock(0, 6)
+    shop.set_stock(1, 7)
+    with app.app_context():
+        from tatenpo import jobs
+
+        # What a worker killed mid-push leaves: its run "running", its claim on the entries, no lock.
+        run = SyncRun(store_id=shop.store.id, trigger="schedule", status="running", started_at=utcnow())
+        db.session.add(run)
+        db.session.commit()
+        assert push.claim(shop.store.id, f"dead:1:{run.id}:x", 100, lease=600)
+        held = queueing.store_lock(shop.store.id)
+        assert held.acquire(blocking=False)  # while its lock lives, the push counts as alive
+        assert jobs.sweep()["push"] == []
+        queueing.release_lock(held)
+        assert jobs.sweep()["push"] == [shop.store.id]  # not after the lease, nor after the interval
+        db.session.expire_all()
+        assert (db.session.get(SyncRun, run.id).status, db.session.get(SyncRun, run.id).message) == (
+            "failed", push.CODE_INTERRUPTED)
+        assert all(e.leased_by is None for e in db.session.scalars(select(SyncEntry)))
+        from tatenpo.platform.redis_conn import redis
+
+        SimpleWorker([Queue("sync", connection=redis())], connection=redis()).work(burst=True)
+    assert shop.mall_stock(0) == 6 and shop.mall_stock(1) == 7

@@ -6,7 +6,7 @@ history rows are what the engine writes. Pushes to the sandbox malls are in test
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from rq import Queue
 
@@ -104,15 +104,17 @@ def test_bad_filters_show_a_message_and_every_row_instead_of_an_error(app, make,
 
 
 def test_the_date_filter_uses_japan_days(app, make, client, auth):
+    # Fixed times that fall on different days in UTC and in Japan (UTC+9), whatever the hour the test runs.
     store = make.store()
-    _run_row(app, store, code="today-row", ok=True)
+    _run_row(app, store, code="early-jst-row", ok=True, created_at=datetime(2026, 1, 1, 20, 0))  # 2026-01-02 05:00 JST
+    _run_row(app, store, code="late-jst-row", ok=True, created_at=datetime(2026, 1, 2, 14, 30))  # 2026-01-02 23:30 JST
+    _run_row(app, store, code="next-jst-row", ok=True, created_at=datetime(2026, 1, 2, 15, 30))  # 2026-01-03 00:30 JST
     auth.login()
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    today = datetime.now(ZoneInfo("Asia/Tokyo")).date()
-    assert "today-row" in client.get(f"/sync?date={today.isoformat()}").get_data(as_text=True)
-    assert "today-row" not in client.get(f"/sync?date={(today - timedelta(days=1)).isoformat()}").get_data(as_text=True)
+    day = client.get("/sync?date=2026-01-02").get_data(as_text=True)
+    assert "early-jst-row" in day and "late-jst-row" in day
+    assert "next-jst-row" not in day
+    before = client.get("/sync?date=2026-01-01").get_data(as_text=True)
+    assert "early-jst-row" not in before
 
 
 def test_the_csv_export_has_the_filtered_rows_for_excel(app, make, client, auth):

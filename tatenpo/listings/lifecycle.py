@@ -1,13 +1,18 @@
 """The life of a background import (販売取込 and 在庫取込 alike): mark it running, do the work in one
 transaction, then mark it done — or roll everything back, mark it failed with the reason in the user's
-language, and let the exception propagate to RQ (its failed-job registry and retries)."""
+language, and let the exception propagate to RQ (its failed-job registry and retries). Also: noticing that
+the background job an import waits on is gone (settle_lost)."""
 from __future__ import annotations
 
 import logging
 from typing import Callable
 
-from flask_babel import force_locale
+from flask_babel import force_locale, ngettext
 from flask_babel import lazy_gettext as _l
+from redis.exceptions import RedisError
+from rq import Queue, Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 
 from tatenpo.listings import progress, uploads
 from tatenpo.listings.bulk import cycle_collection_paused
@@ -15,6 +20,7 @@ from tatenpo.listings.reading import FileProblem
 from tatenpo.listings.records import ERRORS_ON_JOB
 from tatenpo.models import ImportJob, utcnow
 from tatenpo.platform.extensions import db
+from tatenpo.platform.redis_conn import redis
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +65,50 @@ def refuse(job: ImportJob, problems) -> None:
     job.errors = [e.as_dict() for e in problems.errors[:ERRORS_ON_JOB]]
     job.error_count = problems.error_count
     raise RowsRefused(str(_l("%(count)s rows have errors; nothing was imported.", count=problems.error_count)))
+
+
+def settle_lost(job: ImportJob) -> bool:
+    """Mark the import failed (mark_lost) when it still waits on a background job RQ no longer runs; True
+    when it did, for the caller to commit."""
+    if job.status not in ("queued", "running") or not background_job_lost(job):
+        return False
+    mark_lost(job)
+    return True
+
+
+def background_job_lost(job: ImportJob) -> bool:
+    """True when RQ no longer has the job, or has it as failed/stopped while our row still waits on it."""
+    if not job.rq_job_id:
+        return False
+    try:
+        status = Job.fetch(job.rq_job_id, connection=redis()).get_status()
+    except NoSuchJobError:
+        return True
+    return status in ("failed", "stopped", "canceled")
+
+
+def waiting_reason(job: ImportJob) -> str | None:
+    """Why a confirmed import has not started yet, in the user's words: no worker takes its queue, jobs are
+    ahead of it in the queue, or every worker that takes the queue is busy with another job. None when it
+    does not wait (or Redis cannot say)."""
+    if job.status != "queued" or not job.rq_job_id:
+        return None
+    try:
+        connection = redis()
+        queue = Queue(Job.fetch(job.rq_job_id, connection=connection).origin, connection=connection)
+        workers = Worker.all(queue=queue)
+        if not workers:
+            return str(_l("No background worker takes imports (queue “%(queue)s”): start one with "
+                          "python worker.py --queues %(queue)s.", queue=queue.name))
+        ahead = queue.get_job_position(job.rq_job_id)
+        if ahead:
+            return ngettext("%(num)s job is ahead of this import in the queue.",
+                            "%(num)s jobs are ahead of this import in the queue.", ahead)
+        if all(worker.get_state() == "busy" for worker in workers):
+            return str(_l("The worker that runs imports is finishing another job; the import starts right after."))
+    except (RedisError, NoSuchJobError):  # the page still shows the import as waiting
+        return None
+    return None
 
 
 def mark_lost(job: ImportJob) -> None:

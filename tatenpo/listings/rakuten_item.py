@@ -60,8 +60,6 @@ def _read_table(table: Table, problems: Problems) -> Iterator[Record]:
     pending: Optional[tuple[int, list[str]]] = None
 
     def quantity_of(row_no: int, text: str) -> Optional[int]:
-        if text.isdigit() and text.isascii():
-            return int(text)
         return read_quantity(text, row_no, quantity_column, problems, name)
 
     def single_sku(row_no: int, row: list[str]) -> Record:

@@ -75,8 +75,8 @@ def read_quantity(text: str, row: int, column: str, problems: Problems, filename
     """A stock cell: empty → unknown (None); otherwise a whole number 0…MAX, or an error for this row."""
     if text == "" or text.isspace():
         return None
-    if text.isdigit() and text.isascii():
-        value = int(text)  # the common case, without the general parser's cost
+    if text.isdigit() and text.isascii() and len(text) <= 12:
+        value = int(text)  # the common case, without the general parser's cost (which caps longer numbers)
     else:
         try:
             value = parse_quantity(text)

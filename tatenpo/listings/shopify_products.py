@@ -1,7 +1,11 @@
-"""Shopify products export (UTF-8, one row per variant grouped by `Handle`).
+"""Shopify products export (UTF-8, one row per variant grouped by its handle).
 
-Only a product's first row carries Title and the option names; the other variant rows leave them empty. Rows
-with no variant fields are extra images. The export has no inventory item ids, so a listing is identified as
+Two layouts are read alike [Shopify help, "Using CSV files to import and export products",
+help.shopify.com/en/manual/products/import-export/using-csv; docs/malls/shopify.md]: today's export names its
+columns `URL handle`, `SKU`, `Option1 name`, `Option1 value`, `Price`, `Inventory quantity`, `Inventory
+tracker`; exports made before 2024 `Handle`, `Variant SKU`, `Option1 Name`, `Option1 Value`, `Variant Price`,
+`Variant Inventory Qty`, `Variant Inventory Tracker`. Only a product's first row carries Title and the option
+names; the other variant rows leave them empty. Rows with no variant fields are extra images. The export has no inventory item ids, so a listing is identified as
 the Shopify connector expects (tatenpo.malls.shopify): item_code = the inventory item id when the file has one
 (`Variant Inventory Item ID`), else the `Variant SKU`, which the connector looks up; variant_code = the location
 ('' = the shop's first location). When Variant SKU is empty (often), Handle + option values stand in for it.
@@ -20,8 +24,18 @@ from tatenpo.listings.records import Problems, Record, read_quantity
 
 DEFAULT_OPTION = "Default Title"
 
+# Each column as today's export names it, then as older exports did.
+HANDLE = ("URL handle", "Handle")
+SKU = ("SKU", "Variant SKU")
+PRICE = ("Price", "Variant Price")
+QUANTITY = ("Inventory quantity", "Variant Inventory Qty")
+TRACKER = ("Inventory tracker", "Variant Inventory Tracker")
+
 
 def matches(columns: Columns, settings: dict[str, Any]) -> bool:
+    if columns.has("URL handle"):
+        return columns.has(*SKU, *PRICE, *QUANTITY)
+    # The older layout: "Handle" alone is also the inventory export's, which has no Variant columns.
     return columns.has("Handle") and columns.has("Variant SKU", "Variant Price", "Variant Inventory Qty")
 
 
@@ -38,13 +52,14 @@ def fallback_code(handle: str, values: list[str]) -> str:
 def read(tables: list[Table], problems: Problems, settings: dict[str, Any]) -> Iterator[Record]:
     for table in tables:
         c = table.columns
-        i_handle = c.require("Handle")
+        i_handle = c.require(*HANDLE)
         i_title = c.find("Title")
-        i_options = [c.find(f"Option{n} Value") for n in (1, 2, 3)]
-        i_sku = c.find("Variant SKU")
-        i_quantity = c.find("Variant Inventory Qty")
-        i_price = c.find("Variant Price")
-        i_tracker = c.find("Variant Inventory Tracker")
+        i_options = [c.find(f"Option{n} Value") for n in (1, 2, 3)]  # headers compare case-insensitively
+        i_sku = c.find(*SKU)
+        i_quantity = c.find(*QUANTITY)
+        quantity_column = table.headers[i_quantity] if i_quantity is not None else QUANTITY[0]
+        i_price = c.find(*PRICE)
+        i_tracker = c.find(*TRACKER)
         i_item_id = c.find("Variant Inventory Item ID", "Inventory Item ID")
         overrides = Overrides(c)
         titles: dict[str, str] = {}
@@ -66,7 +81,7 @@ def read(tables: list[Table], problems: Problems, settings: dict[str, Any]) -> I
                 extra["inventory_item_id"] = cell(row, i_item_id).strip()
             if i_tracker is not None and not cell(row, i_tracker).strip():
                 extra["untracked"] = True
-            quantity = read_quantity(cell(row, i_quantity), row_no, "Variant Inventory Qty", problems, table.filename)
+            quantity = read_quantity(cell(row, i_quantity), row_no, quantity_column, problems, table.filename)
             record = variant_record(row_no, handle, titles.get(handle, handle), values, sku, quantity, extra, table.filename)
             yield overrides.apply(record, row)
 

@@ -15,6 +15,7 @@ from flask_babel import lazy_gettext as _l
 from tatenpo.listings.reading import FileProblem
 from tatenpo.models import ImportJob, utcnow
 from tatenpo.platform.extensions import db
+from tatenpo.platform.instance import private_folder
 
 _BLOCK = 1 << 20
 
@@ -45,7 +46,7 @@ def save_upload(
     if not files:
         raise FileProblem(_l("Choose a CSV file to upload."))
     folder = upload_root() / secrets.token_hex(12)
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folder(folder)  # uploaded files and mails are the shop's data: owner only
     limit = size_limit()
     saved = []
     total = 0

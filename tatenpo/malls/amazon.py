@@ -1,8 +1,10 @@
-"""Amazon.co.jp through SP-API Listings Items 2021-08-01: one patchListingsItem per SKU for
-`fulfillment_availability` (5 requests/s, burst 10), getListingsItem to read it back.
+"""Amazon.co.jp through SP-API Listings Items 2021-08-01: one patchListingsItem per SKU merging the quantity
+into `fulfillment_availability` (5 requests/s, burst 10), getListingsItem to read it back. The protocol facts
+and their sources: docs/malls/amazon.md.
 
 Login with Amazon access tokens live an hour: with client_id, client_secret and refresh_token the connector
-renews them itself (tatenpo.malls.tokens); an access token alone works until it expires.
+fetches them itself (none stored, about to expire, or expired: tatenpo.malls.tokens); an access token alone
+works until it expires.
 """
 from __future__ import annotations
 
@@ -38,8 +40,11 @@ NAME = "Amazon"
 
 
 def _error_text(response: requests.Response) -> str:
+    """Each error's message with its details: SP-API puts the reason in `details` (an expired or invalid LWA
+    token is 403 "Access to requested resource is denied." with the reason only there; docs/malls/amazon.md)."""
     try:
-        return "; ".join(str(e.get("message")) for e in response.json().get("errors", []))
+        errors = response.json().get("errors", [])
+        return "; ".join(" ".join(str(part) for part in (e.get("message"), e.get("details")) if part) for e in errors)
     except (ValueError, AttributeError):
         return response.text[:200]
 
@@ -50,6 +55,8 @@ class AmazonConnector(Connector):
     family = "amazon"
     family_name = "Amazon"
     default_endpoint = "https://sellingpartnerapi-fe.amazon.com"
+    # SP-API's Far East region (Japan) and its sandbox (docs/malls/amazon.md).
+    hosts = ("sellingpartnerapi-fe.amazon.com", "sandbox.sellingpartnerapi-fe.amazon.com")
     credential_fields = (
         CredentialField("seller_id", _l("Seller ID (merchant token)"), secret=False),
         CredentialField("access_token", _l("SP-API access token"), required=False,
@@ -71,8 +78,7 @@ class AmazonConnector(Connector):
         token_url = endpoint.rstrip("/") + SANDBOX_TOKEN_PATH if endpoint else TOKEN_URL
         self.tokens = TokenSource(NAME, token_url, credentials, redis, timeout)
         self.http = HttpClient(NAME, Pacer(redis), timeout, retries, backoff)
-        self.http.session.headers.update({"x-amz-access-token": self.tokens.current(),
-                                          "Content-Type": "application/json"})
+        self.http.session.headers["Content-Type"] = "application/json"
         account = account_key("amazon", self.base, self.seller_id)
         self.patch_pace = Pace(account + ":patch", RATE, BURST)
         self.get_pace = Pace(account + ":get", RATE, BURST)
@@ -89,7 +95,8 @@ class AmazonConnector(Connector):
             return None
         if status in (401, 403):
             text = _error_text(response)
-            if "expired" in text:
+            # SP-API: errors[].details "The access token you provided has expired." (the message is generic)
+            if "has expired" in text:
                 return MallError(_("The Amazon access token has expired. Get a new one and enter it in the EC site "
                                    "settings."), transient=False, hint=HINT_LOGIN, code="expired_token")
             return MallError(_("Amazon rejected the access token or the seller ID. Check them in the EC site "
@@ -101,12 +108,14 @@ class AmazonConnector(Connector):
                          code=f"http-{status}")
 
     def _call(self, method: str, url: str, pace: Pace, **kwargs) -> requests.Response:
+        # Fetched when none is stored or the fetched one is about to expire (tatenpo.malls.tokens).
+        self.http.session.headers["x-amz-access-token"] = self.tokens.token()
         try:
             return self.http.call(method, url, pace=pace, classify=self._classify, **kwargs)
         except MallError as exc:
             if exc.code != "expired_token" or not self.tokens.can_refresh:
                 raise
-            # One-hour tokens: renew with the refresh token and try once more.
+            # The mall says it expired (an entered token of unknown age): renew and try once more.
             self.http.session.headers["x-amz-access-token"] = self.tokens.refresh()
             return self.http.call(method, url, pace=pace, classify=self._classify, **kwargs)
 
@@ -139,8 +148,10 @@ class AmazonConnector(Connector):
         return results + push_batches(valid, 1, lambda batch: [self._patch(batch[0])])
 
     def _patch(self, item: PushItem) -> ItemResult:
+        # `merge` changes only the fields sent: `replace` would drop lead_time_to_ship_max_days and restock_date
+        # (SP-API "Merge a listing" tutorial and changelog 2025-06-16; docs/malls/amazon.md).
         body = {"productType": item.attributes.get("product_type", "PRODUCT"), "patches": [{
-            "op": "replace", "path": "/attributes/fulfillment_availability",
+            "op": "merge", "path": "/attributes/fulfillment_availability",
             "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": item.quantity}]}]}
         response = self._call("PATCH", self._url(item.item_code), self.patch_pace, params={"marketplaceIds": JAPAN},
                               json=body)

@@ -127,6 +127,9 @@ class Connector(ABC):
     family_name: ClassVar[str]  # the mall's own name (楽天市場), shown untranslated in every language
     default_endpoint: ClassVar[Optional[str]]  # the real mall's address, for a store without an endpoint
     endpoint_schemes: ClassVar[tuple[str, ...]] = ("http", "https")  # what a store's own endpoint may use
+    # The mall's own hosts ("*.domain" for any subdomain): a store's endpoint must be one of them, or a host the
+    # operator allowed (tatenpo.setup.endpoints), so stored credentials never go to another server.
+    hosts: ClassVar[tuple[str, ...]] = ()
     credential_fields: ClassVar[tuple[CredentialField, ...]]  # the settings form's fields, `--credential` keys
     preparation: ClassVar[Any]  # what the shop needs from the mall before connecting (setup guide, step 2)
     # App config key → connector option: operators (and tests) may tune these; unset, the defaults apply.

@@ -1,7 +1,8 @@
 """楽天市場 through the RMS Inventory API 2.0 (bulk-upsert 1–400 items at 1 req/s, bulk-get 1–1000 at 5 req/s).
 
 Quantities go as ABSOLUTE (idempotent). A 400 names the bad entries by `propertyPath` (inventories[3].quantity);
-the whole request is refused then, so the bad items fail and the rest is sent again.
+the whole request is refused then, so the bad items fail and the rest is sent again. The protocol facts and
+their sources: docs/malls/rakuten.md.
 """
 from __future__ import annotations
 
@@ -38,11 +39,21 @@ NAME = "楽天RMS"
 
 
 def _errors(response: requests.Response) -> list[dict]:
+    """The answer's errors as [{"code", "message"}]: the Inventory API's `errors`, or the RMS gateway's
+    `Results` ({"errorCode": "ES01-01", "message": "Un-Authorised"} for a refused key)."""
     try:
-        errors = response.json().get("errors")
+        body = response.json()
     except ValueError:
         return []
-    return errors if isinstance(errors, list) else []
+    if not isinstance(body, dict):
+        return []
+    errors = body.get("errors")
+    if isinstance(errors, list):
+        return errors
+    results = body.get("Results")
+    if isinstance(results, dict) and results.get("errorCode"):
+        return [{"code": results["errorCode"], "message": results.get("message", "")}]
+    return []
 
 
 class RakutenConnector(Connector):
@@ -51,6 +62,7 @@ class RakutenConnector(Connector):
     family = "rakuten"
     family_name = "楽天市場"
     default_endpoint = "https://api.rms.rakuten.co.jp"
+    hosts = ("api.rms.rakuten.co.jp",)  # RMS WEB API (docs/malls/rakuten.md)
     credential_fields = (
         CredentialField("service_secret", _l("RMS serviceSecret"),
                         help=_l("RMS › 店舗様向け情報・サービス › WEB APIサービス › 利用設定")),
@@ -69,8 +81,8 @@ class RakutenConnector(Connector):
         self.license_key = credentials.get("license_key", "")
         token = base64.b64encode(f"{self.secret}:{self.license_key}".encode()).decode()
         self.http = HttpClient(NAME, Pacer(redis), timeout, retries, backoff)
-        self.http.session.headers.update({"Authorization": f"ESA {token}",
-                                          "Content-Type": "application/json; charset=utf-8"})
+        # Exactly `application/json`, as the Inventory API 2.0 request header reads (docs/malls/rakuten.md).
+        self.http.session.headers.update({"Authorization": f"ESA {token}", "Content-Type": "application/json"})
         account = account_key("rakuten", self.base, self.secret)
         self.upsert_pace = Pace(account + ":bulk-upsert", UPSERT_RATE)
         self.get_pace = Pace(account + ":bulk-get", GET_RATE)
@@ -84,12 +96,12 @@ class RakutenConnector(Connector):
         if response.status_code in (200, 204, 400):
             return None  # 400 names bad entries: the caller sorts them out
         codes = [e.get("code") for e in _errors(response)]
-        if response.status_code == 401 and "GA0001" in codes:
-            return MallError(_("The RMS license key has expired. Issue a new license key in RMS and enter it in "
-                               "the EC site settings."), transient=False, hint=HINT_LOGIN, code="GA0001")
         if response.status_code == 401:
-            return MallError(_("RMS rejected the login. Check the serviceSecret and licenseKey."), transient=False,
-                             hint=HINT_LOGIN, code=codes[0] if codes else "http-401")
+            # ES01-01 Un-Authorised: a wrong serviceSecret / licenseKey or an expired licenseKey (docs/malls/rakuten.md)
+            return MallError(_("RMS rejected the login (%(code)s). Check the serviceSecret and licenseKey in the EC "
+                               "site settings; the licenseKey expires every 90 days and must then be renewed in RMS.",
+                               code=codes[0] if codes else "HTTP 401"), transient=False, hint=HINT_LOGIN,
+                             code=codes[0] if codes else "http-401")
         if response.status_code == 403:
             return MallError(_("RMS does not allow this shop to use the inventory API. Check that the RMS WEB "
                                "SERVICE inventory API is enabled for the shop."), transient=False,

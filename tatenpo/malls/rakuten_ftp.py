@@ -3,7 +3,9 @@ read later from the log RMS writes to /ritem/logs (`<stem>.<yyyymmddHHMMSSfff>.c
 
 The push is deferred (see base.py): `submit()` uploads and returns a handle; `collect(handle)` reads the log
 when it is there. The log's lines are `row,商品管理番号,SKU管理番号,message` [inferred: RMS does not publish the
-columns; a line whose first cell is not a row number is taken as a problem of the whole file].
+columns]; row 0 or 1 is a problem of the whole file, and a line of another shape is reported, not a failure.
+How long to wait for the log is the setting RAKUTEN_FTP_LOG_WAIT_SECONDS (default 300 s; RMS publishes no
+processing time: docs/malls/rakuten.md).
 The endpoint's scheme picks the protocol: sftp://upload.rakuten.ne.jp:22 (RMS today, the default) or
 ftp://…:21 (older setups).
 
@@ -19,6 +21,7 @@ import csv
 import ftplib
 import hashlib
 import io
+import logging
 import secrets
 import socket
 import time
@@ -44,6 +47,8 @@ from tatenpo.malls.base import (
     ReadResult,
 )
 from tatenpo.malls.pacing import sleep_backoff
+
+log = logging.getLogger(__name__)
 
 BATCH_DIR = "/ritem/batch"
 LOGS_DIR = "/ritem/logs"
@@ -168,6 +173,7 @@ class RakutenFtpConnector(Connector):
     family_name = "楽天市場"
     default_endpoint = "sftp://upload.rakuten.ne.jp:22"  # SFTP today; ftp://…:21 in older setups
     endpoint_schemes = ("sftp", "ftp")
+    hosts = ("upload.rakuten.ne.jp",)  # the RMS upload server (docs/malls/rakuten.md)
     credential_fields = (
         CredentialField("ftp_user", _l("Stock sync login ID"), secret=False,
                         help=_l("The FTP account of RMS (the upload server's login ID).")),
@@ -333,28 +339,39 @@ def _stock_csv(items: list[PushItem]) -> bytes:
     return out.getvalue().encode("cp932")
 
 
-def _results(rows: list[list], log: bytes) -> list[ItemResult]:
-    text = log.decode("cp932", errors="replace")
+def _results(rows: list[list], data: bytes) -> list[ItemResult]:
+    """One result per uploaded row from RMS's log. A line `row,商品管理番号,SKU管理番号,message` with row ≥ 2 is a
+    problem of that row; row 0 or 1 is a problem of the whole file (its name, its header); a line of any other
+    shape is not understood, so it is reported beside every row's result instead of failing rows it may not be
+    about (RMS does not publish the log's layout: docs/malls/rakuten.md)."""
+    text = data.decode("cp932", errors="replace")
     lines = [line for line in csv.reader(io.StringIO(text)) if line and any(cell.strip() for cell in line)]
     if lines and CLEAN in lines[0][0]:
         return [ItemResult(key, True) for key, _c, _v in rows]
     by_row: dict[int, str] = {}
     whole_file: list[str] = []
+    unknown: list[str] = []
     for line in lines:
         first = line[0].strip()
         message = line[-1].strip()
         if first.isdigit() and int(first) >= 2:
             by_row.setdefault(int(first), message)
-        else:
+        elif first.isdigit():
             whole_file.append(message)
+        elif CLEAN not in ",".join(line):
+            unknown.append(",".join(cell.strip() for cell in line))
     if whole_file:
         detail = " / ".join(whole_file)
         return [ItemResult(key, False, _("Rakuten FTP log: %(detail)s", detail=detail), "ftp-log") for key, _c, _v in rows]
+    if unknown:
+        log.warning("Rakuten FTP log lines not understood: %s", " / ".join(unknown))
+    note = _("The Rakuten FTP log also says (not understood by Tatenpo): %(lines)s", lines=" / ".join(unknown)) \
+        if unknown else None
     results = []
     for row_number, (key, _code, _variant) in enumerate(rows, start=2):  # row 1 is the header
         message = by_row.get(row_number)
         if message is None:
-            results.append(ItemResult(key, True))
+            results.append(ItemResult(key, True, note))
         else:
             hint = HINT_ITEM if any(p in message for p in ITEM_PROBLEMS) else None
             results.append(ItemResult(key, False, _("Rakuten FTP log: %(detail)s", detail=message), "ftp-log", False, hint))

@@ -1,5 +1,6 @@
 """Shopify through the GraphQL Admin API: `inventorySetQuantities` (≤250 quantities per call, with
-`changeFromQuantity`) and `nodes(ids:)` to read inventory levels back; cost-based throttling.
+`changeFromQuantity` and an `@idempotent` key) and `nodes(ids:)` to read inventory levels back; cost-based
+throttling. The protocol facts and their sources: docs/malls/shopify.md.
 
 A listing's item_code is the inventory item (gid://shopify/InventoryItem/…, or its number) and variant_code the
 location. A listing imported from a products CSV may only know its Variant SKU: then item_code is the SKU and
@@ -9,6 +10,7 @@ shop's first active location. The lookups are cached for the connector's life.
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any, Optional
 
 import requests
@@ -42,8 +44,11 @@ NAME = "Shopify"
 ITEM_GID = "gid://shopify/InventoryItem/"
 LOCATION_GID = "gid://shopify/Location/"
 
-SET_QUANTITIES = """mutation SetStock($input: InventorySetQuantitiesInput!) {
-  inventorySetQuantities(input: $input) {
+# From 2026-04 the inventory mutations must carry @idempotent with a key (a UUID per request; a retry of the same
+# request sends the same key, so Shopify applies it once). Shopify changelog "Making idempotency mandatory for
+# inventory adjustments and refund mutations" (2025-12-12, effective 2026-04); docs/malls/shopify.md.
+SET_QUANTITIES = """mutation SetStock($input: InventorySetQuantitiesInput!, $idempotencyKey: String!) {
+  inventorySetQuantities(input: $input) @idempotent(key: $idempotencyKey) {
     inventoryAdjustmentGroup { id }
     userErrors { code field message }
   }
@@ -83,6 +88,7 @@ class ShopifyConnector(Connector):
     family = "shopify"
     family_name = "Shopify"
     default_endpoint = None  # https://<shop>.myshopify.com, from the shop domain
+    hosts = ("*.myshopify.com",)  # each shop's Admin API (docs/malls/shopify.md)
     credential_fields = (
         CredentialField("shop", _l("Shop domain"), secret=False,
                         help=_l("The part before .myshopify.com (e.g. my-shop).")),
@@ -209,7 +215,7 @@ class ShopifyConnector(Connector):
         while chunk:
             quantities = [{"inventoryItemId": item_id, "locationId": location, "quantity": item.quantity,
                            "changeFromQuantity": item.expected} for item, item_id, location in chunk]
-            data = self._query(SET_QUANTITIES, {"input": {
+            data = self._query(SET_QUANTITIES, {"idempotencyKey": str(uuid.uuid4()), "input": {
                 "name": "available", "reason": "correction", "referenceDocumentUri": "gid://tatenpo/StockSync/push",
                 "quantities": quantities}}, MUTATION_COST + COST_PER_ITEM * len(chunk))
             errors = (data.get("inventorySetQuantities") or {}).get("userErrors") or []

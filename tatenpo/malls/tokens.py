@@ -1,6 +1,8 @@
-"""Access tokens from a refresh token (Yahoo! ID連携 v2, Login with Amazon): one-hour tokens are fetched when
-the mall says the current one expired, and cached in Redis (keyed by a hash of the refresh token, never the
-token itself in the key) so every worker process uses the same fresh token without touching the database."""
+"""Access tokens from a refresh token (Yahoo! ID連携 v2, Login with Amazon). Both hand out one-hour tokens
+(`expires_in` 3600: docs/malls/amazon.md, docs/malls/yahoo.md). A token is fetched when none is stored, ahead
+of the expiry of one fetched before (it is cached for expires_in less EARLY_SECONDS), and when the mall says the
+current one expired. Fetched tokens are cached in Redis (keyed by a hash of the refresh token, never the token
+itself in the key) so every worker process uses the same fresh token without touching the database."""
 from __future__ import annotations
 
 import hashlib
@@ -15,6 +17,8 @@ from tatenpo.malls.base import HINT_LOGIN, MallError
 
 # Refresh a little before the mall's own expiry, so a token never dies mid-batch.
 EARLY_SECONDS = 120
+# How long "a token was fetched for these credentials" is remembered: far beyond any entered token's hour.
+FETCHED_MEMORY_SECONDS = 30 * 86400
 _local: dict[str, tuple[str, float]] = {}
 _local_lock = threading.Lock()
 
@@ -50,6 +54,19 @@ class TokenSource:
                 return cached
         return self.static_token
 
+    def token(self) -> str:
+        """The token to send now: a fetched one while it is fresh; a new one when none is stored, or when the one
+        fetched before is about to expire (the entered token is older than it, so never better); else the entered
+        one, until the mall says it expired."""
+        if not self.can_refresh:
+            return self.static_token
+        cached = self._cached()
+        if cached:
+            return cached
+        if not self.static_token or self._superseded():
+            return self.refresh()
+        return self.static_token
+
     def refresh(self) -> str:
         data = {"grant_type": "refresh_token", "refresh_token": self.refresh_token}
         auth = None
@@ -79,6 +96,16 @@ class TokenSource:
         self._store(token, lifetime)
         return token
 
+    def _superseded(self) -> bool:
+        """Whether a token was fetched for these credentials before: the entered one is then stale."""
+        if self.redis is not None:
+            try:
+                return bool(self.redis.exists(self.key + ":fetched"))
+            except Exception:  # noqa: BLE001 - Redis trouble: fall back to the process cache
+                pass
+        with _local_lock:
+            return (self.key + ":fetched") in _local
+
     def _cached(self) -> Optional[str]:
         if self.redis is not None:
             try:
@@ -93,8 +120,10 @@ class TokenSource:
     def _store(self, token: str, lifetime: int) -> None:
         with _local_lock:
             _local[self.key] = (token, time.monotonic() + lifetime)
+            _local[self.key + ":fetched"] = ("", float("inf"))
         if self.redis is not None:
             try:
                 self.redis.set(self.key, token, ex=lifetime)
+                self.redis.set(self.key + ":fetched", "1", ex=FETCHED_MEMORY_SECONDS)
             except Exception:  # noqa: BLE001 - the process cache still holds it
                 pass

@@ -1,7 +1,9 @@
 """Yahoo!ショッピング through the store API setStock / getStock (≤1000 codes per call, 1 request/s per URL).
 
 Quantities are sent bare (absolute); a bare number is never negative here, because `-5` would SUBTRACT on
-Yahoo. Each <Result> may carry its own ErrorCode while the others succeed.
+Yahoo. Each <Result> may carry its own ErrorCode while the others succeed (HTTP 207 then). A code is sent once
+per request (twice is st-02103). Over the request quota Yahoo answers 403 "Your Request was Forbidden": a wait,
+not a bad login. The protocol facts and their sources: docs/malls/yahoo.md.
 """
 from __future__ import annotations
 
@@ -26,20 +28,25 @@ from tatenpo.malls.base import (
     ReadResult,
     push_batches,
 )
-from tatenpo.malls.http import HttpClient, Pace, server_trouble
+from tatenpo.malls.http import HttpClient, Pace, retry_after, server_trouble
 from tatenpo.malls.pacing import Pacer, account_key
 from tatenpo.malls.tokens import TokenSource
 
 TOKEN_URL = "https://auth.login.yahoo.co.jp/yconnect/v2/token"
 SANDBOX_TOKEN_PATH = "/yconnect/v2/token"  # under a non-default endpoint (the sandbox) [inferred for others]
 RATE = 1.0  # per URL
-MAX_QUANTITY = 999999  # [inferred]
-CODE = re.compile(r"^[0-9A-Za-z_-]{1,99}$")  # [inferred] half-width letters, digits, - and _
+# setStock: quantity "-999999999～999999999"; item_code and its sub-code "半角英数字、ハイフン「-」", at most 99
+# characters each (developer.yahoo.co.jp/webapi/shopping/setStock.html).
+MAX_QUANTITY = 999_999_999
+CODE = re.compile(r"^[0-9A-Za-z-]{1,99}$")
 NAME = "Yahoo!ショッピング"
 ITEM_ERRORS = {
     "st-02104": lambda: _("Yahoo! did not accept the quantity."),
-    "st-02103": lambda: _("Yahoo! has no item with this code."),
+    "st-02103": lambda: _("Yahoo! refused the code because it was sent twice in one request."),
 }
+# 403 with this message: the application's request quota is used up (Yahoo!ショッピングAPI FAQ,
+# developer.yahoo.co.jp/webapi/shopping/faq.html: 1日50000リクエスト); also an unknown application ID.
+QUOTA = "Your Request was Forbidden"
 
 
 def _code(item: ItemRef) -> str:
@@ -63,6 +70,8 @@ class YahooConnector(Connector):
     family = "yahoo"
     family_name = "Yahoo!ショッピング"
     default_endpoint = "https://circus.shopping.yahooapis.jp"
+    # The store API and its test host for snbx- sellers (docs/malls/yahoo.md).
+    hosts = ("circus.shopping.yahooapis.jp", "test.circus.shopping.yahooapis.jp")
     credential_fields = (
         CredentialField("seller_id", _l("Seller ID (store account)"), secret=False),
         CredentialField("access_token", _l("Access token"), required=False,
@@ -83,7 +92,6 @@ class YahooConnector(Connector):
         token_url = endpoint.rstrip("/") + SANDBOX_TOKEN_PATH if endpoint else TOKEN_URL
         self.tokens = TokenSource(NAME, token_url, credentials, redis, timeout, basic_auth=True)
         self.http = HttpClient(NAME, Pacer(redis), timeout, retries, backoff)
-        self.http.session.headers["Authorization"] = f"Bearer {self.tokens.current()}"
         account = account_key("yahoo", self.base, self.seller_id)
         self.set_pace = Pace(account + ":setStock", RATE)
         self.get_pace = Pace(account + ":getStock", RATE)
@@ -92,8 +100,12 @@ class YahooConnector(Connector):
         self.http.close()
 
     def _classify(self, response: requests.Response) -> Optional[MallError]:
-        if response.status_code in (200, 400):
-            return None
+        if response.status_code in (200, 207, 400):
+            return None  # 207: some items failed, each says so in its <Result>
+        if response.status_code == 403 and QUOTA in response.text:
+            return MallError(_("Yahoo! refused the request: the API request quota is used up (or the application ID "
+                               "is not registered). Tatenpo tries again later."), transient=True, code="quota",
+                             retry_after=retry_after(response))
         if response.status_code in (401, 403):
             challenge = response.headers.get("WWW-Authenticate", "") + response.text
             if "expired" in challenge:
@@ -129,12 +141,14 @@ class YahooConnector(Connector):
         data = {"seller_id": self.seller_id, "item_code": ",".join(_code(i) for i in chunk)}
         if quantities is not None:
             data["quantity"] = ",".join(quantities)
+        # Fetched when none is stored or the fetched one is about to expire (tatenpo.malls.tokens).
+        self.http.session.headers["Authorization"] = f"Bearer {self.tokens.token()}"
         try:
             response = self.http.call("POST", url, data=data, pace=pace, classify=self._classify)
         except MallError as exc:
             if exc.code != "expired_token" or not self.tokens.can_refresh:
                 raise
-            # One-hour tokens: renew with the refresh token and try once more.
+            # The mall says it expired (an entered token of unknown age): renew and try once more.
             self.http.session.headers["Authorization"] = f"Bearer {self.tokens.refresh()}"
             response = self.http.call("POST", url, data=data, pace=pace, classify=self._classify)
         if response.status_code == 400:
@@ -175,11 +189,22 @@ class YahooConnector(Connector):
                 results.append(ItemResult(item.key, False, _("“%(code)s” is not a valid Yahoo! item code.",
                                                              code=_code(item)), "st-02101", False, HINT_ITEM))
             elif not 0 <= item.quantity <= MAX_QUANTITY:
-                results.append(ItemResult(item.key, False, _("The quantity must be from 0 to 999999 on Yahoo!."),
+                results.append(ItemResult(item.key, False, _("The quantity must be from 0 to 999,999,999 on Yahoo!."),
                                           "st-02104"))
             else:
                 valid.append(item)
-        return results + push_batches(valid, self.max_batch, self._set)
+        # One entry per Yahoo! code: two listings of one code would be st-02103 for the whole code.
+        by_code: dict[str, list[PushItem]] = {}
+        for item in valid:
+            by_code.setdefault(_code(item), []).append(item)
+        sent = [same[-1] for same in by_code.values()]
+        keyed = {result.key: result for result in push_batches(sent, self.max_batch, self._set)}
+        for same in by_code.values():
+            outcome = keyed[same[-1].key]
+            results.append(outcome)
+            results += [ItemResult(other.key, outcome.ok, outcome.message, outcome.error_code, outcome.transient,
+                                   outcome.hint) for other in same[:-1]]
+        return results
 
     def _set(self, chunk: list[PushItem]) -> list[ItemResult]:
         answers = self._call(self.base + "/setStock", self.set_pace, chunk, [str(i.quantity) for i in chunk])
@@ -197,16 +222,20 @@ class YahooConnector(Connector):
         missing = self._missing_credentials()
         if missing:
             raise missing
-        results: list[ReadResult] = []
-        for start in range(0, len(items), self.max_batch):
-            chunk = items[start:start + self.max_batch]
+        unique = list({_code(item): item for item in items}.values())  # each code once (st-02103 otherwise)
+        answered: dict[str, Optional[ET.Element]] = {}
+        for start in range(0, len(unique), self.max_batch):
+            chunk = unique[start:start + self.max_batch]
             answers = self._call(self.base + "/getStock", self.get_pace, chunk)
-            for item, answer in zip(chunk, self._match(chunk, answers)):
-                quantity = _child(answer, "Quantity") if answer is not None else None
-                if quantity is None or not quantity.lstrip("-").isdigit():
-                    code = (_child(answer, "ErrorCode") if answer is not None else None) or "st-02103"
-                    results.append(ReadResult(item.key, None, _("Yahoo! has no item with code %(code)s.",
-                                                                code=_code(item)), HINT_ITEM, code))
-                else:
-                    results.append(ReadResult(item.key, int(quantity)))
+            answered.update((_code(item), answer) for item, answer in zip(chunk, self._match(chunk, answers)))
+        results: list[ReadResult] = []
+        for item in items:
+            answer = answered.get(_code(item))
+            quantity = _child(answer, "Quantity") if answer is not None else None
+            if quantity is None or not quantity.lstrip("-").isdigit():
+                code = (_child(answer, "ErrorCode") if answer is not None else None) or "not-found"
+                results.append(ReadResult(item.key, None, _("Yahoo! has no item with code %(code)s.",
+                                                            code=_code(item)), HINT_ITEM, code))
+            else:
+                results.append(ReadResult(item.key, int(quantity)))
         return results

@@ -21,8 +21,18 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from tatenpo.models import LineStock, Listing, Order, OrderLine, OrderStatus, StockChangeKind, Store, User, utcnow
-from tatenpo.models import search_key
+from tatenpo.models import (
+    LineStock,
+    Listing,
+    Order,
+    OrderLine,
+    OrderStatus,
+    StockChangeKind,
+    Store,
+    User,
+    search_key,
+    utcnow,
+)
 from tatenpo.orders import matching
 from tatenpo.platform.extensions import db
 from tatenpo.stock import inventory

@@ -52,6 +52,9 @@ def defaults(instance_path: str) -> dict:
     return {
         "SQLALCHEMY_DATABASE_URI": database_url(instance_path),
         "REDIS_URL": redis_url(instance_path),
+        # How long one Redis call may wait: `make run` gives its web processes 2 s, so a Redis that is away
+        # or paused never holds a page for long (a save's push is then left to the sweep).
+        "REDIS_SOCKET_TIMEOUT_SECONDS": float(os.environ.get("REDIS_SOCKET_TIMEOUT_SECONDS") or 10),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         # Session cookies: never readable by scripts; Secure when served over HTTPS.
         "SESSION_COOKIE_HTTPONLY": True,
@@ -69,6 +72,14 @@ def defaults(instance_path: str) -> dict:
         "SYNC_INTERVAL_SECONDS": _int_env("SYNC_INTERVAL_SECONDS", 300),
         "SYNC_HISTORY_DAYS": _int_env("SYNC_HISTORY_DAYS", 90),
         "MALL_TIMEOUT_SECONDS": _int_env("MALL_TIMEOUT_SECONDS", 20),
+        # Workers `make run` starts for the sync queue (one of them takes imports first), besides sync-deferred's.
+        "SYNC_WORKERS": _int_env("SYNC_WORKERS", 3),
+        # A push's claim on its entries, renewed before each batch; a dead push's claim is taken back sooner (the lock).
+        "SYNC_LEASE_SECONDS": _int_env("SYNC_LEASE_SECONDS", 60),
+        # The per-store push lock lives this long past its holder's last heartbeat: how soon a killed push is noticed.
+        "SYNC_LOCK_SECONDS": _int_env("SYNC_LOCK_SECONDS", 15),
+        # Items one read-back or drift-check job reads before it queues the rest, so it never holds a worker for long.
+        "SYNC_READ_SLICE": _int_env("SYNC_READ_SLICE", 2000),
         "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
         "MAIL_PORT": _int_env("MAIL_PORT", 25),
         "MAIL_FROM": os.environ.get("MAIL_FROM", "tatenpo@localhost"),
@@ -80,6 +91,13 @@ def defaults(instance_path: str) -> dict:
         # A push never overwrites a fall on the mall that no order explains: it waits this long for the order.
         "ORDER_WAIT_SECONDS": _int_env("ORDER_WAIT_SECONDS", 600),
         "ORDER_MAIL_SILENCE_DAYS": _int_env("ORDER_MAIL_SILENCE_DAYS", 3),
+        # Hosts besides the malls' own that a store's endpoint may name ("host" or "host:port", comma-separated):
+        # `make run` allows its sandbox malls. Plain ftp:// to a real mall only with ALLOW_PLAIN_FTP.
+        "ALLOWED_MALL_HOSTS": os.environ.get("ALLOWED_MALL_HOSTS", ""),
+        "ALLOW_PLAIN_FTP": _bool_env("ALLOW_PLAIN_FTP"),
+        # How long a 楽天 FTP push waits for RMS' result log (RMS publishes no processing time; see
+        # tatenpo/malls/rakuten_ftp.py): later logs mark the rows failed, and they are pushed again.
+        "RAKUTEN_FTP_LOG_WAIT_SECONDS": _int_env("RAKUTEN_FTP_LOG_WAIT_SECONDS", 300),
         "SANDBOX_URL": os.environ.get(
             "SANDBOX_URL", "http://127.0.0.1:%s" % os.environ.get("SANDBOX_HTTP_PORT", "5001")
         ),

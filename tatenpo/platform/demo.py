@@ -36,17 +36,15 @@ def _state():
 def create_demo_stores() -> list[dict]:
     """One sandbox store per mall, written straight into the sandbox's state file (the sandbox process is
     not running yet when `make run` prepares). Does nothing when the sandbox already has stores."""
-    from sandbox import catalog
-    from sandbox.admin import MALL_NAMES
-    from sandbox.state import MALLS
+    from sandbox import catalog, malls
 
     state = _state()
     try:
         if state.stores():
             return []
-        return [state.create_store(mall, f"デモ {MALL_NAMES[mall]}",
-                                   lambda store_id, mall=mall: catalog.generate(mall, store_id, DEMO_ITEMS))
-                for mall in MALLS]
+        return [state.create_store(key, f"デモ {malls.mall(key).name}",
+                                   lambda store_id, key=key: catalog.generate(key, store_id, DEMO_ITEMS))
+                for key in malls.mall_keys()]
     finally:
         state.close()
 
@@ -68,9 +66,11 @@ def banner_lines() -> list[str]:
     """Where the sandbox malls are and which credentials their stores take."""
     if not sandbox_available():
         return []
-    from sandbox.admin import MALL_NAMES, endpoint_for
+    from sandbox import malls
 
     url, ftp_host, ftp_port = _sandbox_address()
+    # The banner names the SFTP route too, as RMS runs it today.
+    where = malls.Endpoints(url, ftp_host, ftp_port, int(os.environ.get("SANDBOX_SFTP_PORT", "2222")))
     state = _state()
     try:
         stores = state.stores()
@@ -79,9 +79,11 @@ def banner_lines() -> list[str]:
     lines = [f"Sandbox malls (try every step without a real account): {url}/",
              "  Settings › EC sites › Add: choose the mall, then a sandbox store — or enter these:"]
     for store in stores:
-        endpoint = endpoint_for(store, url, ftp_host, ftp_port)
+        mall = malls.mall(store["mall"])
+        endpoint = mall.endpoint(store, where)
         secrets = "  ".join(f"{k}={v}" for k, v in store["credentials"].items())
-        if store["mall"] == "rakuten-ftp":
-            endpoint += f" (or sftp://{ftp_host}:{os.environ.get('SANDBOX_SFTP_PORT', '2222')})"
-        lines.append(f"  #{store['id']} {MALL_NAMES[store['mall']]}: endpoint={endpoint}  {secrets}")
+        also = mall.describe(store, where).get("sftp_endpoint")
+        if also:
+            endpoint += f" (or {also})"
+        lines.append(f"  #{store['id']} {mall.name}: endpoint={endpoint}  {secrets}")
     return lines

@@ -19,6 +19,8 @@ from typing import Optional
 
 from flask import current_app
 
+from tatenpo.platform.instance import private_folder
+
 
 class MailError(RuntimeError):
     """The message could not be handed to the mail server."""
@@ -57,7 +59,7 @@ def send(to: str, subject: str, body: str) -> str:
             raise MailError(str(exc)) from exc
         return "smtp"
     folder = outbox_folder()
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folder(folder)  # uploaded files and mails are the shop's data: owner only
     # Time first so a plain listing sorts by when the message was written.
     name = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:8] + ".eml"
     (folder / name).write_bytes(message.as_bytes(policy=policy.SMTP))

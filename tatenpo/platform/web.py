@@ -1,9 +1,12 @@
 """What every page shares: security headers, template helpers, friendly error pages."""
 from __future__ import annotations
 
+import json
 import logging
+import unicodedata
+from urllib.parse import unquote, urlsplit
 
-from flask import jsonify, render_template, request
+from flask import flash, g, jsonify, render_template, request
 from flask_babel import format_datetime, format_decimal, get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
@@ -28,6 +31,35 @@ def _security_headers(response):
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     if request.headers.get("HX-Request"):
         response.vary.add("HX-Request")
+    return response
+
+
+# The htmx event that app.js shows as a message above the page (HX-Trigger: {"tatenpo-notice": "…"}).
+NOTICE_EVENT = "tatenpo-notice"
+
+
+def notify(response, message: str):
+    """Tell the user something beside the response: an HX-Trigger event for htmx (its own swap stays as it
+    is), else a message on the next page (the redirect after a save)."""
+    if request.headers.get("HX-Request"):
+        events = {}
+        existing = response.headers.get("HX-Trigger")
+        if existing:
+            try:
+                events = json.loads(existing)
+            except ValueError:  # the plain form: comma-separated event names
+                events = {name.strip(): None for name in existing.split(",") if name.strip()}
+        events[NOTICE_EVENT] = str(message)
+        response.headers["HX-Trigger"] = json.dumps(events)  # ASCII-escaped: a header carries no raw UTF-8
+    else:
+        flash(str(message), "info")
+    return response
+
+
+def _push_deferred_notice(response):
+    # sync/queueing could not queue a committed change's 即時同期 (Redis away): the sweep pushes it later.
+    if g.pop("push_deferred", False):
+        notify(response, _("Saved. The sync will be sent once it resumes."))
     return response
 
 
@@ -60,6 +92,11 @@ def datetime_local(value, fmt: str = "yyyy/MM/dd HH:mm") -> str:
 
 def init_app(app) -> None:
     app.after_request(_security_headers)
+    app.after_request(_push_deferred_notice)
+    # Browsers ask for /favicon.ico on every page whatever the <link rel=icon> says: the same icon, public
+    # like every static file (the "static" endpoint).
+    app.add_url_rule("/favicon.ico", endpoint="static", view_func=app.view_functions["static"],
+                     defaults={"filename": "favicon.svg"})
     app.jinja_env.filters["number"] = number
     app.jinja_env.filters["localtime"] = datetime_local
 
@@ -88,3 +125,20 @@ def init_app(app) -> None:
     def _server_error(error):
         log.error("server error", exc_info=getattr(error, "original_exception", None))
         return _error_page(500, _("Something went wrong on our side. Nothing was changed; try again."))
+
+
+def safe_next(target: str | None, fallback: str) -> str:
+    # Only a path on this site, so a crafted link cannot bounce the user elsewhere (after login, after saving).
+    # Browsers drop tabs and newlines and read \ as /, so "/\t/evil" and "/\\evil" mean //evil: any whitespace,
+    # control character or backslash is refused, as is a path whose decoded form has a scheme or a host.
+    def unusual(text: str) -> bool:
+        return "\\" in text or any(c.isspace() or unicodedata.category(c).startswith("C") for c in text)
+
+    if not target or len(target) > 2000 or not target.startswith("/") or unusual(target):
+        return fallback
+    path = unquote(urlsplit(target).path)
+    for text in (target, path):
+        parts = urlsplit(text)
+        if text.startswith("//") or parts.scheme or parts.netloc or unusual(text):
+            return fallback
+    return target

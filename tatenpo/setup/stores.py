@@ -13,6 +13,7 @@ from tatenpo.malls.rakuten_ftp import TRUSTED_HOST_KEY
 from tatenpo.models import Store, SyncEntry, utcnow
 from tatenpo.platform import credentials
 from tatenpo.platform.extensions import db
+from tatenpo.setup import endpoints
 from tatenpo.stock import inventory
 
 
@@ -49,7 +50,7 @@ def create_store(
     store = Store(
         mall=key,
         name=name.strip(),
-        endpoint=(endpoint or None),
+        endpoint=_checked_endpoint(key, endpoint),
         auto_sync=auto_sync,
         immediate_sync=immediate_sync,
         safety_stock=safety_stock,
@@ -60,6 +61,25 @@ def create_store(
         credentials.write(store, credential_values)
     db.session.flush()
     return store
+
+
+def _checked_endpoint(mall: str, endpoint: Optional[str]) -> Optional[str]:
+    try:
+        return endpoints.check(mall, endpoint)
+    except endpoints.EndpointRefused as exc:
+        raise StoreError(exc.message) from None
+
+
+def _drop_secrets_not_entered(store: Store, entered: dict) -> None:
+    secret_keys = {field.key for field in malls.credential_fields(store.mall) if field.secret}
+    try:
+        kept = {key: value for key, value in credentials.read(store).items() if key not in secret_keys}
+    except credentials.CredentialKeyError:
+        kept = {}
+    kept.update({key: value for key, value in entered.items() if value})
+    store.credentials_token = None
+    if kept:
+        credentials.write(store, kept)
 
 
 def _access_changes(store: Store, changes: dict) -> bool:
@@ -107,14 +127,21 @@ def update_store(store: Store, **changes) -> Store:
             reschedule = True
     if "safety_stock" in changes and changes["safety_stock"] is not None and changes["safety_stock"] < 0:
         raise StoreError(_l("Safety stock cannot be negative."))
+    if "endpoint" in changes:
+        changes["endpoint"] = _checked_endpoint(store.mall, changes["endpoint"])
     access_changed = _access_changes(store, changes)
     endpoint_before = store.endpoint
+    moved = "endpoint" in changes and changes["endpoint"] != endpoint_before
+    if moved:
+        # The stored secrets were given for the old address: they go to a new one only when entered again in
+        # this same save, so changing the endpoint alone can never send them elsewhere.
+        _drop_secrets_not_entered(store, changes.get("credentials") or {})
     for key, value in changes.items():
         if key == "credentials":
             credentials.write(store, value or {})
         else:
             setattr(store, key, value)
-    if "endpoint" in changes and (changes["endpoint"] or None) != endpoint_before:
+    if moved:
         forget_host_key(store)  # another server: its key is confirmed again by the next 接続テスト
     if access_changed:
         store.connection_ok = store.connection_checked_at = store.connection_message = None

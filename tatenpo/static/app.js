@@ -13,6 +13,20 @@ document.addEventListener("htmx:responseError", function (event) {
     : "処理に失敗しました（" + event.detail.xhr.status + "）。変更は保存されていません。もう一度お試しください。";
 });
 
+// A message beside an htmx response (HX-Trigger "tatenpo-notice", platform/web.notify): e.g. a save whose
+// sync waits for Redis to come back.
+document.addEventListener("tatenpo-notice", function (event) {
+  var box = document.getElementById("htmx-notice");
+  if (!box) {
+    box = document.createElement("div");
+    box.id = "htmx-notice";
+    box.className = "flash flash-info";
+    box.setAttribute("role", "status");
+    document.querySelector("main").prepend(box);
+  }
+  box.textContent = event.detail.value;
+});
+
 // Inline stock editing (商品・在庫, 販売データ): Esc cancels the edit row; after a save or cancel the focus
 // goes back to the row's stock, so a keyboard user can go on with the next row.
 (function () {

@@ -8,7 +8,7 @@ Which listings are pushed, and what quantity, are the rules of tatenpo.stock.rul
 from __future__ import annotations
 
 import functools
-import unicodedata
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Optional, Protocol
@@ -39,9 +39,23 @@ class StockError(ValueError):
         self.message = message
 
 
+# Full-width digits, comma and signs (what a Japanese IME types) read as their ASCII selves; no other script's
+# digits (٣) and no superscripts (²): NFKC would have turned those into numbers nobody meant.
+_FULL_WIDTH = str.maketrans({**{chr(0xFF10 + d): str(d) for d in range(10)}, "，": ",", "－": "-", "＋": "+"})
+_DIGITS = re.compile(r"[0-9]+")
+_GROUPED = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+")  # 1,500 and 12,345,678; never 1,5 or 15,00
+_MAX_DIGITS = len(str(MAX_QUANTITY)) + 3  # leading zeros allowed; int() never sees a 5,000-digit text
+
+
+def _shown(value) -> str:
+    text = str(value)
+    return text if len(text) <= 20 else text[:20] + "…"
+
+
 def parse_quantity(value, *, allow_sign: bool = False) -> int:
-    """A quantity typed by a person or read from a CSV: full-width digits and thousands separators allowed
-    (１，０００ → 1000); decimals, words and empty input are refused with a message saying why."""
+    """A quantity typed by a person or read from a CSV: ASCII or full-width digits, with commas only as
+    thousands grouping (1,500 and １，５００ → 1500); decimals, words, other digits and empty input are refused
+    with a message saying why."""
     if isinstance(value, bool):
         raise StockError(_l("Enter a whole number."))
     if isinstance(value, int):
@@ -50,7 +64,7 @@ def parse_quantity(value, *, allow_sign: bool = False) -> int:
         if value.is_integer():
             return int(value)
         raise StockError(_l("Enter a whole number (no decimals)."))
-    text = unicodedata.normalize("NFKC", str(value)).strip().replace(",", "")
+    text = str(value).translate(_FULL_WIDTH).strip()
     if text == "":
         raise StockError(_l("Enter a quantity."))
     sign = ""
@@ -58,8 +72,17 @@ def parse_quantity(value, *, allow_sign: bool = False) -> int:
         sign, text = text[0], text[1:]
         if not allow_sign and sign == "+":
             sign = ""
-    if not text.isdigit():
-        raise StockError(_l("“%(value)s” is not a whole number.", value=str(value)))
+    if len(text) > _MAX_DIGITS * 4 // 3:
+        raise StockError(_l("Stock cannot exceed %(max)s.", max=f"{MAX_QUANTITY:,}"))
+    if _GROUPED.fullmatch(text):
+        text = text.replace(",", "")
+    elif "," in text and _DIGITS.fullmatch(text.replace(",", "")):
+        raise StockError(_l("“%(value)s”: commas go only between groups of three digits, as in 1,500.",
+                            value=_shown(value)))
+    elif not _DIGITS.fullmatch(text):
+        raise StockError(_l("“%(value)s” is not a whole number.", value=_shown(value)))
+    if len(text.lstrip("0")) > _MAX_DIGITS:
+        raise StockError(_l("Stock cannot exceed %(max)s.", max=f"{MAX_QUANTITY:,}"))
     return int(sign + text)
 
 
@@ -94,6 +117,16 @@ def lock_product(product_id: int) -> Product:
     return locked
 
 
+class StockConflict(StockError):
+    """Someone else changed 在庫数 since the editor saw it: an absolute edit would silently undo theirs."""
+
+    def __init__(self, current: int, typed: int) -> None:
+        super().__init__(_l("Someone else changed the stock to %(current)s meanwhile; you typed %(typed)s. "
+                            "Nothing was saved.", current=f"{current:,}", typed=f"{typed:,}"))
+        self.current = current
+        self.typed = typed
+
+
 def set_stock(
     product: Product | int,
     quantity,
@@ -101,11 +134,15 @@ def set_stock(
     kind: StockChangeKind = StockChangeKind.MANUAL,
     user: Optional[User] = None,
     note: Optional[str] = None,
+    expected: Optional[int] = None,
 ) -> StockHistory:
-    """Set 在庫数 to `quantity` (absolute)."""
+    """Set 在庫数 to `quantity` (absolute). With `expected` (the 在庫数 the editor saw), refuse with a
+    StockConflict when it has changed since, and change nothing."""
     target = parse_quantity(quantity)
     _validate_result(target)
     locked = lock_product(product if isinstance(product, int) else product.id)
+    if expected is not None and locked.on_hand != expected:
+        raise StockConflict(locked.on_hand, target)
     return _record(locked, target - locked.on_hand, kind=kind, user=user, note=note)
 
 

@@ -5,7 +5,8 @@ Cells starting with = + - @ are prefixed with ' so Excel shows them as text inst
 the import removes that prefix again, so export → import changes nothing.
 
 Import: preview, then every changed product in one transaction through inventory.set_stock_many (kind STOCK_CSV),
-so history and the sync schedule follow; any bad row, unknown code or duplicate writes nothing.
+so history and the sync schedule follow; any bad row, unknown code or duplicate writes nothing. A row with
+more cells than the header (an unquoted 1,500) is a bad row; the upload of a file refused whole is removed at once.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from sqlalchemy import select
 
 from tatenpo.listings import lifecycle, uploads
 from tatenpo.listings.reading import ENCODING_LABELS, FileProblem, cell, open_table
-from tatenpo.listings.records import ERRORS_ON_JOB, Problems, read_quantity
+from tatenpo.listings.records import ERRORS_ON_JOB, Problems
 from tatenpo.models import ImportJob, Product, StockChangeKind
 from tatenpo.platform.extensions import db
 from tatenpo.stock import inventory, rules
@@ -94,8 +95,18 @@ def plan_import(path, filename: str) -> StockPlan:
     plan = StockPlan(encoding=ENCODING_LABELS.get(table.encoding, table.encoding))
     problems = plan.problems
     wanted: dict[str, tuple[int, int]] = {}  # code → (row, quantity)
+    width = len(table.headers)
     for row_no, row in table.rows():
         plan.rows += 1
+        if len(row) > width and any(c.strip() for c in row[width:]):
+            # An unquoted "1,500" splits into two cells: reading the first alone would set 1 without a word.
+            problems.add(
+                row_no, "",
+                _l("Row %(row)s has %(cells)s cells but the header has %(columns)s columns. Quote a number "
+                   "with commas (\"1,500\") or remove them.", row=row_no, cells=len(row), columns=width),
+                filename,
+            )
+            continue
         code = restore(cell(row, code_at).strip())
         if not code:
             problems.add(row_no, code_column, _l("商品コード is empty."), filename)
@@ -104,7 +115,7 @@ def plan_import(path, filename: str) -> StockPlan:
         if text.strip() == "":
             problems.add(row_no, quantity_column, _l("在庫数 is empty."), filename)
             continue
-        quantity = read_quantity(text, row_no, quantity_column, problems, filename)
+        quantity = _quantity(text, row_no, quantity_column, problems, filename)
         if quantity is None:
             continue
         if code in wanted:
@@ -140,6 +151,22 @@ def plan_import(path, filename: str) -> StockPlan:
     return plan
 
 
+def _quantity(text: str, row_no: int, column: str, problems: Problems, filename: str) -> int | None:
+    """在庫数 of a row, or None with the row's error added: inventory.parse_quantity's rules, 0…MAX_QUANTITY."""
+    try:
+        value = inventory.parse_quantity(text)
+    except inventory.StockError as exc:
+        problems.add(row_no, column, exc.message, filename)
+        return None
+    if value < 0:
+        problems.add(row_no, column, _l("Stock cannot be negative (%(value)s).", value=text.strip()), filename)
+        return None
+    if value > inventory.MAX_QUANTITY:
+        problems.add(row_no, column, _l("Stock cannot exceed %(max)s.", max=f"{inventory.MAX_QUANTITY:,}"), filename)
+        return None
+    return value
+
+
 def apply_plan(plan: StockPlan, *, user=None, note: str = "", report=None) -> int:
     """Set every changed product's stock in the caller's transaction; returns how many changed."""
     targets = {product_id: after for product_id, _code, _before, after in plan.changes}
@@ -156,11 +183,15 @@ def preview_job(job: ImportJob) -> Optional[StockPlan]:
         (path, name), *_ = uploads.job_files(job)
         plan = plan_import(path, name)
     except FileProblem as problem:
+        uploads.discard(job)  # a refused file is not kept
         job.status = "failed"
         job.message = str(problem.message)
         job.errors = [{"row": problem.row, "column": problem.column or "", "message": str(problem.message), "file": ""}]
         job.error_count = 1
         return None
+    except BaseException:
+        uploads.discard(job)
+        raise
     job.format = "stock"
     job.encoding = plan.encoding
     job.preview = {"counts": plan.counts(), "samples": plan.samples}

@@ -1,7 +1,7 @@
 """One push of one store: claim its due schedule entries with a lease, send them through the store's mall
 connector in the mall's batches, and write down what happened.
 
-Guarantees (PRODUCT.md "Sync guarantees"):
+Guarantees (docs/FLOW.md, "Sync guarantees"):
 - An entry closes only if its version is still the one pushed (DELETE … WHERE id AND version), so a stock
   change that arrives during a push stays due with its newer target.
 - Every batch first renews the lease of its entries; an entry whose lease was lost (this process stalled
@@ -28,6 +28,7 @@ from sqlalchemy import bindparam, delete, insert, or_, select, tuple_, update
 
 from tatenpo.malls.base import HINT_APPLICATION, HINT_LOGIN, ItemRef, ItemResult, MallError, PushItem
 from tatenpo.models import Listing, Product, Store, SyncAttempt, SyncEntry, SyncRun, utcnow
+from tatenpo.platform.credentials import CredentialKeyError
 from tatenpo.platform.extensions import db
 from tatenpo.setup import stores, support_center
 from tatenpo.sync import decreases
@@ -41,7 +42,7 @@ CODE_NO_CONNECTOR = "tatenpo:no-connector"
 CODE_INTERRUPTED = "tatenpo:interrupted"
 
 MESSAGES = {
-    # The seed's own words for the third troubleshooting check.
+    # The third troubleshooting check's own words (docs/FLOW.md).
     CODE_NOT_APPLIED: _l("The application for automatic stock sync is not completed."),
     CODE_SYNC_OFF: _l("Automatic stock sync of this EC site is off (停止中)."),
     CODE_NO_CONNECTOR: _l("This EC site cannot be reached: %(detail)s"),
@@ -65,7 +66,7 @@ class PushOutcome:
 
 
 def lease_seconds() -> int:
-    return int(current_app.config.get("SYNC_LEASE_SECONDS", 120))
+    return int(current_app.config.get("SYNC_LEASE_SECONDS", 60))
 
 
 def retry_delay(attempts: int, retry_after: Optional[float] = None) -> timedelta:
@@ -139,7 +140,8 @@ def push_store(
             connector = opened = open_connector(store)
         except MallError as exc:
             call_error = exc
-        except (KeyError, ValueError) as exc:  # no or incomplete credentials/endpoint: say so on the run
+        # No, incomplete or undecryptable (the key was replaced) credentials, or no endpoint: say so on the run.
+        except (KeyError, ValueError, CredentialKeyError) as exc:
             call_error = MallError(message_for(CODE_NO_CONNECTOR, detail=str(exc)), transient=False,
                                    hint=HINT_LOGIN, code=CODE_NO_CONNECTOR)
     try:
@@ -170,10 +172,15 @@ def _push(store: Store, trigger: str, every_open: bool, keepalive, connector, ca
         claimed = claim(store.id, token, CLAIM_SIZE, every_open=every_open, lease=lease)
         if not claimed:
             break
+        renewed_at = time.monotonic()
         for start in range(0, len(claimed), connector.max_batch):
             batch_ids = claimed[start : start + connector.max_batch]
             if keepalive is not None:
                 keepalive(lease)
+            if time.monotonic() - renewed_at >= lease / 3:
+                # The batches still to come keep their claim too, however many a slow mall takes per lease.
+                renew_lease(claimed[start + connector.max_batch :], token, lease)
+                renewed_at = time.monotonic()
             items = _renew_and_load(batch_ids, token, lease)
             if not items:
                 continue
@@ -207,8 +214,10 @@ def _push(store: Store, trigger: str, every_open: bool, keepalive, connector, ca
 
 
 def close_interrupted(store_id: int) -> int:
-    """Mark the store's runs still "running" as interrupted. Only for a caller holding the store's push
-    lock: then no other push of the store is alive, so such a run belongs to a worker that died."""
+    """Mark the store's runs still "running" as interrupted, and take back the entries they had claimed (due
+    again at once, not when their lease runs out). Only for a caller holding the store's push lock: then no
+    other push of the store is alive, so such a run, and any claim on the store's entries, belongs to a
+    worker that died."""
     now = utcnow()
     result = db.session.execute(
         update(SyncRun)
@@ -217,7 +226,31 @@ def close_interrupted(store_id: int) -> int:
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
+    if result.rowcount:
+        claimed = list(db.session.scalars(
+            select(SyncEntry.id).where(SyncEntry.store_id == store_id, SyncEntry.leased_by.is_not(None))))
+        locked, held = lockable(SyncEntry, claimed)
+        free = update(SyncEntry).values(lease_until=None, leased_by=None).execution_options(synchronize_session=False)
+        for start in range(0, len(locked), 1000):
+            db.session.execute(free.where(SyncEntry.id.in_(locked[start : start + 1000])))
+        db.session.commit()
+        _one_by_one((free.where(SyncEntry.id == entry_id), None) for entry_id in held)
     return result.rowcount
+
+
+def renew_lease(ids: list[int], token: str, lease: int) -> None:
+    """Extend this push's claim on entries it still holds (never one another push took meanwhile)."""
+    now = utcnow()
+    free, _held = lockable(SyncEntry, ids)  # an edit holding a row: its batch renews it, or lets it go
+    for start in range(0, len(free), 1000):
+        db.session.execute(
+            update(SyncEntry)
+            .where(SyncEntry.id.in_(free[start : start + 1000]), SyncEntry.leased_by == token,
+                   SyncEntry.lease_until > now)
+            .values(lease_until=now + timedelta(seconds=lease))
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
 
 
 def _has_claimable(store_id: int, every_open: bool) -> bool:
@@ -723,7 +756,7 @@ def describe(message: Optional[str]) -> Optional[str]:
 
 
 def hint_for_run(run: SyncRun) -> Optional[str]:
-    """Which of the seed's checks a run-level ✗ points to."""
+    """Which troubleshooting check a run-level ✗ points to."""
     if run.message == CODE_NOT_APPLIED:
         return HINT_APPLICATION
     return None

@@ -1,4 +1,4 @@
-"""Step 8 of the seed: does the mall show what we pushed? And did someone change the stock on the mall?
+"""Step 8 (docs/FLOW.md): does the mall show what we pushed? And did someone change the stock on the mall?
 
 Read-back: after a push, each listing is 確認中 (reflected None) with a deadline. Reads repeat with a
 growing gap (10 s, 20 s, 40 s … since the push) until the mall shows the pushed quantity (反映済み) or the
@@ -9,6 +9,9 @@ cost follows what was pushed recently, never the size of the catalog.
 Drift: hourly (per store), the quantities of every pushed listing that has nothing pending are read in
 batches and compared with what Tatenpo last pushed; a difference marks the listing `drifted` until the shop
 chooses to overwrite the mall or adopt the mall's value.
+
+Both can be cut into slices (`limit`): a job reads at most SYNC_READ_SLICE items and says where the next
+slice resumes (`resume_after`), so one store's 100,000 listings never hold a worker the other stores need.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from typing import Optional
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import exists, select, update
+from sqlalchemy.orm import aliased
 
 from tatenpo.malls.base import HINT_ITEM, ItemRef, MallError
 from tatenpo.models import Listing, Product, StockChangeKind, StockHistory, Store, SyncAttempt, SyncEntry, User, utcnow
@@ -27,6 +31,8 @@ from tatenpo.stock import inventory
 from tatenpo.sync.push import lockable, open_connector
 
 READ_CHUNK = 1000
+# Candidates for a read-back are looked at this many at a time (plain columns; rows are loaded only when read).
+SCAN_PAGE = 5000
 FIRST_RECHECK_SECONDS = 10
 
 MESSAGE_NOT_FOUND = _l("The mall does not have this item (check 商品管理番号 / SKU and the item on the mall).")
@@ -35,6 +41,11 @@ MESSAGE_NOT_REFLECTED = _l("Not reflected within %(minutes)s minutes: the mall s
 
 def reflection_window() -> timedelta:
     return timedelta(seconds=int(current_app.config.get("SYNC_REFLECTION_WINDOW_SECONDS", 3600)))
+
+
+def slice_size() -> int:
+    """How many items one read-back or drift-check job reads before it queues the rest (SYNC_READ_SLICE)."""
+    return int(current_app.config.get("SYNC_READ_SLICE", 2000))
 
 
 def drift_interval() -> timedelta:
@@ -57,27 +68,29 @@ class ReadBackOutcome:
     waiting: int = 0  # still 確認中
     next_check: Optional[datetime] = None
     error: Optional[str] = None
+    resume_after: Optional[int] = None  # a slice stopped at its limit: the next one starts after this attempt
 
 
-def _awaiting(store_id: int, now: datetime) -> list[tuple[SyncAttempt, Listing]]:
-    """The newest ✓ attempt of each listing still waiting for its read-back."""
+def _awaiting(store_id: int, now: datetime, after: int, limit: int):
+    """(attempt id, pushed at, last checked at) of the newest ✓ attempt of each listing still waiting for its
+    read-back, by attempt id after `after`."""
     since = now - 2 * reflection_window()
-    rows = db.session.execute(
-        select(SyncAttempt, Listing)
+    waiting = (SyncAttempt.created_at >= since, SyncAttempt.ok.is_(True), SyncAttempt.reflected.is_not(True))
+    newer = aliased(SyncAttempt)
+    return db.session.execute(
+        select(SyncAttempt.id, Listing.last_pushed_at, SyncAttempt.created_at, Listing.reflection_checked_at)
         .join(Listing, Listing.id == SyncAttempt.listing_id)
         .where(
             SyncAttempt.store_id == store_id,
-            SyncAttempt.created_at >= since,
-            SyncAttempt.ok.is_(True),
-            SyncAttempt.reflected.is_not(True),
+            SyncAttempt.id > after,
+            *waiting,
             Listing.reflection_deadline.is_not(None),
+            ~exists().where(newer.listing_id == SyncAttempt.listing_id, newer.id > SyncAttempt.id,
+                            newer.created_at >= since, newer.ok.is_(True), newer.reflected.is_not(True)),
         )
         .order_by(SyncAttempt.id)
+        .limit(limit)
     ).all()
-    newest: dict[int, tuple[SyncAttempt, Listing]] = {}
-    for attempt, listing in rows:
-        newest[listing.id] = (attempt, listing)  # ordered by id: the last one wins
-    return list(newest.values())
 
 
 def pending_read_backs(store_id: int) -> bool:
@@ -93,28 +106,46 @@ def pending_read_backs(store_id: int) -> bool:
     ) is not None
 
 
-def read_back(store_id: int, *, connector=None, force: bool = False) -> ReadBackOutcome:
-    """Read the recently pushed listings of a store that are due for a check; commit the results."""
+def read_back(store_id: int, *, connector=None, force: bool = False, limit: Optional[int] = None,
+              after: int = 0) -> ReadBackOutcome:
+    """Read the recently pushed listings of a store that are due for a check; commit the results. With a
+    `limit`, read at most that many (the oldest pushes first, after attempt `after`) and say in
+    `resume_after` where the rest begins."""
     outcome = ReadBackOutcome()
     store = db.session.get(Store, store_id)
     if store is None:
         return outcome
     now = utcnow()
-    due, later = [], []
-    for attempt, listing in _awaiting(store_id, now):
-        pushed_at = listing.last_pushed_at or attempt.created_at
-        when = next_check_at(pushed_at, listing.reflection_checked_at)
-        (due if force or when <= now else later).append((attempt, listing))
-        if when > now:
-            outcome.next_check = min(outcome.next_check or when, when)
+    due: list[int] = []
+    later = 0
+    scanned = after
+    while outcome.resume_after is None:
+        page = _awaiting(store_id, now, scanned, SCAN_PAGE)
+        for attempt_id, pushed_at, created_at, checked_at in page:
+            when = next_check_at(pushed_at or created_at, checked_at)
+            if force or when <= now:
+                if limit is not None and len(due) >= limit:
+                    outcome.resume_after = due[-1]
+                    break
+                due.append(attempt_id)
+            else:
+                later += 1
+                outcome.next_check = min(outcome.next_check or when, when)
+        if len(page) < SCAN_PAGE:
+            break
+        scanned = page[-1][0]
     if not due:
-        outcome.waiting = len(later)
+        outcome.waiting = later
         return outcome
     connector = connector or open_connector(store)
     if not getattr(connector, "can_read", True):
+        outcome.resume_after = None
         return outcome  # the result log of the push was the check (Rakuten FTP)
     for start in range(0, len(due), READ_CHUNK):
-        chunk = due[start : start + READ_CHUNK]
+        chunk = db.session.execute(
+            select(SyncAttempt, Listing).join(Listing, Listing.id == SyncAttempt.listing_id)
+            .where(SyncAttempt.id.in_(due[start : start + READ_CHUNK])).order_by(SyncAttempt.id)
+        ).all()
         refs = [
             ItemRef(key=l.id, item_code=l.item_code, variant_code=l.variant_code or "", attributes=dict(l.attributes or {}))
             for _a, l in chunk
@@ -125,10 +156,11 @@ def read_back(store_id: int, *, connector=None, force: bool = False) -> ReadBack
             # The mall could not be read now: nothing is decided, the next round tries again.
             outcome.error = exc.message
             outcome.waiting += len(due) - start
+            outcome.resume_after = None  # the next round starts over, not this job's next slice
             break
         _apply_reads(chunk, results, outcome)
         db.session.commit()
-    outcome.waiting += len(later)
+    outcome.waiting += later
     return outcome
 
 
@@ -186,6 +218,7 @@ class DriftOutcome:
     checked: int = 0
     drifted: list[int] = field(default_factory=list)
     error: Optional[str] = None
+    resume_after: Optional[int] = None  # a slice stopped at its limit: the next one starts after this listing
 
 
 def drift_due(store: Store, now: Optional[datetime] = None) -> bool:
@@ -193,8 +226,10 @@ def drift_due(store: Store, now: Optional[datetime] = None) -> bool:
     return store.last_drift_check_at is None or now - store.last_drift_check_at >= drift_interval()
 
 
-def check_drift(store_id: int, *, connector=None) -> DriftOutcome:
-    """Compare the mall's stock with what Tatenpo last pushed, for every pushed listing with nothing pending."""
+def check_drift(store_id: int, *, connector=None, limit: Optional[int] = None, after: int = 0) -> DriftOutcome:
+    """Compare the mall's stock with what Tatenpo last pushed, for every pushed listing with nothing pending
+    (by listing id after `after`). With a `limit`, read at most that many and say in `resume_after` where the
+    rest begins; the store counts as checked once the last slice is done."""
     outcome = DriftOutcome()
     store = db.session.get(Store, store_id)
     if store is None:
@@ -204,8 +239,11 @@ def check_drift(store_id: int, *, connector=None) -> DriftOutcome:
         store.last_drift_check_at = utcnow()  # nothing can be read on this route
         db.session.commit()
         return outcome
-    after = 0
+    read = 0
     while True:
+        if limit is not None and read >= limit:
+            outcome.resume_after = after
+            return outcome
         listings = db.session.scalars(
             select(Listing)
             .where(
@@ -216,10 +254,11 @@ def check_drift(store_id: int, *, connector=None) -> DriftOutcome:
                 ~exists().where(SyncEntry.listing_id == Listing.id),
             )
             .order_by(Listing.id)
-            .limit(READ_CHUNK)
+            .limit(READ_CHUNK if limit is None else min(READ_CHUNK, limit - read))
         ).all()
         if not listings:
             break
+        read += len(listings)
         after = listings[-1].id
         refs = [ItemRef(key=l.id, item_code=l.item_code, variant_code=l.variant_code or "",
                         attributes=dict(l.attributes or {})) for l in listings]

@@ -19,7 +19,7 @@ from tatenpo.platform.extensions import db
 from tatenpo.sync.push import CODE_NOT_APPLIED, describe, hint_for_run
 
 RESULTS = ("ok", "ng", "retry")
-# The seed's three troubleshooting checks, in its order and its words (shown as they are in every language).
+# The three troubleshooting checks (docs/FLOW.md), in their order and words (shown as they are in every language).
 CHECKS = (HINT_LOGIN, HINT_ITEM, HINT_APPLICATION)
 CHECK_LABELS = {
     HINT_LOGIN: "ECサイト設定のログインIDやパスワードに間違いが無いか",
@@ -29,7 +29,7 @@ CHECK_LABELS = {
 
 
 def troubleshooting(store: Optional[Store], failure_hint: Optional[str]) -> list[dict]:
-    """The seed's three checks for a failure, each marked with what Tatenpo could verify by itself:
+    """The three troubleshooting checks for a failure, each marked with what Tatenpo could verify by itself:
     'ng' (this is the cause), 'ok' (checked, no problem) or 'unknown' (cannot be checked automatically)."""
     from tatenpo.setup import support_center
 
@@ -84,6 +84,10 @@ def local_day_bounds(day: date) -> tuple[datetime, datetime]:
     zone = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
     start = datetime.combine(day, time.min, tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)
     return start, start + timedelta(days=1)
+
+
+# The CSV export stops here and says so in its last line; filters by store and day reach the rest.
+EXPORT_ROWS = 100_000
 
 
 def history(
@@ -242,7 +246,7 @@ def counts() -> dict:
 
 def failing_stores() -> list[dict]:
     """Stores whose pushes fail now: consecutive failures, or the gate closed with something waiting;
-    each with the seed's troubleshooting checks for its latest failure."""
+    each with the troubleshooting checks for its latest failure."""
     failing = [s for s in store_states() if s["consecutive_failures"] > 0 or (
         s["last_run"] and s["last_run"]["status"] == "blocked" and s["pending"] > 0)]
     for state in failing:

@@ -1,4 +1,6 @@
-"""One blueprint per screen area. NAVIGATION is the menu every page shows, in the shop's order."""
+"""One blueprint per screen area (the three import screens — listing_import, unlinked, stock_import — share
+one, `imports`). NAVIGATION is the menu every page shows, in the shop's order. Every template filter and
+global the views add is registered in one place: views/templating.py."""
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
@@ -7,16 +9,19 @@ from tatenpo.views import (
     auth,
     dashboard,
     health,
-    imports,
     inbound,
+    listing_import,
     listings,
     onboarding,
     orders,
-    row_html,
     settings,
     stock,
+    stock_import,
     support,
     sync,
+    templating,
+    unlinked,
+    users,
 )
 
 # (endpoint, label, blueprint name that marks the item active)
@@ -30,15 +35,14 @@ NAVIGATION = [
     ("sync.index", _l("Sync history"), "sync"),
     ("settings.stores", _l("Settings › EC sites"), "settings"),
     ("support.index", _l("Support center"), "support"),
+    ("users.index", _l("Users"), "users"),  # the administrator's only (platform.auth.ACCESS)
 ]
 
 
 def init_app(app) -> None:
-    row_html.init_app(app)
-    for module in (auth, dashboard, health, imports, inbound, listings, onboarding, orders, settings, stock, support,
-                   sync):
-        app.register_blueprint(module.bp)
-
-    @app.context_processor
-    def _navigation():
-        return {"navigation": NAVIGATION}
+    templating.init_app(app, NAVIGATION)
+    modules = (auth, dashboard, health, listing_import, unlinked, stock_import, inbound, listings, onboarding, orders,
+               settings, stock, support, sync, users)
+    # dict.fromkeys: the three import screens share one blueprint, registered once.
+    for blueprint in dict.fromkeys(module.bp for module in modules):
+        app.register_blueprint(blueprint)

@@ -8,10 +8,11 @@ from sqlalchemy.orm import joinedload
 
 from tatenpo.models import Listing, Store
 from tatenpo.platform.extensions import db
+from tatenpo.platform.web import safe_next
 from tatenpo.stock.search import matches
 from tatenpo.sync import listing_state
-from tatenpo.views.stock import row_labels, save_typed_stock
-from tatenpo.views.tables import is_htmx, paginate, safe_next, shaped, statement_for, table_filters
+from tatenpo.views.stock import StockEdit, opened_edit, row_labels, save_typed_stock
+from tatenpo.views.tables import is_htmx, paginate, shaped, statement_for, table_filters
 
 bp = Blueprint("listings", __name__)
 
@@ -55,16 +56,13 @@ def index():
 
 
 def _listing(listing_id: int) -> Listing:
-    listing = db.session.get(Listing, listing_id, options=[joinedload(Listing.store), joinedload(Listing.product)])
-    if listing is None:
-        abort(404)
-    return listing
+    return db.get_or_404(Listing, listing_id, options=[joinedload(Listing.store), joinedload(Listing.product)])
 
 
-def render_row(listing: Listing, error: str | None = None, editing: bool = False, value: str | None = None):
+def render_row(listing: Listing, edit: StockEdit | None = None):
     return render_template(
-        "listings/_row.html", l=listing, states=listing_state.states([listing]), editing=editing, error=error,
-        value=value, unlinked_url=UNLINKED_URL, labels=row_labels(), base=url_for("listings.index"),
+        "listings/_row.html", l=listing, s=listing_state.states([listing])[listing.id], edit=edit,
+        unlinked_url=UNLINKED_URL, labels=row_labels(), base=url_for("listings.index"),
         products_base=url_for("stock.index"),
     )
 
@@ -81,7 +79,7 @@ def edit(listing_id: int):
         abort(404)
     if not is_htmx():
         return redirect(url_for("stock.detail", product_id=listing.product_id) + "#stock")
-    return render_row(listing, editing=True)
+    return render_row(listing, opened_edit(listing.product, url_for("listings.index")))
 
 
 @bp.route("/listings/<int:listing_id>/stock", methods=["POST"])
@@ -92,5 +90,5 @@ def save(listing_id: int):
     back = safe_next(request.form.get("next"), url_for("listings.index"))
     code = listing.product.code
     return save_typed_stock(
-        listing.product_id, lambda: code, lambda **row_state: render_row(_listing(listing_id), **row_state), back
+        listing.product_id, lambda: code, lambda edit: render_row(_listing(listing_id), edit), back
     )

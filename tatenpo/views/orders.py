@@ -14,21 +14,11 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
-from tatenpo.models import (
-    InboundMail,
-    LineStock,
-    Listing,
-    MailStatus,
-    Order,
-    OrderLine,
-    OrderStatus,
-    StockChangeKind,
-    Store,
-)
+from tatenpo.models import InboundMail, LineStock, Listing, MailStatus, Order, OrderLine, OrderStatus, Store
 from tatenpo.orders import book, queries, reading
 from tatenpo.platform.extensions import db
-from tatenpo.views.stock import KIND_LABELS
-from tatenpo.views.tables import is_htmx, paginate, safe_next
+from tatenpo.platform.web import safe_next
+from tatenpo.views.tables import is_htmx, paginate
 
 bp = Blueprint("orders", __name__)
 
@@ -46,20 +36,6 @@ MAIL_STATUS_LABELS = {
     MailStatus.IGNORED.value: _l("Not an order"),
     MailStatus.FAILED.value: _l("Could not be read"),
 }
-# The 在庫履歴 kinds an order causes, beside the ones the stock pages already name.
-HISTORY_LABELS = {
-    **KIND_LABELS,
-    StockChangeKind.SHIPMENT: _l("Shipment"),
-    StockChangeKind.RESTOCK: _l("Restock"),
-    StockChangeKind.MALL_SALE: _l("Sale on the mall"),
-}
-
-
-@bp.app_context_processor
-def _order_labels():
-    return {"order_status_labels": book.STATUS_LABELS, "order_source_labels": SOURCE_LABELS}
-
-
 def _user():
     return current_user if current_user.is_authenticated else None
 
@@ -144,7 +120,7 @@ def detail(order_id: int):
     return _vary(render_template(
         "orders/detail.html", o=order, view=view, line_stock_labels=LINE_STOCK_LABELS,
         searched_line=searched_line, typed=typed, found=found,
-        history_labels=HISTORY_LABELS, mail_status_labels=MAIL_STATUS_LABELS,
+        mail_status_labels=MAIL_STATUS_LABELS,
         restockable=order.status == OrderStatus.SHIPPED.value,
     ))
 

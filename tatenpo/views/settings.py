@@ -19,14 +19,15 @@ from wtforms.validators import DataRequired, Length
 
 from tatenpo import malls
 from tatenpo.malls import sandbox_admin
-from tatenpo.malls.base import hint_text
 from tatenpo.models import Store
 from tatenpo.orders import intake
 from tatenpo.platform import credentials
 from tatenpo.platform.extensions import db
-from tatenpo.setup import connection_check, support_center
+from tatenpo.setup import connection_check, endpoints, support_center
 from tatenpo.setup import stores as store_domain
 from tatenpo.stock.inventory import StockError, parse_quantity
+from tatenpo.views.forms import strip
+from tatenpo.views.tables import is_htmx
 
 bp = Blueprint("settings", __name__)
 
@@ -34,19 +35,15 @@ SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 SANDBOX_ITEMS = 20
 
 
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
-
-
 class StoreForm(FlaskForm):
-    name = StringField(_l("Store name"), filters=[_strip],
+    name = StringField(_l("Store name"), filters=[strip],
                        validators=[DataRequired(_l("Enter the store name.")), Length(max=100)])
     auto_sync = RadioField(_l("Automatic stock sync"), choices=[SelectChoice("on", _l("In use")), SelectChoice("off", _l("Stopped"))],
                            default="off")
     immediate_sync = BooleanField(_l("Push a change within seconds (immediate sync)"))
-    safety_stock = StringField(_l("Safety stock"), default="0", filters=[_strip])
-    sync_interval = StringField(_l("Sync interval (seconds)"), filters=[_strip])
-    endpoint = StringField(_l("Endpoint"), filters=[_strip], validators=[Length(max=500)])
+    safety_stock = StringField(_l("Safety stock"), default="0", filters=[strip])
+    sync_interval = StringField(_l("Sync interval (seconds)"), filters=[strip])
+    endpoint = StringField(_l("Endpoint"), filters=[strip], validators=[Length(max=500)])
     sandbox_store = SelectField(_l("Use a sandbox store"), choices=[], validate_choice=False)
 
 
@@ -66,7 +63,7 @@ def _form_class(mall: str):
     fields = {}
     for spec in malls.credential_fields(mall):
         kind = PasswordField if spec.secret else StringField
-        fields["cred_" + spec.key] = kind(spec.label, filters=[_strip], validators=[Length(max=500)],
+        fields["cred_" + spec.key] = kind(spec.label, filters=[strip], validators=[Length(max=500)],
                                           description=spec.help)
     return type(f"StoreForm_{mall.replace('-', '_')}", (StoreForm,), fields)
 
@@ -121,7 +118,11 @@ def _endpoint(form, mall: str) -> tuple[bool, Optional[str]]:
         form.endpoint.errors.append(_("Enter an address such as %(example)s, or leave it empty for the real mall.",
                                       example=example))
         return False, None
-    return True, value.rstrip("/")
+    try:
+        return True, endpoints.check(mall, value.rstrip("/"))
+    except endpoints.EndpointRefused as exc:
+        form.endpoint.errors.append(str(exc.message))
+        return False, None
 
 
 def _apply_sandbox(form, mall: str) -> Optional[tuple[str, dict]]:
@@ -224,13 +225,6 @@ def _with_sandbox_choices(form, mall: str) -> None:
     form.sandbox_store.choices += [SelectChoice(str(s["id"]), f"#{s['id']} {s['name']}") for s in sandbox_list]
 
 
-def _store_or_404(store_id: int) -> Store:
-    store = db.session.get(Store, store_id)
-    if store is None:
-        abort(404)
-    return store
-
-
 @bp.route("/settings/stores")
 def stores():
     rows = db.session.scalars(select(Store).order_by(Store.id)).all()
@@ -261,7 +255,7 @@ def add_store(mall: str):
 
 @bp.route("/settings/stores/<int:store_id>", methods=["GET", "POST"])
 def edit_store(store_id: int):
-    store = _store_or_404(store_id)
+    store = db.get_or_404(Store, store_id)
     form_class = _form_class(store.mall)
     if request.method == "POST":
         form = form_class()
@@ -288,10 +282,10 @@ def _visible(store: Store, key: str) -> str:
 
 @bp.route("/settings/stores/<int:store_id>/test", methods=["POST"])
 def test_connection(store_id: int):
-    store = _store_or_404(store_id)
+    store = db.get_or_404(Store, store_id)
     connection_check.check(store)
     db.session.commit()
-    if request.headers.get("HX-Request"):
+    if is_htmx():
         return render_template("settings/_connection.html", store=store)
     flash(store.connection_message, "success" if store.connection_ok else "error")
     return redirect(request.referrer or url_for("settings.edit_store", store_id=store.id))
@@ -300,11 +294,11 @@ def test_connection(store_id: int):
 @bp.route("/settings/stores/<int:store_id>/host-key/forget", methods=["POST"])
 def forget_host_key(store_id: int):
     """The shop clears the trusted SFTP host key (Rakuten announced a new one); the next 接続テスト keeps the new."""
-    store = _store_or_404(store_id)
+    store = db.get_or_404(Store, store_id)
     store_domain.forget_host_key(store)
     store.connection_ok = store.connection_checked_at = store.connection_message = None
     db.session.commit()
-    if request.headers.get("HX-Request"):
+    if is_htmx():
         return render_template("settings/_connection.html", store=store)
     flash(_("The confirmed host key was forgotten. Test the connection to confirm the server's key again."), "success")
     return redirect(url_for("settings.edit_store", store_id=store.id))
@@ -313,14 +307,9 @@ def forget_host_key(store_id: int):
 @bp.route("/settings/stores/<int:store_id>/inbound-token", methods=["POST"])
 def reissue_inbound_token(store_id: int):
     """再発行: a new secret in the URL of the store's door for inbound-mail services; the old URL stops working."""
-    store = _store_or_404(store_id)
+    store = db.get_or_404(Store, store_id)
     intake.issue_token(store)
     db.session.commit()
     flash(_("A new URL for the inbound-mail service was issued. Enter it in the service: the old one no longer works."),
           "success")
     return redirect(url_for("settings.edit_store", store_id=store.id) + "#inbound-door")
-
-
-@bp.app_template_global("hint_text")
-def _hint_text(hint):
-    return hint_text(hint)

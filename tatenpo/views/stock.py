@@ -2,50 +2,31 @@
 (htmx edit-row), bulk edit of selected rows, and the product page with its stock history.
 
 Every stock change goes through tatenpo.stock.inventory (kind MANUAL, the current user), then one commit.
+The table's queries and rows are tatenpo.stock.table; the rows' markup is templates/_rows.html.
 """
 from __future__ import annotations
 
 import functools
-import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import Integer, bindparam, exists, select
+from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from tatenpo.models import Listing, Product, StockChangeKind, StockHistory, Store
 from tatenpo.platform.extensions import db
-from tatenpo.stock import inventory
-from tatenpo.stock.search import matches
+from tatenpo.platform.web import safe_next
+from tatenpo.stock import inventory, table
 from tatenpo.sync import listing_state
-from tatenpo.views.tables import is_htmx, paginate, safe_next, shaped, statement_for, table_filters
+from tatenpo.views.tables import is_htmx, paginate, shaped, statement_for, table_filters
 
 bp = Blueprint("stock", __name__)
 
-# How often a row that waits for a push asks for its new state (seconds): often when one of its stores pushes
-# within seconds (即時同期), gently when the push waits for the 5-minute schedule.
-POLL_SECONDS = 3
-POLL_SECONDS_SCHEDULED = 15
-
-KIND_LABELS = {
-    StockChangeKind.MANUAL: _l("Manual edit"),
-    StockChangeKind.STOCK_CSV: _l("Stock CSV"),
-    StockChangeKind.LISTING_IMPORT: _l("Listing import"),
-    StockChangeKind.ORDER: _l("Order"),
-    StockChangeKind.CANCELLATION: _l("Cancellation"),
-    StockChangeKind.CORRECTION: _l("Correction"),
-}
-
-
-@bp.app_context_processor
-def _stock_globals():
-    return {"stock_kind_labels": KIND_LABELS, "poll_seconds": POLL_SECONDS,
-            "poll_seconds_scheduled": POLL_SECONDS_SCHEDULED}
+_statement = statement_for(table.statement)
 
 
 def row_labels() -> dict:
@@ -75,90 +56,41 @@ def _row_labels(locale: str) -> dict:
     }
 
 
-def change_stock(product_id: int, typed: str, note: str | None = None):
-    """A stock typed by the shop: “12” sets 在庫数 to 12, “+5” / “-3” adjusts it. Raises StockError."""
-    text = unicodedata.normalize("NFKC", typed or "").strip()
+@dataclass(frozen=True, slots=True)
+class StockEdit:
+    """An open edit of a row's 在庫数: what the form shows (`value`), the 在庫数 it was opened on (`seen`),
+    where to go after a save without JavaScript, and why the last save was refused, if it was."""
+
+    value: str
+    seen: Optional[int]
+    next_url: str
+    error: Optional[str] = None
+    conflict: Optional[inventory.StockConflict] = None
+
+
+def _seen() -> Optional[int]:
+    """The 在庫数 the editor saw, from the form (absent from older pages and scripts: no check then)."""
+    seen = (request.form.get("seen") or "").strip()
+    return int(seen) if seen.isdigit() else None
+
+
+def change_stock(product_id: int, typed: str, note: str | None = None, seen: int | None = None):
+    """A stock typed by the shop: “12” sets 在庫数 to 12, “+5” / “-3” adjusts it. Raises StockError, and
+    StockConflict when a set finds another 在庫数 than `seen` (a relative change is exact, it has no check)."""
+    # Not NFKC: it turns ² and ① into digits nobody typed; inventory.parse_quantity reads full-width itself.
+    text = (typed or "").strip()
     user = current_user._get_current_object()
-    if text[:1] in "+-" and text[:1] != "":
+    if text[:1] in ("+", "-", "＋", "－"):
         return inventory.adjust_stock(product_id, text, kind=StockChangeKind.MANUAL, user=user, note=note)
-    return inventory.set_stock(product_id, text, kind=StockChangeKind.MANUAL, user=user, note=note)
-
-
-@dataclass(slots=True)
-class ProductRow:
-    """One row of the product table: a product's stock, read as plain columns, and where each of its listings
-    stands with its mall (listing_state.ListingBadge, store by store)."""
-
-    id: int
-    code: str
-    name: str
-    on_hand: int
-    allocated: int
-    stock_managed: bool
-    states: list = field(default_factory=list)
-
-    COLUMNS = (Product.id, Product.code, Product.name, Product.on_hand, Product.allocated, Product.stock_managed)
-
-    sellable = Product.sellable  # the model's own rule (販売可能数), over the same two columns
-
-    @property
-    def poll_seconds(self) -> Optional[int]:
-        """How often the row asks for its new state while a listing waits for a push; None when none waits."""
-        waiting = [s for s in self.states if s.state == listing_state.PENDING]
-        if not waiting:
-            return None
-        return POLL_SECONDS if any(s.listing.store.immediate_sync for s in waiting) else POLL_SECONDS_SCHEDULED
-
-
-def product_rows(statement, params: dict) -> list[ProductRow]:
-    """The rows of a select of ProductRow.COLUMNS (ordered by code), run with `params`, each with the state
-    of its listings, store by store: one statement. The select is one built once (a shape's page, or
-    _ONE_PRODUCT): the statement around it is kept per select."""
-    rows: dict[int, ProductRow] = {}
-    stores: dict = {}
-    width = len(ProductRow.COLUMNS)
-    # Plain columns: Core execution, without the ORM's result machinery (a page reads, nothing is pending).
-    for columns in db.session.connection().execute(_with_states(statement), params):
-        row = rows.get(columns[0])
-        if row is None:
-            row = rows[columns[0]] = ProductRow(*columns[:width])
-        state = listing_state.read_state(columns[width:], stores)
-        if state is not None:
-            row.states.append(state)
-    return list(rows.values())
-
-
-@functools.lru_cache(maxsize=128)
-def _with_states(statement):
-    products = statement.subquery()
-    return listing_state.with_states(products).order_by(products.c.code, Listing.store_id, Listing.id)
-
-
-@statement_for
-def _statement(search: bool, by_store: bool, link: str | None, state: str | None):
-    statement = select(*ProductRow.COLUMNS).order_by(Product.code)
-    if search:
-        statement = statement.where(matches(Product.search_text))
-    listing_of_product = [Listing.product_id == Product.id]
-    if by_store:
-        listing_of_product.append(Listing.store_id == bindparam("store_id", type_=Integer()))
-    if state:
-        listing_of_product.append(listing_state.condition(state))
-    if by_store or state or link == "linked":
-        statement = statement.where(exists().where(*listing_of_product))
-    elif link == "unlinked":
-        statement = statement.where(~exists().where(Listing.product_id == Product.id))
-    return statement
-
-
-_ONE_PRODUCT = select(*ProductRow.COLUMNS).where(Product.id == bindparam("product_id", type_=Integer()))
+    return inventory.set_stock(product_id, text, kind=StockChangeKind.MANUAL, user=user, note=note, expected=seen)
 
 
 @bp.route("/products")
 def index():
     filters = table_filters()
     statement, params = shaped(_statement, filters)
-    page = paginate(statement, "stock.index", filters, filtered=any(filters.values()), load=product_rows, params=params)
+    page = paginate(statement, "stock.index", filters, filtered=any(filters.values()), load=table.product_rows,
+                    params=params)
     context = dict(
         page=page, filters=filters, list_url=request.full_path, labels=row_labels(), base=url_for("stock.index"),
     )
@@ -169,30 +101,15 @@ def index():
     return render_template("stock/index.html", stores=stores, **context)
 
 
-def _product(product_id: int) -> Product:
-    product = db.session.get(Product, product_id)
-    if product is None:
+def _product_row(product_id: int) -> table.ProductRow:
+    row = table.product_row(product_id)
+    if row is None:
         abort(404)
-    return product
+    return row
 
 
-def _product_row(product_id: int) -> ProductRow:
-    rows = product_rows(_ONE_PRODUCT, {"product_id": product_id})
-    if not rows:
-        abort(404)
-    return rows[0]
-
-
-def render_row(product: ProductRow, error: str | None = None, editing: bool = False, value: str | None = None):
-    return render_template(
-        "stock/_row.html",
-        p=product,
-        editing=editing,
-        error=error,
-        value=value,
-        labels=row_labels(),
-        base=url_for("stock.index"),
-    )
+def render_row(product: table.ProductRow, edit: StockEdit | None = None):
+    return render_template("stock/_row.html", p=product, edit=edit, labels=row_labels(), base=url_for("stock.index"))
 
 
 @bp.route("/products/<int:product_id>/row")
@@ -200,26 +117,40 @@ def row(product_id: int):
     return render_row(_product_row(product_id))
 
 
+def opened_edit(product, next_url: str) -> StockEdit:
+    """The edit row as it opens: the stock shown is the stock seen."""
+    return StockEdit(value=str(product.on_hand), seen=product.on_hand, next_url=next_url)
+
+
 @bp.route("/products/<int:product_id>/stock/edit")
 def edit(product_id: int):
     product = _product_row(product_id)
     if not is_htmx():
         return redirect(url_for("stock.detail", product_id=product.id) + "#stock")
-    return render_row(product, editing=True)
+    return render_row(product, opened_edit(product, url_for("stock.index")))
 
 
 def save_typed_stock(product_id: int, code, rerender, back: str):
     """The inline save shared by the product and listing rows: apply the typed stock and commit, then the row
     again (htmx) or a redirect with a message (no JavaScript). A refused number changes nothing and comes
-    back in the edit row with the reason; `rerender(**row_state)` draws the row from fresh data, `code()`
-    gives the product code for the message (only the messages need it, so the htmx save does not ask)."""
+    back in the edit row with the reason; so does a set that another person's save overtook, the row then
+    offering to apply the typed stock over theirs (without JavaScript: the product page does). `rerender(edit)`
+    draws the row from fresh data, `code()` gives the product code for the message (only the messages need
+    it, so the htmx save does not ask)."""
     typed = request.form.get("on_hand", "")
+    seen = _seen()
     try:
-        change_stock(product_id, typed, note=(request.form.get("note") or "").strip() or None)
+        change_stock(product_id, typed, note=(request.form.get("note") or "").strip() or None, seen=seen)
     except inventory.StockError as exc:
         db.session.rollback()
+        conflict = exc if isinstance(exc, inventory.StockConflict) else None
+        seen = conflict.current if conflict else seen
         if is_htmx():
-            return rerender(error=str(exc.message), editing=True, value=typed)
+            return rerender(StockEdit(value=typed, seen=seen, next_url=back, error=str(exc.message),
+                                      conflict=conflict))
+        if conflict:
+            return render_detail(db.get_or_404(Product, product_id), edit=StockEdit(
+                value=typed, seen=conflict.current, next_url=back, error=str(exc.message), conflict=conflict)), 409
         flash(_("%(code)s: %(message)s", code=code(), message=exc.message), "error")
         return redirect(back)
     # Settle the language now: the commit expires every loaded object, the user too, and reading its
@@ -228,7 +159,7 @@ def save_typed_stock(product_id: int, code, rerender, back: str):
     db.session.commit()
     db.session.expire_all()
     if is_htmx():
-        return rerender()
+        return rerender(None)
     flash(_("Saved the stock of %(code)s.", code=code()), "success")
     return redirect(back)
 
@@ -239,8 +170,8 @@ def save(product_id: int):
     # message's code) finds nothing.
     back = safe_next(request.form.get("next"), url_for("stock.detail", product_id=product_id))
     return save_typed_stock(
-        product_id, lambda: _product(product_id).code,
-        lambda **row_state: render_row(_product_row(product_id), **row_state), back,
+        product_id, lambda: db.get_or_404(Product, product_id).code,
+        lambda edit: render_row(_product_row(product_id), edit), back,
     )
 
 
@@ -307,7 +238,11 @@ def history_chart(rows: list[StockHistory], width: int = 600, height: int = 120)
 
 @bp.route("/products/<int:product_id>")
 def detail(product_id: int):
-    product = _product(product_id)
+    return render_detail(db.get_or_404(Product, product_id))
+
+
+def render_detail(product: Product, edit: StockEdit | None = None) -> str:
+    """The product page; `edit` is a refused save of its stock form (the typed stock kept, and why)."""
     listings = db.session.scalars(
         select(Listing).options(joinedload(Listing.store)).where(Listing.product_id == product.id).order_by(Listing.store_id, Listing.id)
     ).all()
@@ -323,6 +258,7 @@ def detail(product_id: int):
     return render_template(
         "stock/detail.html",
         p=product,
+        edit=edit or opened_edit(product, url_for("stock.detail", product_id=product.id)),
         listings=listings,
         states=states,
         pushed=pushed,

@@ -18,22 +18,9 @@ from tatenpo.platform import mail
 from tatenpo.platform.auth import role_required
 from tatenpo.platform.extensions import db
 from tatenpo.setup import support_center
+from tatenpo.views.forms import strip
 
 bp = Blueprint("support", __name__)
-
-
-@bp.app_template_filter("mall_name")
-def mall_name(value: str) -> str:
-    """rakuten → 楽天市場 (mall families and store malls alike; the malls' own names are not translated)."""
-    family = mall_registry.family_of(value) if value in mall_registry.keys() else value
-    try:
-        return mall_registry.family_name(family)
-    except KeyError:
-        return value
-
-
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 class AtLeastOne:
@@ -47,17 +34,17 @@ class AtLeastOne:
 
 
 class ApplicationForm(FlaskForm):
-    # The seed's fields, in the seed's order.
+    # The application form's fields, in its order (docs/FLOW.md).
     company = StringField(
-        _l("Company name"), filters=[_strip], validators=[DataRequired(_l("Enter the company name.")), Length(max=200)]
+        _l("Company name"), filters=[strip], validators=[DataRequired(_l("Enter the company name.")), Length(max=200)]
     )
     contact_name = StringField(
-        _l("Contact name"), filters=[_strip],
+        _l("Contact name"), filters=[strip],
         validators=[DataRequired(_l("Enter the contact person's name.")), Length(max=100)],
     )
     contact_email = EmailField(
         _l("Contact email"),
-        filters=[_strip],
+        filters=[strip],
         validators=[Optional(), Email(_l("Enter a valid email address, e.g. tanaka@example.co.jp.")), Length(max=254)],
     )
     malls = SelectMultipleField(
@@ -82,7 +69,7 @@ FIELDS = ("company", "contact_name", "contact_email", "malls", "application_type
 
 class ReturnForm(FlaskForm):
     comment = TextAreaField(
-        _l("Reason for returning"), filters=[_strip],
+        _l("Reason for returning"), filters=[strip],
         validators=[DataRequired(_l("Enter the reason for returning the application.")), Length(max=2000)],
     )
 
@@ -95,11 +82,6 @@ def _is_support() -> bool:
     return current_user.role == Role.SUPPORT.value
 
 
-def _application(application_id: int) -> SupportApplication:
-    application = db.session.get(SupportApplication, application_id)
-    if application is None:
-        abort(404)
-    return application
 
 
 @bp.route("/support")
@@ -174,7 +156,7 @@ def validate_field():
 
 @bp.route("/support/applications/<int:application_id>")
 def detail(application_id: int):
-    application = _application(application_id)
+    application = db.get_or_404(SupportApplication, application_id)
     return render_template(
         "support/detail.html",
         application=application,
@@ -188,7 +170,7 @@ def detail(application_id: int):
 @bp.route("/support/applications/<int:application_id>/complete", methods=["POST"])
 @role_required(Role.SUPPORT)
 def complete(application_id: int):
-    application = _application(application_id)
+    application = db.get_or_404(SupportApplication, application_id)
     if not CompleteForm().validate_on_submit():
         abort(400)
     return _process(
@@ -201,7 +183,7 @@ def complete(application_id: int):
 @bp.route("/support/applications/<int:application_id>/return", methods=["POST"])
 @role_required(Role.SUPPORT)
 def return_(application_id: int):
-    application = _application(application_id)
+    application = db.get_or_404(SupportApplication, application_id)
     form = ReturnForm()
     if not form.validate_on_submit():
         return (

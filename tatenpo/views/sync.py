@@ -8,7 +8,7 @@ import csv
 import io
 from datetime import date, datetime
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -16,7 +16,9 @@ from sqlalchemy import select
 
 from tatenpo.models import Store
 from tatenpo.platform.extensions import db
+from tatenpo.stock.stock_csv import neutralise
 from tatenpo.sync import queueing, readback, status
+from tatenpo.views.tables import is_htmx
 
 bp = Blueprint("sync", __name__)
 
@@ -55,7 +57,7 @@ def _filters() -> tuple[dict, list[str]]:
 
 
 def _checks(row: status.HistoryRow, stores: dict[int, Store]) -> list[dict]:
-    """The seed's three checks for a ✗ line, each with what Tatenpo could verify by itself."""
+    """The three troubleshooting checks (docs/FLOW.md) for a ✗ line, each with what Tatenpo could verify by itself."""
     return status.troubleshooting(stores.get(row.store_id), row.hint)
 
 
@@ -73,7 +75,7 @@ def index():
     polling = status.in_flight()
     context = dict(rows=rows, checks=checks, polling=polling, filters=filters, stores=stores,
                    query=request.query_string.decode())
-    if request.headers.get("HX-Request"):
+    if is_htmx():
         response = Response(render_template("sync/_table.html", **context))
         if not polling:
             response.status_code = 286  # htmx: stop polling, the page is idle
@@ -89,19 +91,25 @@ def index():
 @bp.route("/sync/export.csv")
 def export():
     filters, _errors = _filters()
-    rows = status.history(limit=100_000, **filters)
+    rows = status.history(limit=status.EXPORT_ROWS + 1, **filters)
+    cut = len(rows) > status.EXPORT_ROWS
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([_("Time"), _("EC site"), _("Listing code"), _("Product code"), _("Quantity"), _("Result"),
                      _("Message"), _("Reflected"), _("Quantity on the mall")])
     marks = {"ok": "✓", "ng": "✗", "retry": _("✗ (will retry)")}
-    for r in rows:
+    for r in rows[:status.EXPORT_ROWS]:
         reflected = "" if r.reflected is None else (_("Reflected") if r.reflected else _("Not reflected"))
+        # Codes, store names and the malls' messages come from mall files: never let Excel run them.
         writer.writerow([
-            _local(r.at), r.store_name, r.listing_code or _("(whole run: %(n)s items)", n=r.total or 0),
-            r.product_code or "", "" if r.quantity is None else r.quantity, marks[r.result], r.message or "",
-            reflected, "" if r.read_back_quantity is None else r.read_back_quantity,
+            _local(r.at), neutralise(r.store_name or ""),
+            neutralise(r.listing_code) if r.listing_code else _("(whole run: %(n)s items)", n=r.total or 0),
+            neutralise(r.product_code or ""), "" if r.quantity is None else r.quantity, marks[r.result],
+            neutralise(r.message or ""), reflected, "" if r.read_back_quantity is None else r.read_back_quantity,
         ])
+    if cut:
+        writer.writerow([_("Cut at %(n)s rows: choose an EC site or a day to export the rest.",
+                           n=f"{status.EXPORT_ROWS:,}")])
     # UTF-8 with a BOM: Excel opens it with the Japanese intact.
     body = "\ufeff" + buffer.getvalue()
     stamp = datetime.now().strftime("%Y%m%d-%H%M")
@@ -118,9 +126,7 @@ def _local(value: datetime) -> str:
 @bp.route("/sync/stores/<int:store_id>/push", methods=["POST"])
 def push_now(store_id: int):
     """今すぐ同期: queue the store's push now (the worker pushes every open entry, backoff or not)."""
-    store = db.session.get(Store, store_id)
-    if store is None:
-        abort(404)
+    store = db.get_or_404(Store, store_id)
     try:
         queued = queueing.request_push(store.id, "manual", mall=store.mall)
     except Exception:  # Redis unreachable: say so; the schedule still holds every change

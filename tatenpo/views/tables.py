@@ -140,10 +140,3 @@ def paginate(statement, endpoint: str, args: dict, filtered: bool = False, load=
 
 def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
-
-
-def safe_next(target: str | None, fallback: str) -> str:
-    # Only same-site paths, so a crafted link cannot bounce the user elsewhere after saving.
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return fallback

@@ -1,11 +1,14 @@
-"""販売取込 and 在庫取込 screens: upload → preview → confirm → background job with a progress bar → result,
-the import history, the 未紐付け list, and the stock CSV (在庫出力 / 在庫取込). Thin: the work is in
-tatenpo.listings and tatenpo.stock.stock_csv; the import itself runs on the RQ queue "imports"."""
+"""販売取込: upload a mall's listing file → preview → what to import and, for a file no mall format matches,
+which column is what → confirm → the background import with its progress bar → the result, the import
+history and the error report. The job pages serve 在庫取込 (views/stock_import.py) too.
+
+The import screens (this one, 未紐付け and 在庫CSV) share one blueprint, `imports`, created here: their
+endpoints are imports.*. Thin: the work is in tatenpo.listings; the import itself runs on the RQ queue
+"imports"."""
 from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
 
 from flask import (
     Blueprint,
@@ -21,30 +24,17 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import to_user_timezone
 from flask_login import current_user
-from flask_wtf import FlaskForm
-from flask_wtf.file import MultipleFileField
 from sqlalchemy import select
-from wtforms import (
-    BooleanField,
-    HiddenField,
-    IntegerField,
-    RadioField,
-    SelectChoice,
-    SelectField,
-    StringField,
-    TextAreaField,
-)
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms import SelectChoice
 
-from tatenpo.listings import detect, generic, importer, lifecycle, progress, unlinked, uploads
+from tatenpo.listings import generic, importer, lifecycle, progress, uploads
 from tatenpo.listings.reading import FileProblem, open_table
-from tatenpo.models import ImportJob, Listing, Store, utcnow
-from tatenpo.platform.extensions import db
+from tatenpo.models import ImportJob, Store, utcnow
 from tatenpo.platform import tasks
-from tatenpo.platform.redis_conn import redis
+from tatenpo.platform.extensions import db
 from tatenpo.stock import stock_csv
+from tatenpo.views.forms import ConfirmForm, MappingForm, OptionsForm, UploadForm, format_choices
 
 bp = Blueprint("imports", __name__)
 
@@ -53,72 +43,14 @@ HISTORY_SIZE = 30
 STOP_POLLING = 286
 
 
-def _format_choices():
-    return [SelectChoice("", _l("Recognise automatically"))] + [SelectChoice(f.name, f.label) for f in detect.FORMATS]
-
-
-class UploadForm(FlaskForm):
-    store_id = SelectField(_l("EC site"), coerce=int, validators=[DataRequired(_l("Choose the EC site."))])
-    files = MultipleFileField(_l("CSV file(s)"))
-    format = SelectField(_l("Format"), choices=[], default="")
-    create_products = BooleanField(_l("Create products that do not exist yet (starting stock = the CSV's stock)"), default=True)
-
-
-class OptionsForm(FlaskForm):
-    scope = RadioField(
-        _l("What to import"),
-        choices=[SelectChoice("all", _l("Every listing in the file")),
-                 SelectChoice("first", _l("Only the first items (try with one or a few first)")),
-                 SelectChoice("items", _l("Only these items"))],
-        default="all",
-    )
-    first_items = IntegerField(_l("Number of items"), default=1, validators=[Optional(), NumberRange(min=1, max=100000)])
-    items = TextAreaField(_l("Item codes (one per line)"), validators=[Optional(), Length(max=20000)])
-    create_products = BooleanField(_l("Create products that do not exist yet (starting stock = the CSV's stock)"))
-
-
-class ConfirmForm(FlaskForm):
-    pass
-
-
-class MappingForm(FlaskForm):
-    item_code = SelectField(generic.FIELD_LABELS["item_code"], validators=[DataRequired(_l("Choose the column of the item code."))])
-    variant_code = SelectField(generic.FIELD_LABELS["variant_code"])
-    code = SelectField(generic.FIELD_LABELS["code"])
-    title = SelectField(generic.FIELD_LABELS["title"])
-    quantity = SelectField(generic.FIELD_LABELS["quantity"])
-
-
-class StockUploadForm(FlaskForm):
-    files = MultipleFileField(_l("Stock CSV (商品コード, 在庫数)"))
-
-
-class LinkForm(FlaskForm):
-    product_code = StringField(_l("商品コード"), validators=[DataRequired(_l("Enter a 商品コード.")), Length(max=255)])
-
-
-class CreateForm(FlaskForm):
-    code = StringField(_l("商品コード"), validators=[DataRequired(_l("Enter a 商品コード.")), Length(max=255)])
-    name = StringField(_l("Product name"), validators=[Length(max=500)])
-    on_hand = StringField(_l("Starting stock"), default="0")
-    next = HiddenField()
-
-
-def _stores() -> list[Store]:
+def stores() -> list[Store]:
     return db.session.scalars(select(Store).order_by(Store.id)).all()
 
 
-def _history(kind: str) -> list[ImportJob]:
+def history(kind: str) -> list[ImportJob]:
     return db.session.scalars(
         select(ImportJob).where(ImportJob.kind == kind).order_by(ImportJob.id.desc()).limit(HISTORY_SIZE)
     ).all()
-
-
-def _job(job_id: int) -> ImportJob:
-    job = db.session.get(ImportJob, job_id)
-    if job is None:
-        abort(404)
-    return job
 
 
 def _files(field) -> list:
@@ -128,14 +60,14 @@ def _files(field) -> list:
 @bp.route("/imports", methods=["GET", "POST"])
 def index():
     form = UploadForm()
-    stores = _stores()
-    form.store_id.choices = [SelectChoice(s.id, s.name) for s in stores]
-    form.format.choices = _format_choices()
+    choices = stores()
+    form.store_id.choices = [SelectChoice(s.id, s.name) for s in choices]
+    form.format.choices = format_choices()
     if request.method == "GET" and request.args.get("store", type=int):
         form.store_id.data = request.args.get("store", type=int)
     status = 200
     if form.validate_on_submit():
-        accepted = _accept_upload(
+        accepted = accept_upload(
             form, importer.preview_job, kind="listings", store_id=form.store_id.data,
             options={"format": form.format.data or None, "create_products": bool(form.create_products.data)},
         )
@@ -144,10 +76,10 @@ def index():
         status = 400
     elif request.method == "POST":
         status = 400
-    return render_template("imports/index.html", form=form, stores=stores, history=_history("listings")), status
+    return render_template("imports/index.html", form=form, stores=choices, history=history("listings")), status
 
 
-def _accept_upload(form, preview, *, kind: str, store_id, options=None):
+def accept_upload(form, preview, *, kind: str, store_id, options=None):
     """Save the uploaded file(s), preview them and go to the job's page; None (the reason on the form's file
     field) when the file cannot be read at all."""
     try:
@@ -193,7 +125,7 @@ def _mapping_form(job: ImportJob, formdata=None) -> MappingForm | None:
 
 @bp.route("/imports/<int:job_id>")
 def job(job_id: int):
-    job = _job(job_id)
+    job = db.get_or_404(ImportJob, job_id)
     mapping = None
     if job.status == "failed" and job.kind == "listings" and (job.preview or {}).get("unrecognised"):
         mapping = _mapping_form(job)
@@ -211,7 +143,7 @@ def job(job_id: int):
 @bp.route("/imports/<int:job_id>/options", methods=["POST"])
 def options(job_id: int):
     """Change what to import (まず1〜数商品で試す, create products or not) and preview again."""
-    job = _job(job_id)
+    job = db.get_or_404(ImportJob, job_id)
     if job.status not in ("previewed", "failed") or job.kind != "listings":
         abort(409)
     form = OptionsForm()
@@ -237,7 +169,7 @@ def options(job_id: int):
 @bp.route("/imports/<int:job_id>/mapping", methods=["POST"])
 def mapping(job_id: int):
     """Remember which column is what for this store's own CSV (the generic format), then preview again."""
-    job = _job(job_id)
+    job = db.get_or_404(ImportJob, job_id)
     form = _mapping_form(job, formdata=request.form)
     if form is None:
         abort(409)
@@ -257,7 +189,7 @@ def mapping(job_id: int):
 
 @bp.route("/imports/<int:job_id>/confirm", methods=["POST"])
 def confirm(job_id: int):
-    job = _job(job_id)
+    job = db.get_or_404(ImportJob, job_id)
     form = ConfirmForm()
     if not form.validate_on_submit():
         abort(400)
@@ -311,10 +243,9 @@ def _progress_state(job: ImportJob) -> dict:
 @bp.route("/imports/<int:job_id>/progress")
 def job_progress(job_id: int):
     """htmx polling target: the progress bar while queued/running; the result once finished (and 286)."""
-    job = _job(job_id)
+    job = db.get_or_404(ImportJob, job_id)
     db.session.refresh(job)
-    if job.status in ("queued", "running") and _background_job_lost(job):
-        lifecycle.mark_lost(job)
+    if lifecycle.settle_lost(job):
         db.session.commit()
     body = render_template("imports/_progress.html", job=job, state=_progress_state(job))
     finished = job.status in ("done", "failed")
@@ -324,24 +255,10 @@ def job_progress(job_id: int):
     return response
 
 
-def _background_job_lost(job: ImportJob) -> bool:
-    """True when RQ no longer has the job, or has it as failed/stopped while our row still waits on it."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
-    if not job.rq_job_id:
-        return False
-    try:
-        status = Job.fetch(job.rq_job_id, connection=redis()).get_status()
-    except NoSuchJobError:
-        return True
-    return status in ("failed", "stopped", "canceled")
-
-
 @bp.route("/imports/<int:job_id>/errors.csv")
 def error_report(job_id: int):
     """The row errors as a CSV Excel opens (UTF-8 with BOM): file, row, column, message."""
-    job = _job(job_id)
+    job = db.get_or_404(ImportJob, job_id)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([_("File"), _("Row"), _("Column"), _("Error")])
@@ -354,99 +271,4 @@ def error_report(job_id: int):
         writer.writerow(["", "", "", _("… and %(n)s more errors.", n=job.error_count - len(job.errors or []))])
     response = Response(buffer.getvalue().encode("utf-8-sig"), mimetype="text/csv")
     response.headers["Content-Disposition"] = f"attachment; filename=import-{job.id}-errors.csv"
-    return response
-
-
-# 未紐付け ------------------------------------------------------------------------------------------------
-
-@bp.route("/imports/unlinked")
-def unlinked_list():
-    store_id = request.args.get("store", type=int)
-    query = request.args.get("q", "")
-    page = max(1, request.args.get("page", 1, type=int))
-    rows, total = unlinked.unlinked_listings(store_id, query, page)
-    return render_template(
-        "imports/unlinked.html", listings=rows, total=total, page=page, page_size=unlinked.PAGE_SIZE,
-        stores=_stores(), store_id=store_id, query=query, link_form=LinkForm(), create_form=CreateForm(),
-    )
-
-
-@bp.route("/imports/unlinked/<int:listing_id>/search")
-def unlinked_search(listing_id: int):
-    """htmx: products matching the typed code or name, each with a button to link."""
-    listing = db.session.get(Listing, listing_id) or abort(404)
-    query = request.args.get("product_code") or request.args.get("q", "")
-    products = unlinked.find_products(query)
-    return render_template("imports/_candidates.html", listing=listing, products=products, query=query)
-
-
-def _back() -> str:
-    target = request.form.get("next") or ""
-    return target if target.startswith("/") and not target.startswith("//") else url_for(".unlinked_list")
-
-
-@bp.route("/imports/unlinked/<int:listing_id>/link", methods=["POST"])
-def unlinked_link(listing_id: int):
-    form = LinkForm()
-    if not form.validate_on_submit():
-        flash(_("Enter a 商品コード."), "error")
-        return redirect(_back())
-    try:
-        listing = unlinked.link(listing_id, form.product_code.data)
-    except unlinked.LinkError as exc:
-        db.session.rollback()
-        flash(str(exc.message), "error")
-        return redirect(_back())
-    db.session.commit()
-    flash(_("Linked %(listing)s to %(product)s.", listing=listing.code, product=listing.product.code), "success")
-    return redirect(_back())
-
-
-@bp.route("/imports/unlinked/<int:listing_id>/create", methods=["POST"])
-def unlinked_create(listing_id: int):
-    form = CreateForm()
-    if not form.validate_on_submit():
-        flash(_("Enter a 商品コード."), "error")
-        return redirect(_back())
-    try:
-        product = unlinked.create_and_link(listing_id, form.code.data, form.name.data or "", form.on_hand.data or "0",
-                                           user=current_user)
-    except unlinked.LinkError as exc:
-        db.session.rollback()
-        flash(str(exc.message), "error")
-        return redirect(_back())
-    db.session.commit()
-    flash(_("Created the product %(code)s and linked the listing.", code=product.code), "success")
-    return redirect(_back())
-
-
-# 在庫出力 / 在庫取込 ---------------------------------------------------------------------------------------
-
-@bp.route("/imports/stock", methods=["GET", "POST"])
-def stock():
-    form = StockUploadForm()
-    status = 200
-    if form.validate_on_submit():
-        accepted = _accept_upload(form, stock_csv.preview_job, kind="stock", store_id=None)
-        if accepted is not None:
-            return accepted
-        status = 400
-    elif request.method == "POST":
-        status = 400
-    return render_template("imports/stock.html", form=form, history=_history("stock")), status
-
-
-@bp.route("/imports/stock/export")
-def stock_export():
-    encoding = request.args.get("encoding", "cp932")
-    if encoding not in stock_csv.ENCODINGS:
-        encoding = "cp932"
-    try:
-        data = stock_csv.export_csv(encoding)
-    except FileProblem as problem:
-        flash(str(problem.message), "error")
-        return redirect(url_for(".stock"))
-    stamp = to_user_timezone(datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M")
-    response = Response(data, mimetype="text/csv")
-    response.headers["Content-Disposition"] = f"attachment; filename=stock-{stamp}.csv"
     return response

@@ -1,0 +1,36 @@
+"""Every template filter and global the pages share, registered here and nowhere else (views.init_app calls
+`init_app`): the menu, mall names, the rows' poll intervals, the order labels, the mall hints, why an import
+waits. The generic number and local-time filters are tatenpo.platform.web's.
+
+Fixed values are Jinja globals rather than context processors: a context processor runs on every render,
+the single rows htmx redraws included, and globals also reach macros imported without context.
+"""
+from __future__ import annotations
+
+from tatenpo import malls as mall_registry
+from tatenpo.listings.lifecycle import waiting_reason
+from tatenpo.malls.base import hint_text
+from tatenpo.orders import book
+from tatenpo.stock.table import poll_seconds
+from tatenpo.views.orders import SOURCE_LABELS
+
+
+def mall_name(value: str) -> str:
+    """rakuten → 楽天市場 (mall families and store malls alike; the malls' own names are not translated)."""
+    family = mall_registry.family_of(value) if value in mall_registry.keys() else value
+    try:
+        return mall_registry.family_name(family)
+    except KeyError:
+        return value
+
+
+def init_app(app, navigation: list) -> None:
+    app.jinja_env.filters["mall_name"] = mall_name
+    app.jinja_env.globals.update(
+        navigation=navigation,
+        hint_text=hint_text,
+        poll_seconds=poll_seconds,
+        order_status_labels=book.STATUS_LABELS,
+        order_source_labels=SOURCE_LABELS,
+        import_waiting_reason=waiting_reason,
+    )
