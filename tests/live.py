@@ -111,6 +111,9 @@ def start_live(folder: Path, **settings: str) -> Iterator[LiveTatenpo]:
         SANDBOX_FTP_DELAY="0.5",
         SYNC_INTERVAL_SECONDS="10",
         LOG_LEVEL="WARNING",
+        # What `make run` allows its processes; the installation's shell commands need it too (they add
+        # stores whose endpoints are the sandbox malls).
+        ALLOWED_MALL_HOSTS="127.0.0.1",
     )
     env.update(settings)
     log = folder / "tatenpo.log"
