@@ -30,7 +30,7 @@ from tatenpo.malls.base import (
 )
 from tatenpo.malls.http import HttpClient, Pace, server_trouble
 from tatenpo.malls.pacing import Pacer, account_key
-from tatenpo.malls.tokens import TokenSource
+from tatenpo.malls.tokens import TokenSource, access_token_fields
 
 TOKEN_URL = "https://api.amazon.com/auth/o2/token"
 SANDBOX_TOKEN_PATH = "/auth/o2/token"  # under a non-default endpoint (the sandbox) [inferred for others]
@@ -59,12 +59,11 @@ class AmazonConnector(Connector):
     hosts = ("sellingpartnerapi-fe.amazon.com", "sandbox.sellingpartnerapi-fe.amazon.com")
     credential_fields = (
         CredentialField("seller_id", _l("Seller ID (merchant token)"), secret=False),
-        CredentialField("access_token", _l("SP-API access token"), required=False,
-                        help=_l("The Login with Amazon access token (x-amz-access-token). It lasts an hour: also "
-                                "enter the LWA client ID, secret and refresh token so Tatenpo renews it.")),
-        CredentialField("client_id", _l("LWA client ID"), secret=False, required=False),
-        CredentialField("client_secret", _l("LWA client secret"), required=False),
-        CredentialField("refresh_token", _l("Refresh token"), required=False),
+        *access_token_fields(
+            _l("SP-API access token"),
+            _l("The Login with Amazon access token (x-amz-access-token). It lasts an hour: also "
+               "enter the LWA client ID, secret and refresh token so Tatenpo renews it."),
+            _l("LWA client ID"), _l("LWA client secret")),
     )
     preparation = _l("Amazon: a Selling Partner API (SP-API) app authorised for your seller account.")
     # Items per push(): Amazon takes one SKU per patchListingsItem, so push() loops; 20 SKUs are ~4 s at 5/s,

@@ -12,8 +12,9 @@ from typing import Optional
 
 import requests
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
-from tatenpo.malls.base import HINT_LOGIN, MallError
+from tatenpo.malls.base import HINT_LOGIN, CredentialField, MallError
 
 # Refresh a little before the mall's own expiry, so a token never dies mid-batch.
 EARLY_SECONDS = 120
@@ -22,6 +23,17 @@ FETCHED_MEMORY_SECONDS = 30 * 86400
 _local: dict[str, tuple[str, float]] = {}
 _local_lock = threading.Lock()
 
+
+
+def access_token_fields(token_label, token_help, client_id_label, client_secret_label) -> tuple[CredentialField, ...]:
+    """An hour-long access token and the refresh trio beside it (client ID, secret, refresh token): the shop
+    enters either the token or the trio, and Tatenpo renews the token from the trio."""
+    return (
+        CredentialField("access_token", token_label, required=False, help=token_help),
+        CredentialField("client_id", client_id_label, secret=False, required=False),
+        CredentialField("client_secret", client_secret_label, required=False),
+        CredentialField("refresh_token", _l("Refresh token"), required=False),
+    )
 
 class TokenSource:
     def __init__(self, mall_name: str, token_url: str, credentials: dict, redis=None, timeout: float = 20,

@@ -30,7 +30,7 @@ from tatenpo.malls.base import (
 )
 from tatenpo.malls.http import HttpClient, Pace, retry_after, server_trouble
 from tatenpo.malls.pacing import Pacer, account_key
-from tatenpo.malls.tokens import TokenSource
+from tatenpo.malls.tokens import TokenSource, access_token_fields
 
 TOKEN_URL = "https://auth.login.yahoo.co.jp/yconnect/v2/token"
 SANDBOX_TOKEN_PATH = "/yconnect/v2/token"  # under a non-default endpoint (the sandbox) [inferred for others]
@@ -74,12 +74,11 @@ class YahooConnector(Connector):
     hosts = ("circus.shopping.yahooapis.jp", "test.circus.shopping.yahooapis.jp")
     credential_fields = (
         CredentialField("seller_id", _l("Seller ID (store account)"), secret=False),
-        CredentialField("access_token", _l("Access token"), required=False,
-                        help=_l("Yahoo! ID連携 access token of the store API. It lasts an hour: also enter the "
-                                "client ID, secret and refresh token so Tatenpo renews it.")),
-        CredentialField("client_id", _l("Client ID (application ID)"), secret=False, required=False),
-        CredentialField("client_secret", _l("Client secret"), required=False),
-        CredentialField("refresh_token", _l("Refresh token"), required=False),
+        *access_token_fields(
+            _l("Access token"),
+            _l("Yahoo! ID連携 access token of the store API. It lasts an hour: also enter the "
+               "client ID, secret and refresh token so Tatenpo renews it."),
+            _l("Client ID (application ID)"), _l("Client secret")),
     )
     preparation = _l("Yahoo!ショッピング: an application registered for the Store API, and an access token for your "
                      "store.")
