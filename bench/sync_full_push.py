@@ -3,7 +3,10 @@
 RMS bulk-upsert takes 400 items per call at 1 call per second, so no tool can push 100,000 listings in less
 than 100,000 ÷ 400 = 250 s. This schedules every listing of a 100,000-listing store and runs one push (the
 engine itself: claim with lease, batches, SyncAttempt per item, versioned close, store health) against the
-sandbox, which enforces that limit. Prints seconds ÷ 250 s (target ≤ 1.1: the engine adds at most 10 %).
+sandbox, which enforces that limit. Prints seconds ÷ 250 s (target ≤ 1.1: the whole push stays within 10 %
+of the mall's floor). That ratio does not measure the engine's own cost: the mall's 1-call-per-second wait
+hides up to a second of engine work per call. bench/engine_overhead.py measures that work itself (CPU and
+database time per 1,000 items, outside the wait).
 
     .venv/bin/python bench/sync_full_push.py [--listings 100000]
 
@@ -56,7 +59,8 @@ def main() -> int:
     print(f"full push of {args.listings:,} listings: {seconds:.1f} s; the mall's floor {floor:.0f} s "
           f"({args.listings:,} ÷ {BATCH} per call ÷ {RATE:.0f} call/s)")
     ratio = seconds / floor
-    print(f"ratio {seconds:.1f} ÷ {floor:.0f} = {ratio:.3f}   (target ≤ 1.1)  {'OK' if ratio <= 1.1 else 'OVER'}")
+    print(f"ratio {seconds:.1f} ÷ {floor:.0f} = {ratio:.3f}   (target ≤ 1.1)  {'OK' if ratio <= 1.1 else 'OVER'}"
+          "  — wall clock: the engine's own work is bench/engine_overhead.py's")
     return 0 if run["failed"] == 0 and wrong == 0 else 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -123,3 +124,4 @@ class Stack:
             process.wait()
         if self.redis_process is not None:
             embedded_redis.stop(self.redis_process)
+        shutil.rmtree(FOLDER, ignore_errors=True)  # the instance, the databases, the sandbox's files and logs

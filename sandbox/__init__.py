@@ -20,7 +20,7 @@ FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect wi
 
 
 def create_app(db_path: str, public_url: str, ftp_host: str = "127.0.0.1", ftp_port: int = 2121) -> Flask:
-    from . import admin, malls
+    from . import admin, malls, oauth, order_csv
 
     app = Flask(__name__)
     app.config.update(PUBLIC_URL=public_url.rstrip("/"), FTP_HOST=ftp_host, FTP_PORT=ftp_port,
@@ -29,6 +29,8 @@ def create_app(db_path: str, public_url: str, ftp_host: str = "127.0.0.1", ftp_p
     app.extensions["sandbox.state"] = State(db_path)
     app.extensions["sandbox.limiter"] = Limiter()
     app.register_blueprint(admin.bp)
+    app.register_blueprint(oauth.apps_bp)  # the stores' apps: their registered callback URLs
+    app.register_blueprint(order_csv.bp)  # each store's order CSV download (受注取込)
     for blueprint in malls.blueprints():  # every mall's API, from the one list in sandbox/malls.py
         app.register_blueprint(blueprint)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 
-from . import catalog, listing_csv, outbox
+from . import catalog, listing_csv, mall_orders, outbox
 from .common import state
 from .malls import Endpoints, mall, mall_keys, names
 from .state import OrderRefused
@@ -273,7 +273,8 @@ def _order_lines(entries: Any) -> list[tuple[str, str, int]] | str:
 @bp.post("/_sandbox/stores/<int:store_id>/orders")
 def place_order(store_id: int):
     """A purchase on the store, as a buyer makes it: the mall's stock falls at once and the order mail is
-    queued for the shop's registered address. JSON {"items": [{"code", "variant", "quantity"}]}, or the store
+    queued for the shop's registered address. JSON {"items": [{"code", "variant", "quantity"}], "mail": false
+    (the mail is lost), "fba": true (Amazon ships it from its warehouse)}, or the store
     page's 購入 form (code, variant, quantity)."""
     store = _store_or_404(store_id)
     form = _from_page()
@@ -285,11 +286,15 @@ def place_order(store_id: int):
     if isinstance(lines, str):
         return _back(store_id, error=lines) if form else _error(lines)
     ordered_at = datetime.now(JST).replace(microsecond=0)
+    # {"fba": true} on Amazon: fulfilled by Amazon (AFN), so the shop's stock does not move (sandbox/mall_orders.py).
+    fba = not form and store["mall"] == "amazon" and (request.get_json(silent=True) or {}).get("fba") is True
+    # {"mail": false}: the order mail is lost (the order APIs must catch the order).
+    lose_mail = not form and (request.get_json(silent=True) or {}).get("mail") is False
     try:
         order, mail = state().place_order(
             store_id, lines, ordered_at,
             number_for=lambda sequence: outbox.order_number(store, sequence, ordered_at),
-            mail_for=outbox.order_mail,
+            mail_for=outbox.order_mail, fba=fba, lose_mail=lose_mail,
         )
     except OrderRefused as refused:
         return _back(store_id, error=refused.message) if form else _error(refused.message, refused.status)
@@ -320,6 +325,29 @@ def cancel_order(store_id: int, number: str):
 def ship_order(store_id: int, number: str):
     """The shop ships an order: it can no longer be cancelled, and no stock comes back."""
     return _change_order(store_id, number, "shipped", "注文 {number} を発送済みにしました。")
+
+
+@bp.post("/_sandbox/stores/<int:store_id>/orders/<number>/status")
+def order_status(store_id: int, number: str):
+    """Move an order to one of the mall's own statuses ({"status": "300"} on 楽天, "Shipped" on Amazon, …) or a
+    plain one (ordered, shipped, cancelled): what its order API reports from then on. A cancellation gives the
+    stock back; a shipped or cancelled order moves no further (409). See sandbox/mall_orders.py."""
+    store = _store_or_404(store_id)
+    form = _from_page()
+    wanted = (request.form.get("status") if form else (request.get_json(silent=True) or {}).get("status"))
+    resolved = mall_orders.resolve(store["mall"], wanted) if isinstance(wanted, str) else None
+    if resolved is None:
+        message = f"status must be one of: {', '.join(mall_orders.choices(store['mall']))}"
+        return _back(store_id, error=message) if form else _error(message)
+    plain, own = resolved
+    try:
+        order = state().change_order(store_id, number, plain,
+                                     outbox.cancellation_mail if plain == "cancelled" else None, mall_status=own)
+    except OrderRefused as refused:
+        return _back(store_id, error=refused.message) if form else _error(refused.message, refused.status)
+    if form:
+        return _back(store_id, notice=f"注文 {number} の状態を {own or plain} にしました。")
+    return jsonify({"order": order})
 
 
 def _change_order(store_id: int, number: str, status: str, notice: str,

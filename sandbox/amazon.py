@@ -159,7 +159,9 @@ def get_listings_item(seller: str, sku: str):
 def _credentials(store_id: int, shop: str) -> dict[str, str]:
     return {"seller_id": f"A{store_id:04d}SANDBOX", "access_token": "Atza|" + secrets.token_hex(16),
             "client_id": f"amzn1.application-oa2-client.sandbox{store_id}", "client_secret": secrets.token_hex(10),
-            "refresh_token": "Atzr|" + secrets.token_hex(12)}
+            "refresh_token": "Atzr|" + secrets.token_hex(12),
+            # The SP-API app's ID, which the Seller Central consent page names (sandbox/oauth.py).
+            "application_id": f"amzn1.sp.solution.{uuid.uuid4()}"}
 
 
 def _identity(store_id: int, i: int, n: int, base: str, sku: str, opt: str) -> dict:
@@ -167,10 +169,12 @@ def _identity(store_id: int, i: int, n: int, base: str, sku: str, opt: str) -> d
     return {"code": sku, "variant": "", "extra": {"lead_time_to_ship_max_days": 1 + i % 3}}
 
 
+from .amazon_orders import bp as orders_bp  # noqa: E402  (it uses this module's replies)
+
 SANDBOX_MALLS = [SandboxMall(
     key="amazon", name="Amazon.co.jp", issue_credentials=_credentials,
     endpoint=lambda store, where: f"{where.public_url}/amazon", identity=_identity,
     files=(ListingFile("report", "All_Listings_Report.txt", listing_csv.amazon_report),),
     compose_mail=order_mails.amazon_mail, order_number=order_mails.amazon_number,
-    store_key=lambda store: store["credentials"]["seller_id"], buyer="山田 太郎", blueprints=(bp, oauth.amazon_bp),
+    store_key=lambda store: store["credentials"]["seller_id"], buyer="山田 太郎", blueprints=(bp, oauth.amazon_bp, orders_bp),
 )]

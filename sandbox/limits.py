@@ -22,6 +22,14 @@ RATES: dict[tuple[str, str], tuple[float, int]] = {
     ("yahoo", "getStock"): (1.0, 1),
     ("amazon", "patchListingsItem"): (5.0, 10),
     ("amazon", "getListingsItem"): (5.0, 10),
+    # Order APIs (docs/malls/<mall>.md, "Orders API"): SP-API Orders v0 usage plans; 楽天 and Yahoo publish no
+    # figure for their order APIs [inferred: one per second, like their stock APIs].
+    ("rakuten", "searchOrder"): (1.0, 1),
+    ("rakuten", "getOrder"): (1.0, 1),
+    ("yahoo", "orderList"): (1.0, 1),
+    ("yahoo", "orderInfo"): (1.0, 1),
+    ("amazon", "getOrders"): (0.0167, 20),
+    ("amazon", "getOrderItems"): (0.5, 30),
 }
 
 # Shopify: a leaky bucket of query cost (standard plan).

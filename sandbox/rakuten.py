@@ -255,11 +255,13 @@ def _credentials(store_id: int, shop: str) -> dict[str, str]:
             "license_key": f"SL{store_id}_{secrets.token_hex(16)}"}
 
 
+from .rakuten_orders import bp as orders_bp  # noqa: E402  (it uses this module's auth)
+
 SANDBOX_MALLS = [SandboxMall(
     key="rakuten", name="楽天市場 (RMS API)", issue_credentials=_credentials,
     endpoint=lambda store, where: f"{where.public_url}/rakuten",
     identity=catalog.rakuten_identity,
     files=(ListingFile("normal-item", "normal-item.csv", listing_csv.rakuten_normal_item),),
     compose_mail=order_mails.rakuten_mail, compose_cancellation=order_mails.rakuten_cancellation,
-    order_number=order_mails.rakuten_number, store_key=shop_id, buyer="楽天 太郎", blueprints=(bp,),
+    order_number=order_mails.rakuten_number, store_key=shop_id, buyer="楽天 太郎", blueprints=(bp, orders_bp),
 )]

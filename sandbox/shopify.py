@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from flask import Blueprint, Response, jsonify, request
 
-from . import catalog, listing_csv, order_mails
+from . import catalog, listing_csv, oauth, order_mails, shopify_orders, shopify_webhooks
 from .common import Replies, fault_reply, limiter, record, reflection_delay, state
 from .limits import SHOPIFY_BUCKET, SHOPIFY_COST_PER_ITEM, SHOPIFY_MUTATION_COST, SHOPIFY_RESTORE_RATE
 from .malls import ListingFile, SandboxMall
@@ -101,6 +101,11 @@ def graphql(shop: str, version: str):
         api, handler, cost = "locations", _locations, 2
     elif field == "shop":
         api, handler, cost = "shop", _shop, 1
+    elif field == "webhookSubscriptionCreate":  # order webhooks: sandbox/shopify_webhooks.py
+        api, handler, cost = "webhookSubscriptionCreate", shopify_webhooks.graphql_create, 10
+    elif field == "orders":  # the order catch-up query: sandbox/shopify_orders.py
+        api, cost = "orders", shopify_orders.cost(variables)
+        handler = lambda store, variables, version: shopify_orders.orders(state(), store, variables)  # noqa: E731
     else:
         return record(store, "graphql", _top_error("The sandbox serves inventorySetQuantities, nodes, productVariants,"
                                                    " locations and shop.", "UNSUPPORTED"))
@@ -230,12 +235,16 @@ def _identity(store_id: int, i: int, n: int, base: str, sku: str, opt: str) -> d
 
 SANDBOX_MALLS = [SandboxMall(
     key="shopify", name="Shopify",
-    issue_credentials=lambda store_id, shop: {"shop": shop, "access_token": "shpat_" + secrets.token_hex(16)},
+    # The store's custom app: its Admin API token, and its client ID and secret for the authorization code grant
+    # (sandbox/oauth.py).
+    issue_credentials=lambda store_id, shop: {"shop": shop, "access_token": "shpat_" + secrets.token_hex(16),
+                                              "client_id": secrets.token_hex(16),
+                                              "client_secret": "shpss_" + secrets.token_hex(16)},
     endpoint=lambda store, where: f"{where.public_url}/shopify/{store['shop']}", identity=_identity,
     # The older layout stays the default download, so files saved before keep matching; both are read.
     files=(ListingFile("products", "products_export.csv", listing_csv.shopify_products),
            ListingFile("products-current", "products_export_current.csv", listing_csv.shopify_products_current)),
     compose_mail=order_mails.shopify_mail, order_number=order_mails.shopify_number,
-    store_key=lambda store: store["shop"], buyer="山田 太郎", blueprints=(bp,),
+    store_key=lambda store: store["shop"], buyer="山田 太郎", blueprints=(bp, oauth.shopify_bp, shopify_webhooks.bp),
     item_fields=lambda item: {"handle": item["extra"].get("handle")},
 )]

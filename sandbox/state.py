@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from . import mall_orders, shopify_webhooks
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS stores (
     id INTEGER PRIMARY KEY,
@@ -84,11 +86,35 @@ CREATE TABLE IF NOT EXISTS outbox (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_outbox_due ON outbox (status, next_try_at);
+-- The store's app: the callback URLs registered for it, and the authorization flows' codes and refresh tokens
+-- (sandbox/oauth.py).
+CREATE TABLE IF NOT EXISTS oauth_redirects (
+    store_id INTEGER NOT NULL REFERENCES stores(id),
+    redirect_uri TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (store_id, redirect_uri)
+);
+CREATE TABLE IF NOT EXISTS oauth_codes (
+    code TEXT PRIMARY KEY,
+    store_id INTEGER NOT NULL REFERENCES stores(id),
+    redirect_uri TEXT NOT NULL,
+    scope TEXT NOT NULL DEFAULT '',
+    expires_at REAL NOT NULL,
+    used INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    token TEXT PRIMARY KEY,
+    store_id INTEGER NOT NULL REFERENCES stores(id),
+    created REAL NOT NULL
+);
 """
 
 # Columns added after the first release: SANDBOX_DB outlives upgrades, so an older file gains them on open.
 ADDED_COLUMNS = {
     "stores": [("order_mail", "TEXT NOT NULL DEFAULT ''")],  # RMS 注文確認メール送り先メールアドレス and its peers
+    # The mall's own order status (sandbox/mall_orders.py) and who fulfils the order: '' the shop, 'AFN' Amazon
+    # (FBA: the shop's stock does not move).
+    "orders": [("mall_status", "TEXT NOT NULL DEFAULT ''"), ("fulfillment", "TEXT NOT NULL DEFAULT ''")],
 }
 
 MAIL_KINDS = {"ordered": "order", "cancelled": "cancellation"}  # outbox.kind of the mail an order event sends
@@ -344,11 +370,14 @@ class State:
 
     def place_order(self, store_id: int, lines: list[tuple[str, str, int]], ordered_at: datetime,
                     number_for: Callable[[int], str],
-                    mail_for: Callable[[dict, dict], tuple[str, bytes]]) -> tuple[dict, dict | None]:
+                    mail_for: Callable[[dict, dict], tuple[str, bytes]], fba: bool = False,
+                    lose_mail: bool = False) -> tuple[dict, dict | None]:
         """A purchase as the mall takes it, all or nothing: the stock of every line falls at once, the order is
         kept, and its order mail joins the outbox when the shop registered an order-mail address.
         `number_for(sequence)` names the store's n-th order; `mail_for(store, order)` gives (sender, raw mail).
-        Returns (order, mail or None). Refuses an unknown item (400) and a line beyond the stock (409)."""
+        Returns (order, mail or None). Refuses an unknown item (400) and a line beyond the stock (409).
+        `fba`: fulfilled by Amazon from its own warehouse: the shop's stock does not move and no mail goes.
+        `lose_mail`: the order mail is lost on its way (never queued): only the order API tells the shop."""
         self.settle(store_id)
         now = time.time()
         with self.tx() as c:
@@ -361,6 +390,9 @@ class State:
                     raise OrderRefused(f"この商品はモールにありません: {_label(code, variant)}", 400)
                 # A quantity waiting for its reflection delay is already the mall's stock; only the page lags.
                 available = row["quantity"] if row["pending_quantity"] is None else row["pending_quantity"]
+                if fba:
+                    items.append(_order_line(_item(row), quantity))
+                    continue
                 if quantity > available:
                     raise OrderRefused(
                         f"在庫不足: {_label(code, variant)} の在庫は{available}個、注文は{quantity}個です。", 409)
@@ -369,46 +401,72 @@ class State:
                 items.append(_order_line(_item(row), quantity))
             sequence = c.execute("SELECT COALESCE(MAX(sequence), 0) + 1 FROM orders WHERE store_id = ?",
                                  (store_id,)).fetchone()[0]
+            mall_status = mall_orders.default(store["mall"], "ordered")
             order = {"number": number_for(sequence), "status": "ordered", "ordered_at": ordered_at.isoformat(),
-                     "items": items}
-            c.execute("INSERT INTO orders (store_id, number, sequence, status, ordered_at, items, created, updated)"
-                      " VALUES (?, ?, ?, 'ordered', ?, ?, ?, ?)",
+                     "items": items, "mall_status": mall_status, "fulfillment": "AFN" if fba else "",
+                     "updated": now}
+            c.execute("INSERT INTO orders (store_id, number, sequence, status, ordered_at, items, created, updated,"
+                      " mall_status, fulfillment) VALUES (?, ?, ?, 'ordered', ?, ?, ?, ?, ?, ?)",
                       (store_id, order["number"], sequence, order["ordered_at"],
-                       json.dumps(items, ensure_ascii=False), now, now))
+                       json.dumps(items, ensure_ascii=False), now, now, mall_status, order["fulfillment"]))
             mail = None
-            if store["order_mail"]:
+            if store["order_mail"] and not fba and not lose_mail:
                 sender, raw = mail_for(store, order)
                 mail = self._queue_mail(c, store, order["number"], MAIL_KINDS["ordered"], sender, raw, now)
         if mail is not None:
             self.mail_queued.set()
+        shopify_webhooks.order_changed(self, store_id, order)  # orders/create to the store's subscriptions
         return order, mail
 
     def change_order(self, store_id: int, number: str, status: str,
-                     mail_for: Callable[[dict, dict], tuple[str, bytes] | None] | None = None) -> dict:
+                     mail_for: Callable[[dict, dict], tuple[str, bytes] | None] | None = None,
+                     mall_status: str | None = None) -> dict:
         """Cancel or ship an order that is still 'ordered' (409 otherwise, 404 for an unknown number). A
-        cancellation gives the mall its stock back; `mail_for(store, order)` may give a notice to queue."""
+        cancellation gives the mall its stock back; `mail_for(store, order)` may give a notice to queue.
+        `mall_status`: the mall's own status to show (its default for `status` otherwise). A change of the
+        mall's status that keeps the plain one (楽天 100 → 300, 800 → 900) only updates the order."""
         now = time.time()
         with self.tx() as c:
             row = c.execute("SELECT * FROM orders WHERE store_id = ? AND number = ?", (store_id, number)).fetchone()
             if row is None:
                 raise OrderRefused(f"注文がありません: {number}", 404)
+            store = _store(c.execute("SELECT * FROM stores WHERE id = ?", (store_id,)).fetchone())
+            explicit = mall_status is not None
+            mall_status = mall_status if explicit else mall_orders.default(store["mall"], status)
+            if row["status"] == status and explicit and mall_status != row["mall_status"]:
+                c.execute("UPDATE orders SET mall_status = ?, updated = ? WHERE id = ?", (mall_status, now, row["id"]))
+                return {**_order(row), "mall_status": mall_status, "updated": now}
             if row["status"] != "ordered":
                 done = "取消済み" if row["status"] == "cancelled" else "発送済み"
                 raise OrderRefused(f"注文 {number} は{done}です。", 409)
             order = _order(row)
-            if status == "cancelled":
+            if status == "cancelled" and row["fulfillment"] != "AFN":
                 for line in order["items"]:
                     c.execute("UPDATE items SET quantity = quantity + ?, pending_quantity = pending_quantity + ?,"
                               " updated = ? WHERE store_id = ? AND code = ? AND variant = ? AND parked = 0",
                               (line["quantity"], line["quantity"], now, store_id, line["code"], line["variant"]))
-            c.execute("UPDATE orders SET status = ?, updated = ? WHERE id = ?", (status, now, row["id"]))
-            order["status"] = status
-            store = _store(c.execute("SELECT * FROM stores WHERE id = ?", (store_id,)).fetchone())
+            c.execute("UPDATE orders SET status = ?, mall_status = ?, updated = ? WHERE id = ?",
+                      (status, mall_status, now, row["id"]))
+            order.update(status=status, mall_status=mall_status, updated=now)
             composed = mail_for(store, order) if mail_for is not None and store["order_mail"] else None
             mail = self._queue_mail(c, store, number, MAIL_KINDS[status], *composed, now) if composed else None
         if mail is not None:
             self.mail_queued.set()
+        shopify_webhooks.order_changed(self, store_id, order)  # orders/cancelled or orders/fulfilled
         return order
+
+    def orders_by_number(self, store_id: int, numbers: list[str]) -> list[dict]:
+        """The store's orders with these numbers, in the order asked (unknown numbers are left out)."""
+        found = {row["number"]: _order(row) for row in self.query(
+            f"SELECT * FROM orders WHERE store_id = ? AND number IN ({','.join('?' * len(numbers))})",
+            (store_id, *numbers))} if numbers else {}
+        return [found[n] for n in numbers if n in found]
+
+    def orders_updated(self, store_id: int, after: float, before: float) -> list[dict]:
+        """The store's orders last updated in [after, before), oldest update first (the order APIs' searches)."""
+        rows = self.query("SELECT * FROM orders WHERE store_id = ? AND updated >= ? AND updated < ?"
+                          " ORDER BY updated, id", (store_id, after, before))
+        return [_order(row) for row in rows]
 
     def orders(self, store_id: int, recent: int | None = None) -> list[dict]:
         """The store's orders, oldest first (`recent`: only the newest N, newest first), each with the state of
@@ -526,7 +584,8 @@ def _label(code: str, variant: str) -> str:
 
 def _order(row: sqlite3.Row) -> dict:
     return {"number": row["number"], "status": row["status"], "ordered_at": row["ordered_at"],
-            "items": json.loads(row["items"])}
+            "items": json.loads(row["items"]), "mall_status": row["mall_status"], "fulfillment": row["fulfillment"],
+            "updated": row["updated"]}
 
 
 def _mail(row: sqlite3.Row, with_raw: bool = False) -> dict:

@@ -189,11 +189,13 @@ def _identity(store_id: int, i: int, n: int, base: str, sku: str, opt: str) -> d
     return {"code": base.lower(), "variant": "" if not opt else sku.lower()}
 
 
+from .yahoo_orders import bp as orders_bp  # noqa: E402  (it uses this module's replies)
+
 SANDBOX_MALLS = [SandboxMall(
     key="yahoo", name="Yahoo!ショッピング", issue_credentials=_credentials,
     endpoint=lambda store, where: f"{where.public_url}/yahoo", identity=_identity,
     files=(ListingFile("quantity", "quantity.csv", listing_csv.yahoo_quantity),
            ListingFile("data", "data.csv", listing_csv.yahoo_data)),
     compose_mail=order_mails.yahoo_mail, order_number=order_mails.yahoo_number,
-    store_key=lambda store: store["credentials"]["seller_id"], buyer="山田 太郎", blueprints=(bp, oauth.yahoo_bp),
+    store_key=lambda store: store["credentials"]["seller_id"], buyer="山田 太郎", blueprints=(bp, oauth.yahoo_bp, orders_bp),
 )]

@@ -2,11 +2,13 @@
 its dotted path. Thin: they call the domain and return a summary; errors propagate to RQ."""
 from __future__ import annotations
 
-from tatenpo.listings import importer
+from tatenpo.listings import importer, lifecycle
 from tatenpo.orders import reading
+from tatenpo.orders.order_csv import importer as order_import
 from tatenpo.platform import health
 from tatenpo.platform.extensions import db
 from tatenpo.platform.tasks import DAY, job
+from tatenpo.setup import credential_reminders
 from tatenpo.stock import stock_csv
 from tatenpo.sync import queueing, readback, retention, runner
 
@@ -80,6 +82,25 @@ def prune_sync_history() -> dict:
     return retention.prune().as_dict()
 
 
+@job("default", timeout=600, result_ttl=DAY)
+def remind_expiring_credentials() -> dict:
+    """The daily check of the malls' expiring credentials: a mail 14, 7 and 1 day(s) before, each once."""
+    return credential_reminders.send_due().as_dict()
+
+
+@job("imports", timeout=3600, result_ttl=DAY)
+def preview_listing_import(job_id: int) -> None:
+    """The preview of an uploaded listing file (ImportJob 'previewing'): read it, keep what was read for the
+    import, count what would change. The upload request only stores the file."""
+    lifecycle.preview(job_id, importer.preview_job)
+
+
+@job("imports", timeout=3600, result_ttl=DAY)
+def preview_stock_import(job_id: int) -> None:
+    """The preview of an uploaded stock CSV (ImportJob kind 'stock', 'previewing')."""
+    lifecycle.preview(job_id, stock_csv.preview_job)
+
+
 @job("imports", timeout=3600, result_ttl=DAY)
 def run_listing_import(job_id: int) -> None:
     """販売取込 of one uploaded file (ImportJob), all rows in one transaction; failures mark the job failed
@@ -93,8 +114,34 @@ def run_stock_import(job_id: int) -> None:
     stock_csv.run_job(job_id)
 
 
+@job("imports", timeout=3600, result_ttl=DAY)
+def preview_order_import(job_id: int) -> None:
+    """受注取込's preview of an uploaded order CSV (ImportJob kind 'orders'): what importing it would do."""
+    lifecycle.preview(job_id, order_import.preview_work)
+
+
+@job("imports", timeout=3600, result_ttl=DAY)
+def run_order_import(job_id: int) -> None:
+    """受注取込 of a previewed order CSV, all orders in one transaction (each through mall_orders.apply)."""
+    lifecycle.run(job_id, order_import.import_work)
+
+
 @job("sync", timeout=300)
 def read_order_mail(mail_id: int) -> dict | None:
     """Read one stored order mail into its order (受注 → 引当 → every other store pushed at once)."""
     outcome = reading.read(mail_id)
     return outcome.as_dict() if outcome is not None else None
+
+
+@job("sync", timeout=600)
+def poll_orders(store_id: int) -> dict:
+    """Read one store's orders from its mall's order API and apply them (受注API; tatenpo.orders.polling)."""
+    from tatenpo.orders import polling
+
+    try:
+        result = polling.poll(store_id)
+    except polling.PollBusy:
+        return {"store": store_id, "busy": True}
+    finally:
+        queueing.clear_once(queueing.ORDER_POLL_KEY, store_id)
+    return {"store": store_id, "seen": result.seen, "changed": len(result.orders), "error": result.error}

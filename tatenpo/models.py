@@ -27,6 +27,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -165,6 +167,28 @@ class Store(db.Model):
     last_order_mail_at: Mapped[Optional[datetime]] = mapped_column(DateTime)  # the route works while mails come
     # 説明のない減少は販売として扱う: a fall on the mall that no order explains is booked as a sale at once.
     adopt_unexplained_decrease: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The credential that expires (the connector's `credential_lifetime`), kept by tatenpo.setup.credential_dates:
+    # when it was entered or renewed and when it expires (None: unknown — stores from before we kept dates, or a
+    # mall whose credential does not expire), and the smallest reminder (days before: 14, 7, 1) already mailed
+    # for this expiry, so each goes once.
+    credentials_renewed_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    credentials_expire_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    credentials_reminded_days: Mapped[Optional[int]] = mapped_column(Integer)
+    # 受注API: the mall's order API is read every order_poll_seconds (None: ORDER_POLL_SECONDS) from a cursor (the
+    # mall's last-updated time of the newest order seen), by tatenpo.orders.polling; its health like a push's.
+    order_api: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    order_poll_seconds: Mapped[Optional[int]] = mapped_column(Integer)
+    order_cursor_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    order_polled_at: Mapped[Optional[datetime]] = mapped_column(DateTime)  # last poll that succeeded
+    order_poll_error_at: Mapped[Optional[datetime]] = mapped_column(DateTime)  # None while the last poll succeeded
+    order_poll_error: Mapped[Optional[str]] = mapped_column(Text)  # the mall's reason
+    # Shopify webhooks (orders/create, orders/cancelled, orders/fulfilled) at POST /webhooks/shopify/<token>:
+    # whether the route is on, the secret path part, the last delivery taken, and the last registration problem
+    # (tatenpo.orders.shopify_webhooks).
+    webhooks_on: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    webhook_token: Mapped[Optional[str]] = mapped_column(String(64), unique=True)
+    last_webhook_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    webhook_error: Mapped[Optional[str]] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -192,6 +216,8 @@ class Product(db.Model):
     on_hand: Mapped[int] = mapped_column(Integer, default=0)  # 在庫数
     allocated: Mapped[int] = mapped_column(Integer, default=0)  # 引当数
     stock_managed: Mapped[bool] = mapped_column(Boolean, default=True)  # False: 在庫管理しない
+    # セット商品: no stock of its own, its 販売可能数 comes from its parts (tatenpo.stock.sets).
+    is_set: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Bumped by every stock mutation; also the row lock taken first (see inventory.lock_product).
     version: Mapped[int] = mapped_column(Integer, default=0)
     search_text: Mapped[str] = mapped_column(String(800), default="", index=True)
@@ -199,15 +225,23 @@ class Product(db.Model):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
     listings: Mapped[list["Listing"]] = relationship(back_populates="product")
+    # A set's parts (empty for an ordinary product); read only when the product is a set.
+    parts: Mapped[list["SetPart"]] = relationship(
+        foreign_keys="SetPart.set_id", order_by="SetPart.id", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     __table_args__ = (
         CheckConstraint("on_hand >= 0", name="on_hand"),
         CheckConstraint("allocated >= 0", name="allocated"),
+        CheckConstraint("NOT is_set OR (on_hand = 0 AND allocated = 0)", name="set_holds_no_stock"),
     )
 
     @property
     def sellable(self) -> int:
-        """販売可能数 = 在庫数 − 引当数, negative when oversold (売り越し); see tatenpo.stock.rules."""
+        """販売可能数 = 在庫数 − 引当数, negative when oversold (売り越し); a set's is computed from its parts.
+        See tatenpo.stock.rules."""
+        if self.is_set:
+            return rules.set_sellable((part.part.sellable, part.quantity) for part in self.parts)
         return rules.sellable(self.on_hand, self.allocated)
 
     def refresh_search_text(self) -> None:
@@ -215,6 +249,26 @@ class Product(db.Model):
 
     def __repr__(self) -> str:
         return f"<Product {self.code!r} on_hand={self.on_hand}>"
+
+
+class SetPart(db.Model):
+    """One part of a セット商品: which ordinary product, and how many of it one set takes."""
+
+    __tablename__ = "set_parts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    set_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    part_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"))
+    quantity: Mapped[int] = mapped_column(Integer)
+
+    part: Mapped[Product] = relationship(foreign_keys=[part_id], lazy="joined")
+
+    __table_args__ = (
+        UniqueConstraint("set_id", "part_id", name="uq_set_parts_pair"),
+        Index("ix_set_parts_part_id", "part_id"),
+        CheckConstraint("quantity > 0", name="quantity"),
+        CheckConstraint("set_id <> part_id", name="not_itself"),
+    )
 
 
 class Listing(db.Model):
@@ -373,9 +427,7 @@ class SyncAttempt(db.Model):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"), index=True)
     store_id: Mapped[Optional[int]] = mapped_column(ForeignKey("stores.id", ondelete="SET NULL"))
-    listing_id: Mapped[Optional[int]] = mapped_column(
-        ForeignKey("listings.id", ondelete="SET NULL"), index=True
-    )
+    listing_id: Mapped[Optional[int]] = mapped_column(ForeignKey("listings.id", ondelete="SET NULL"))
     listing_code: Mapped[str] = mapped_column(String(255))
     product_code: Mapped[Optional[str]] = mapped_column(String(255))
     quantity: Mapped[int] = mapped_column(Integer)
@@ -394,7 +446,18 @@ class SyncAttempt(db.Model):
     run: Mapped[SyncRun] = relationship(back_populates="attempts")
     listing: Mapped[Optional[Listing]] = relationship()
 
-    __table_args__ = (Index("ix_sync_attempts_store_created", "store_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_sync_attempts_store_created", "store_id", "created_at"),
+        # Months of history at a million listings are tens of millions of rows (migration fa4b5c6d7e8f): the
+        # newest attempt of a listing, the history newest first (or of one day), and the few ✗ lines must each
+        # be found without reading the rest.
+        Index("ix_sync_attempts_listing_newest", "listing_id", "id"),
+        Index("ix_sync_attempts_created", "created_at", "id"),
+        Index("ix_sync_attempts_failed", "listing_id", "id",
+              sqlite_where=text("ok IS 0"), postgresql_where=text("ok IS false")),
+        Index("ix_sync_attempts_failed_created", "created_at", "id",
+              sqlite_where=text("ok IS 0"), postgresql_where=text("ok IS false")),
+    )
 
 
 class SupportApplication(db.Model):
@@ -432,7 +495,7 @@ class ImportJob(db.Model):
     __tablename__ = "import_jobs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16), default="listings")  # listings / stock
+    kind: Mapped[str] = mapped_column(String(16), default="listings")  # listings / stock / orders
     store_id: Mapped[Optional[int]] = mapped_column(ForeignKey("stores.id", ondelete="SET NULL"))
     user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     filename: Mapped[str] = mapped_column(String(255))
@@ -441,7 +504,7 @@ class ImportJob(db.Model):
     file_sha256: Mapped[Optional[str]] = mapped_column(String(64))
     format: Mapped[Optional[str]] = mapped_column(String(40))
     encoding: Mapped[Optional[str]] = mapped_column(String(20))
-    # uploaded → previewed → queued → running → done | failed
+    # uploaded → previewing (the worker reads the file) → previewed → queued → running → done | failed
     status: Mapped[str] = mapped_column(String(16), default="uploaded")
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     preview: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # counts
@@ -538,6 +601,12 @@ class Order(db.Model):
     shipped_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
     cancelled_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
     search_text: Mapped[str] = mapped_column(String(2000), default="")
+    # What the mall's order API (or webhook, CSV) said last: its own status text ("500 発送済"), its last-updated
+    # time (an older report changes nothing), and False for orders the mall fulfils from its own warehouse
+    # (Amazon FBA): shown, never allocating (tatenpo.orders.mall_orders).
+    mall_status: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    mall_updated_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    moves_stock: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
     store: Mapped[Store] = relationship()
@@ -576,3 +645,20 @@ class OrderLine(db.Model):
         CheckConstraint("quantity > 0", name="quantity"),
         CheckConstraint("stock in ('none', 'allocated', 'shipped', 'released', 'restocked')", name="stock"),
     )
+
+
+class WebhookDelivery(db.Model):
+    """A mall webhook already taken ("<topic>:<X-Shopify-Event-Id, else X-Shopify-Webhook-Id>"): Shopify delivers
+    repeats, and a repeat is answered without doing anything again. Kept for a retention period longer than
+    the mall's retry window (tatenpo.orders.shopify_webhooks.KEEP_DAYS)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    delivery_id: Mapped[str] = mapped_column(String(100))
+    topic: Mapped[str] = mapped_column(String(64), default="")
+    order_number: Mapped[str] = mapped_column(String(64), default="")
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+    __table_args__ = (UniqueConstraint("store_id", "delivery_id", name="uq_webhook_deliveries_store_delivery"),)

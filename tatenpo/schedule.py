@@ -15,7 +15,8 @@ from tatenpo.platform import config
 
 _config = config.load(config.instance_path())
 _interval = _config["SYNC_INTERVAL_SECONDS"]
-_tick = max(1, min(_interval, int(_config.get("SYNC_TICK_SECONDS", 30))))
+# The order API polls (ORDER_POLL_SECONDS) are queued by the same sweep: a shorter poll interval ticks it sooner.
+_tick = max(1, min(_interval, int(_config["ORDER_POLL_SECONDS"]), int(_config.get("SYNC_TICK_SECONDS", 30))))
 
 cron.register(
     jobs.sweep,
@@ -24,4 +25,15 @@ cron.register(
     job_timeout=jobs.sweep.spec.timeout,
     result_ttl=jobs.sweep.spec.result_ttl,
     name="sweep",
+)
+
+# Every day at 09:00 JST (rq cron reads cron strings in UTC): the expiring-credential reminders. A missed day only
+# delays a reminder: the next check sends the one due (tatenpo.setup.credential_reminders).
+cron.register(
+    jobs.remind_expiring_credentials,
+    queue_name="default",
+    cron="0 0 * * *",
+    job_timeout=jobs.remind_expiring_credentials.spec.timeout,
+    result_ttl=jobs.remind_expiring_credentials.spec.result_ttl,
+    name="remind_expiring_credentials",
 )

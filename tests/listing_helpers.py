@@ -1,20 +1,30 @@
-"""Shared steps for the listing-import tests: upload a file as the shop would, preview it, import it."""
+"""Shared steps for the listing-import tests: upload a file as the shop would, preview it, import it, and run
+the worker that previews and imports uploads from the pages."""
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
+from rq import SimpleWorker
 from sqlalchemy import select
 
 from tatenpo.listings import importer, uploads
 from tatenpo.models import ImportJob, Listing, Product, StockHistory
 from tatenpo.platform.extensions import db
+from tatenpo.platform.redis_conn import queue, redis
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "listings"
 
 
 def fixture(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
+
+
+def run_worker(app) -> None:
+    """A real RQ worker on the test Redis, in burst mode: runs what is queued on "imports" (previews and
+    imports) and stops."""
+    with app.app_context():
+        SimpleWorker([queue("imports")], connection=redis()).work(burst=True)
 
 
 def upload(store_id, *files, **options) -> int:

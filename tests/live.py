@@ -326,7 +326,7 @@ def _snapshot() -> dict:
                 for p in session.scalars(select(Product))}
     codes = {p.id: p.code for p in session.scalars(select(Product))}
     orders = [
-        {"store_id": o.store_id, "number": o.number, "status": o.status,
+        {"store_id": o.store_id, "number": o.number, "status": o.status, "sources": list(o.sources or []),
          "lines": [{"product": codes.get(l.product_id), "quantity": l.quantity, "stock": l.stock} for l in o.lines]}
         for o in session.scalars(select(Order).options(selectinload(Order.lines)).order_by(Order.id))
     ]

@@ -372,3 +372,32 @@ def test_shopify_products_export_in_todays_layout_reads_as_the_older_one(app, ma
     assert read["products-current"] == read["products"] and len(read["products"]) == 9
     assert read["products"][("TT-0002-M", "")][2] == sandbox.stock(remote["id"])[
         next((i["code"], i["variant"]) for i in sandbox.items(remote["id"]) if i["sku"] == "TT-0002-M")]
+
+
+def test_a_weekly_reimport_writes_the_stock_alone_and_a_renamed_listing_whole(app, make):
+    """Next week's file: new stock on every row (only mall_quantity and its time change, the rest stays as
+    stored) and one renamed item (its title and search text follow)."""
+    from tatenpo.models import Listing, search_key
+
+    store = make.store(mall="rakuten", auto_sync=False)
+    week = ("商品管理番号（商品URL）,商品番号,商品名,SKU管理番号,システム連携用SKU番号,バリエーション項目選択肢1,在庫数\r\n"
+            "tshirt,TS-001,㈱髙島屋コラボ Tシャツ①,,,,\r\n"
+            "tshirt,,,tshirt-red,TS-RED,赤,8\r\n"
+            "tshirt,,,tshirt-blue,,青,2\r\n"
+            'mug,MUG-1,"マグカップ, 特大",,,,3\r\n')
+    with app.app_context():
+        import_file(store.id, "rakuten-normal-item.csv")
+        listings = listings_of(store.id)
+        red, mug = listings[("tshirt", "tshirt-red")], listings[("mug", "normal-inventory")]
+        before = {row.id: (row.search_text, row.title, row.code, row.product_id, row.attributes,
+                           row.mall_quantity_at) for row in (red, mug)}
+        job = import_file(store.id, ("normal-item.csv", week.encode("cp932")))
+        assert job.status == "done", job.message
+        assert (job.result["updated"], job.result["unchanged"]) == (3, 0)
+        db.session.expire_all()
+        red, mug = db.session.get(Listing, red.id), db.session.get(Listing, mug.id)
+        assert red.mall_quantity == 8 and red.mall_quantity_at > before[red.id][5]
+        assert (red.search_text, red.title, red.code, red.product_id, red.attributes) == before[red.id][:5]
+        assert mug.title == "マグカップ, 特大" and mug.mall_quantity == 3
+        assert mug.search_text == search_key(mug.code, mug.item_code, mug.variant_code, mug.title)
+        assert "特大" in mug.search_text and mug.search_text != before[mug.id][0]

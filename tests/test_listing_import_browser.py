@@ -1,6 +1,7 @@
 """販売取込 in a real browser against a running installation (launcher: gunicorn, RQ worker, sandbox malls):
-download the sandbox mall's CSV, upload it, see the preview, try one item first, confirm, watch the htmx
-progress bar finish, and find the listings linked. No console or CSP errors on any page."""
+download the sandbox mall's CSV, upload it, see the preview the worker read (the page polls until it is
+ready), try one item first, confirm, watch the htmx progress bar finish, and find the listings linked. No
+console or CSP errors on any page."""
 from __future__ import annotations
 
 import re
@@ -11,6 +12,9 @@ from playwright.sync_api import expect
 from .browser.conftest import browser, live, log_in, page, set_up_admin  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
+
+# The worker reads the upload for the preview while the page polls (a busy machine takes seconds).
+PREVIEW_WAIT = 60_000
 
 
 def enter(page, live) -> None:  # noqa: F811
@@ -36,9 +40,10 @@ def test_import_a_sandbox_csv_one_item_first_then_all(page, live, tmp_path):  # 
     page.shot("upload")
     page.locator("main form button[type=submit]").first.click()
 
-    # The preview: format, encoding and counts; nothing saved yet.
+    # The preview, once the worker has read the file (the page reloads itself): format, encoding and counts;
+    # nothing saved yet.
     page.wait_for_url(re.compile(r"/imports/\d+$"))
-    expect(page.locator("dl.facts")).to_contain_text("楽天 normal-item.csv（SKU形式）")
+    expect(page.locator("dl.facts")).to_contain_text("楽天 normal-item.csv（SKU形式）", timeout=PREVIEW_WAIT)
     expect(page.locator("dl.facts")).to_contain_text("Shift_JIS (CP932)")
     expect(page.locator("dl.stats")).to_contain_text("新規の販売データ")
     page.shot("preview")
@@ -47,7 +52,7 @@ def test_import_a_sandbox_csv_one_item_first_then_all(page, live, tmp_path):  # 
     page.locator("input[name=scope][value=first]").check()
     page.locator("#first_items").fill("1")
     page.get_by_role("button", name="プレビューを更新").click()
-    expect(page.locator("dl.stats div").first.locator("dd")).to_have_text("1")
+    expect(page.locator("dl.stats div").first.locator("dd")).to_have_text("1", timeout=PREVIEW_WAIT)
     page.get_by_role("button", name="取り込む").click()
     # The progress bar polls until the worker is done; the page then shows the result.
     expect(page.locator("h1 .badge")).to_have_text("完了", timeout=60_000)
@@ -59,7 +64,7 @@ def test_import_a_sandbox_csv_one_item_first_then_all(page, live, tmp_path):  # 
     page.locator("#files").set_input_files(str(csv_path))
     page.locator("main form button[type=submit]").first.click()
     page.wait_for_url(re.compile(r"/imports/\d+$"))
-    page.get_by_role("button", name="取り込む").click()
+    page.get_by_role("button", name="取り込む").click(timeout=PREVIEW_WAIT)
     expect(page.locator("h1 .badge")).to_have_text("完了", timeout=60_000)
     page.shot("all-done")
 
@@ -81,7 +86,7 @@ def test_a_bad_file_shows_its_errors_and_the_report_downloads(page, live, tmp_pa
     page.locator("main form button[type=submit]").first.click()
     page.wait_for_url(re.compile(r"/imports/\d+$"))
     errors = page.locator("table.errors")
-    expect(errors).to_contain_text("在庫数はマイナスにできません（-4）")
+    expect(errors).to_contain_text("在庫数はマイナスにできません（-4）", timeout=PREVIEW_WAIT)
     expect(errors).to_contain_text("「多い」は整数ではありません")
     expect(page.get_by_role("button", name="取り込む")).to_be_disabled()
     page.shot("errors")

@@ -1,30 +1,29 @@
-"""販売取込 in the browser's terms: upload → preview → confirm → RQ job with a progress bar → result; the
-history, the error report, the column mapping, and the 未紐付け list."""
+"""販売取込 in the browser's terms: upload (the request only stores the file) → the preview, read by the worker
+behind a progress bar → confirm → RQ job with a progress bar → result; the history, the error report, the
+column mapping, and the 未紐付け list."""
 from __future__ import annotations
 
 import io
 
-from rq import SimpleWorker
 from sqlalchemy import select
 
 from tatenpo.models import ImportJob, Listing, Store, SyncEntry
 from tatenpo.platform.extensions import db
 from tatenpo.platform.redis_conn import queue, redis
 
-from .listing_helpers import fixture, listings_of, product, snapshot
+from .listing_helpers import fixture, listings_of, product, run_worker, snapshot
 
 
-def run_worker(app) -> None:
-    """A real RQ worker on the test Redis, in burst mode: runs what is queued on "imports" and stops."""
-    with app.app_context():
-        SimpleWorker([queue("imports")], connection=redis()).work(burst=True)
-
-
-def upload(client, store_id, *names, **fields):
+def upload(client, store_id, *names, preview=True, **fields):
+    """Post the upload form; with `preview`, then let the worker read the file (as it does behind the page's
+    progress bar)."""
     data = {"store_id": str(store_id), "files": [(io.BytesIO(fixture(n) if isinstance(n, str) else n[1]),
                                                   n if isinstance(n, str) else n[0]) for n in names]}
     data.update(fields)
-    return client.post("/imports", data=data, content_type="multipart/form-data")
+    response = client.post("/imports", data=data, content_type="multipart/form-data")
+    if preview:
+        run_worker(client.application)
+    return response
 
 
 def latest_job(app) -> ImportJob:
@@ -72,6 +71,7 @@ def test_trying_one_item_first_from_the_preview(app, client, auth, make):
     upload(client, store.id, "rakuten-normal-item.csv", create_products="y")
     job = latest_job(app)
     client.post(f"/imports/{job.id}/options", data={"scope": "first", "first_items": "1", "create_products": "y"})
+    run_worker(app)
     with app.app_context():
         assert db.session.get(ImportJob, job.id).preview["counts"]["new"] == 2
     client.post(f"/imports/{job.id}/confirm")
@@ -135,6 +135,7 @@ def test_unknown_csv_can_be_mapped_once_and_is_remembered(app, client, auth, mak
     assert job.status == "failed" and "管理コード" in page  # the file's headers offered in the mapping form
     client.post(f"/imports/{job.id}/mapping", data={"item_code": "管理コード", "variant_code": "枝番", "code": "",
                                                     "title": "品名", "quantity": "在庫"})
+    run_worker(app)
     with app.app_context():
         assert db.session.get(ImportJob, job.id).status == "previewed"
         assert db.session.get(Store, store.id).settings["generic_csv"]["item_code"] == "管理コード"
@@ -237,3 +238,132 @@ def test_an_import_whose_background_job_vanished_is_shown_as_failed(app, client,
     with app.app_context():
         assert db.session.get(ImportJob, job.id).status == "failed"
         assert db.session.scalar(select(Listing)) is None
+
+
+def test_the_upload_request_only_stores_the_file_and_the_worker_previews_it(app, client, auth, make):
+    from pathlib import Path
+
+    from tatenpo.listings import progress
+
+    auth.login()
+    store = make.store(mall="rakuten", name="楽天本店")
+    response = upload(client, store.id, "rakuten-normal-item.csv", create_products="y", preview=False)
+    assert response.status_code == 302
+    job = latest_job(app)
+    # Nothing was read in the request: the file is stored, the preview queued, nothing staged or counted.
+    assert job.status == "previewing" and job.preview == {} and job.format is None and job.total_rows == 0
+    assert Path(job.stored_path).exists()
+    assert not (Path(job.stored_path).parent / "records.marshal").exists()
+    with app.app_context():
+        assert queue("imports").get_job_ids() == [job.rq_job_id]
+    page = client.get(f"/imports/{job.id}").get_data(as_text=True)
+    assert "プレビューのためにファイルを読み込んでいます" in page
+    assert 'hx-get="/imports/%d/progress"' % job.id in page
+    assert f"/imports/{job.id}/confirm" not in page and "新規の販売データ" not in page
+    # No worker takes the queue yet: the page says so instead of spinning without a word.
+    assert "キュー「imports」" in page
+    polled = client.get(f"/imports/{job.id}/progress")
+    assert polled.status_code == 200
+    # While the worker reads: the share of the file read and the time left.
+    with app.app_context():
+        progress.Reporter(job.id)(progress.PREVIEW, 450, 1000)
+    assert "— 45%" in client.get(f"/imports/{job.id}/progress").get_data(as_text=True)
+    run_worker(app)
+    polled = client.get(f"/imports/{job.id}/progress")
+    assert polled.status_code == 286 and polled.headers["HX-Refresh"] == "true"  # the page reloads to the preview
+    page = client.get(f"/imports/{job.id}").get_data(as_text=True)
+    assert "Shift_JIS (CP932)" in page and "新規の販売データ" in page and f"/imports/{job.id}/confirm" in page
+    previewed = latest_job(app)
+    assert previewed.status == "previewed" and previewed.preview["counts"]["new"] == 4
+    assert (Path(previewed.stored_path).parent / "records.marshal").exists()
+    with app.app_context():
+        assert db.session.scalar(select(Listing)) is None
+    client.post(f"/imports/{job.id}/confirm")
+    run_worker(app)
+    with app.app_context():
+        assert len(listings_of(store.id)) == 4
+
+
+def test_a_file_the_worker_refuses_is_shown_with_its_reason_and_nothing_is_imported(app, client, auth, make):
+    auth.login()
+    store = make.store(mall="rakuten")
+    make.listing(store, item_code="mug", variant_code="normal-inventory", code="mug", title="マグ")
+    with app.app_context():
+        before = snapshot()
+    response = upload(client, store.id, ("items.xlsx", b"PK\x03\x04" + b"\x00" * 200), preview=False)
+    assert response.status_code == 302
+    job = latest_job(app)
+    assert job.status == "previewing"
+    run_worker(app)
+    polled = client.get(f"/imports/{job.id}/progress")
+    assert polled.status_code == 286
+    page = client.get(f"/imports/{job.id}").get_data(as_text=True)
+    assert "Excel" in page and "CSV" in page and "失敗" in page
+    assert f"/imports/{job.id}/confirm" not in page
+    with app.app_context():
+        refused = db.session.get(ImportJob, job.id)
+        assert refused.status == "failed" and "Excel" in refused.message
+        assert snapshot() == before
+    # Confirming it anyway does nothing.
+    client.post(f"/imports/{job.id}/confirm")
+    with app.app_context():
+        assert db.session.get(ImportJob, job.id).status == "failed" and snapshot() == before
+
+
+def test_a_preview_whose_background_job_vanished_is_shown_as_failed(app, client, auth, make):
+    from rq.job import Job
+
+    auth.login()
+    store = make.store(mall="rakuten")
+    upload(client, store.id, "rakuten-normal-item.csv", preview=False)
+    job = latest_job(app)
+    with app.app_context():
+        Job.fetch(job.rq_job_id, connection=redis()).delete()  # a worker took it and died; Redis lost the job
+    polled = client.get(f"/imports/{job.id}/progress")
+    assert polled.status_code == 286
+    assert "プレビューが途中で止まりました" in polled.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(ImportJob, job.id).status == "failed"
+        assert db.session.scalar(select(Listing)) is None
+
+
+def test_changing_the_options_previews_again_in_the_worker(app, client, auth, make):
+    auth.login()
+    store = make.store(mall="rakuten")
+    upload(client, store.id, "rakuten-normal-item.csv", create_products="y")
+    job = latest_job(app)
+    client.post(f"/imports/{job.id}/options", data={"scope": "first", "first_items": "1", "create_products": "y"})
+    waiting = latest_job(app)
+    assert waiting.status == "previewing" and waiting.preview == {} and waiting.rq_job_id != job.rq_job_id
+    # Not confirmable until the worker has read the file again.
+    client.post(f"/imports/{job.id}/confirm")
+    assert latest_job(app).status == "previewing"
+    run_worker(app)
+    assert latest_job(app).preview["counts"]["new"] == 2
+
+
+def test_a_preview_that_cannot_be_queued_says_so_and_keeps_the_previous_preview(app, client, auth, make):
+    auth.login()
+    store = make.store(mall="rakuten")
+    working = app.config["REDIS_URL"]
+    app.config["REDIS_URL"] = "unix:///nonexistent/tatenpo-redis.sock"  # Redis is down
+    try:
+        response = upload(client, store.id, "rakuten-normal-item.csv", preview=False)
+    finally:
+        app.config["REDIS_URL"] = working
+    assert response.status_code == 302
+    job = latest_job(app)
+    assert job.status == "failed" and "ジョブキューに接続できません" in job.message
+    assert "ジョブキューに接続できません" in client.get(f"/imports/{job.id}").get_data(as_text=True)
+    # A preview of a file already previewed: Redis down again, the shop keeps what it saw.
+    upload(client, store.id, "rakuten-normal-item.csv", create_products="y")
+    job = latest_job(app)
+    app.config["REDIS_URL"] = "unix:///nonexistent/tatenpo-redis.sock"
+    try:
+        page = client.post(f"/imports/{job.id}/options", data={"scope": "first", "first_items": "1",
+                                                                "create_products": "y"}, follow_redirects=True)
+    finally:
+        app.config["REDIS_URL"] = working
+    assert "ジョブキューに接続できません" in page.get_data(as_text=True)
+    kept = latest_job(app)
+    assert kept.status == "previewed" and kept.preview["counts"]["new"] == 4

@@ -9,6 +9,13 @@ waiting a fixed time — the test proves:
 - Tatenpo holds exactly the purchases the malls accepted: none lost, none twice;
 - no listing is held or flagged for an unexplained decrease (no push erased a sale).
 
+Two of the SKUs are セット商品 (tatenpo.stock.sets), made with `sets import` from SKUs sold alone too: a pack of
+three of the first SKU, and a gift of the first and two of the second — so one part is shared by both sets and
+sold alone. Their buyers buy them like any item; every set listing on every mall must end at the set's
+販売可能数 (the fewest whole sets its parts allow), and each part's 在庫数 and 引当数 must account for the sets'
+units exactly (a set's order moves its parts, quantity × each part's, once), so that no part is sold through a
+set beyond what Tatenpo recorded.
+
 It prints the units the malls sold while Tatenpo's 販売可能数 was already ≤ 0 (売り越し). Definition: replay each
 product's 在庫履歴 in the order it was written (a product's rows are written under its row lock, so id order is
 the order of the changes); an order row whose booking pushed the negative part of 販売可能数 (max(0, −sellable))
@@ -46,6 +53,27 @@ LOAD_SECONDS = 60.0
 RESTOCKS = 20
 SHIPMENTS = 30
 SETTLE_SECONDS = 120  # pushes held for an order mail are rechecked every 20 s
+
+
+def set_plan(codes: list[str]) -> dict[str, list[tuple[str, int]]]:
+    """The sets made of the catalog (set code → its parts): the last two SKUs become a pack of three of the
+    first, and a gift of the first and two of the second."""
+    return {codes[-2]: [(codes[0], 3)], codes[-1]: [(codes[0], 1), (codes[1], 2)]}
+
+
+def make_sets(shop: LiveShop, sets: dict[str, list[tuple[str, int]]]) -> None:
+    """As a shop would from the shell: the future sets' own stock to 0 (a set holds none), then セット商品CSV."""
+    for code in sets:
+        shop.live.flask("stock", "set", code, "0")
+    csv = shop.live.folder / "sets.csv"
+    csv.write_text("セット商品コード,構成商品コード,数量\n" + "".join(
+        f"{code},{part},{quantity}\n" for code, parts in sets.items() for part, quantity in parts), encoding="utf-8")
+    shop.live.flask("sets", "import", str(csv))
+
+
+def in_parts(code: str, quantity: int, sets: dict[str, list[tuple[str, int]]]) -> list[tuple[str, int]]:
+    """What `quantity` units of `code` take from stock: the parts of a set (× each part's quantity), else itself."""
+    return [(part, quantity * each) for part, each in sets[code]] if code in sets else [(code, quantity)]
 
 
 def wait_until(condition, seconds: float, what: str, describe=lambda: ""):
@@ -110,13 +138,16 @@ def test_two_hundred_purchases_on_four_malls_end_with_every_mall_showing_tatenpo
 
 def _run(shop: LiveShop, console: AppConsole, rng: random.Random) -> None:
     codes = shop.codes
+    sets = set_plan(codes)
+    make_sets(shop, sets)
+    ordinary = [code for code in codes if code not in sets]
     # Before the load: the first push has brought every mall to Tatenpo's count.
     wait_until(lambda: settled(shop, console, 0), SETTLE_SECONDS, "the first push to every mall",
                lambda: "\n".join(shop.mismatches(sellable(console("snapshot")))))
 
     # The plan, all from the seed: purchases, then the shop's restocks and the orders it ships.
     purchases = [(rng.choice(MALLS), rng.choice(codes), rng.randint(1, 2)) for _ in range(PURCHASES)]
-    restocks = [(rng.choice(codes), rng.randint(3, 8)) for _ in range(RESTOCKS)]
+    restocks = [(rng.choice(ordinary), rng.randint(3, 8)) for _ in range(RESTOCKS)]  # a set has no stock
     ship_picks = [rng.random() for _ in range(SHIPMENTS)]
 
     accepted: list[tuple[str, str, str, int]] = []  # (mall, order number, product code, quantity)
@@ -159,7 +190,8 @@ def _run(shop: LiveShop, console: AppConsole, rng: random.Random) -> None:
             now = console("snapshot")
             received = sorted(
                 (o["store_id"], o["number"]) for o in now["orders"] if o["status"] == "received"
-                and all(now["products"][l["product"]]["on_hand"] >= l["quantity"] for l in o["lines"]))
+                and all(now["products"][part]["on_hand"] >= units for line in o["lines"]
+                        for part, units in in_parts(line["product"], line["quantity"], sets)))
             if not received:
                 continue
             store_id, number = received[int(ship_picks[i] * len(received))]
@@ -194,17 +226,25 @@ def _run(shop: LiveShop, console: AppConsole, rng: random.Random) -> None:
 
     # The stock figures, from what the test itself did: restocked, shipped, and accepted purchases.
     by_number = {(mall, number): (code, quantity) for mall, number, code, quantity in accepted}
+    # A set's units are its parts' (× each part's quantity): the set itself holds nothing, ever.
     shipped = Counter()
     for store_id, number in shipped_orders:
         code, quantity = by_number[(shop.mall_of(store_id), number)]
-        shipped[code] += quantity
+        for part, units in in_parts(code, quantity, sets):
+            shipped[part] += units
     sold = Counter()
     for _mall, _number, code, quantity in accepted:
-        sold[code] += quantity
-    for code in codes:
+        for part, units in in_parts(code, quantity, sets):
+            sold[part] += units
+    for code in ordinary:
         product = snapshot["products"][code]
         assert product["on_hand"] == START + restocked[code] - shipped[code], (code, product)
         assert product["allocated"] == sold[code] - shipped[code], (code, product)
+    for code, parts in sets.items():
+        product = snapshot["products"][code]
+        assert (product["on_hand"], product["allocated"]) == (0, 0), (code, product)
+        assert product["sellable"] == min(snapshot["products"][part]["sellable"] // each for part, each in parts)
+    assert sum(quantity for _m, _n, code, quantity in accepted if code in sets), "no set was bought: no test"
 
     # Every mall shows Tatenpo's 販売可能数 (settled() waited for it; said again here as the claim).
     assert shop.mismatches(sellable(snapshot)) == []
@@ -212,10 +252,14 @@ def _run(shop: LiveShop, console: AppConsole, rng: random.Random) -> None:
     assert snapshot["held"] == 0 and snapshot["flagged"] == []
 
     units = sum(quantity for *_rest, quantity in accepted)
+    set_units = Counter()
+    for _mall, _number, code, quantity in accepted:
+        if code in sets:
+            set_units[code] += quantity
     print(f"\nsimulation: {len(accepted)} purchases accepted ({units} units) over {load_seconds:.0f} s, "
           f"{sum(refused.values())} refused by a mall at 0 ({dict(refused)}); "
           f"{len(shipped_orders)} orders shipped, {sum(restocked.values())} units restocked; "
-          f"settled {settle_seconds:.1f} s after the load")
+          f"settled {settle_seconds:.1f} s after the load; sets sold {dict(set_units)}")
     print(f"simulation: units sold on a mall while Tatenpo's 販売可能数 was already ≤ 0 (売り越し): "
           f"{oversold_units(snapshot['history'])}; products below 0 at the end: "
           f"{sorted(c for c, p in snapshot['products'].items() if p['sellable'] < 0)}")

@@ -24,7 +24,7 @@ def _expected(endpoint: str) -> set[str]:
     area = endpoint.split(".")[0]
     if area == "auth":
         return set(ROLES)
-    if area in ("settings", "users"):
+    if area in ("settings", "users", "authorize", "order_routes"):  # stores, their credentials and routes
         return {"admin"}
     if endpoint in ("support.complete", "support.return_"):
         return {"support"}

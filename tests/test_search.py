@@ -2,12 +2,19 @@
 and case, and takes % and _ as the characters they are — on SQLite and on PostgreSQL alike."""
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import select
+import os
+import subprocess
+import sys
+from pathlib import Path
 
-from tatenpo.models import Listing, Product
+import pytest
+from sqlalchemy import create_engine, select, text
+
+from tatenpo.models import Listing, Product, search_key
 from tatenpo.platform.extensions import db
 from tatenpo.stock.search import matches
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -43,3 +50,118 @@ def test_listings_are_found_by_title_and_codes(app, catalogue):
     with app.app_context():
         for typed in ("シャツ①", "sku-red", "TSHIRT"):
             assert db.session.scalars(select(Listing.code).where(matches(Listing.search_text, typed))).all() == ["SKU-RED"]
+
+
+# The 商品・在庫 page: a text in few products is looked up in the trigram index (SQLite's FTS5 table; on
+# PostgreSQL the planner's choice), a text in many is tested row by row in the page's order. Both give the
+# same rows.
+SHOP = [("BENCH-000001", "テスト商品 1"), ("BENCH-000002", "りんごジュース 2"), ("BENCH-099999", "Ｔシャツ 赤"),
+        ("MUG-10", "マグカップ 白"), ("TOWEL-1", "ﾀｵﾙ ﾃｽﾄ用")]
+
+
+@pytest.fixture
+def shop(app, make):
+    for code, name in SHOP:
+        make.product(code=code, name=name)
+
+
+def _codes_on_page(client, typed: str) -> list[str]:
+    page = client.get("/products", query_string={"q": typed}).get_data(as_text=True)
+    return [code for code, _name in SHOP if f">{code}<" in page]
+
+
+@pytest.mark.parametrize("typed, codes", [
+    ("BENCH-099999", ["BENCH-099999"]),  # one exact code
+    ("bench-0999", ["BENCH-099999"]),  # its beginning, in lower case
+    ("99999", ["BENCH-099999"]),  # a part inside it
+    ("bench", ["BENCH-000001", "BENCH-000002", "BENCH-099999"]),
+    ("カップ", ["MUG-10"]),  # Japanese text inside a name
+    ("ﾃｽﾄ", ["BENCH-000001", "TOWEL-1"]),  # half-width katakana, full-width in one name and half in the other
+    ("ｔシャツ", ["BENCH-099999"]),
+    ("白", ["MUG-10"]),  # one character: no trigram, tested row by row
+    ("g-1", ["MUG-10"]),
+    ("どこにもない", []),  # found nowhere
+])
+def test_the_stock_page_finds_codes_prefixes_and_words_by_the_index(app, client, auth, shop, typed, codes):
+    from tatenpo.stock.search import FEW, MANY, plan
+
+    auth.login()
+    assert _codes_on_page(client, typed) == codes
+    with app.app_context():
+        expected = FEW if db.engine.dialect.name == "sqlite" and len(typed) >= 3 else MANY
+        assert plan(typed, db.session.connection()) == expected
+
+
+def test_without_the_index_the_page_finds_the_same_rows_row_by_row(app, client, auth, shop):
+    from tatenpo.stock.search import MANY, PRODUCTS_FTS, plan
+
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":  # as on a database the migration has not reached yet
+            db.session.execute(text(f"DROP TABLE {PRODUCTS_FTS}"))
+            db.session.commit()
+        assert plan("BENCH-099999", db.session.connection()) == MANY
+    auth.login()
+    assert _codes_on_page(client, "BENCH-099999") == ["BENCH-099999"]
+    assert _codes_on_page(client, "ﾃｽﾄ") == ["BENCH-000001", "TOWEL-1"]
+    assert _codes_on_page(client, "どこにもない") == []
+
+
+def test_a_common_word_is_tested_row_by_row_and_a_rare_one_looked_up(app, client, auth):
+    from tatenpo.stock.search import FEW, FEW_ROWS, MANY, plan
+
+    with app.app_context():
+        db.session.execute(Product.__table__.insert(), [
+            {"code": f"C{i:05d}", "name": "テスト", "on_hand": 1, "allocated": 0, "stock_managed": True, "version": 0,
+             "search_text": search_key(f"C{i:05d}", "テスト")} for i in range(FEW_ROWS + 1)])
+        db.session.commit()
+        if db.engine.dialect.name == "sqlite":
+            assert plan("ﾃｽﾄ", db.session.connection()) == MANY
+            assert plan("c00042", db.session.connection()) == FEW
+    auth.login()
+    common = client.get("/products?q=ﾃｽﾄ").get_data(as_text=True)
+    assert "（2,000件以上）" in common and ">C00000<" in common
+    rare = client.get("/products?q=c00042").get_data(as_text=True)
+    assert "1件中 1–1件" in rare and ">C00042<" in rare
+
+
+def test_the_index_follows_new_renamed_and_deleted_products(app, client, auth, make):
+    kept = make.product(code="KEEP-1", name="古い名前")
+    gone = make.product(code="GONE-1", name="消える商品")
+    with app.app_context():
+        product = db.session.get(Product, kept.id)
+        product.name = "新しい名前"
+        product.refresh_search_text()
+        db.session.delete(db.session.get(Product, gone.id))
+        db.session.commit()
+    make.product(code="NEW-1", name="届いた商品")
+    auth.login()
+    assert ">KEEP-1<" in client.get("/products?q=新しい名前").get_data(as_text=True)
+    assert ">KEEP-1<" not in client.get("/products?q=古い名前").get_data(as_text=True)
+    assert ">GONE-1<" not in client.get("/products?q=消える商品").get_data(as_text=True)
+    assert ">NEW-1<" in client.get("/products?q=届いた商品").get_data(as_text=True)
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="SQLite's FTS5 table (PostgreSQL: pg_trgm)")
+def test_the_migration_indexes_the_products_already_there(tmp_path):
+    from tatenpo.stock.search import PRODUCTS_FTS
+
+    url = "sqlite:///" + str(tmp_path / "old.db")
+    env = dict(os.environ, DATABASE_URL=url, TATENPO_INSTANCE=str(tmp_path))
+
+    def flask(*args):
+        done = subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+
+    flask("db", "upgrade", "0b5c6d7e8f90")  # the revision before the index
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO products (code, name, on_hand, allocated, stock_managed, version, search_text, created_at, "
+            "updated_at) VALUES ('OLD-1', 'ﾃｽﾄ', 0, 0, 1, 0, :text, '2026-01-01', '2026-01-01')"),
+            {"text": search_key("OLD-1", "ﾃｽﾄ")})
+    flask("db", "upgrade")
+    with engine.connect() as connection:
+        found = connection.execute(text(f"SELECT rowid FROM {PRODUCTS_FTS} WHERE {PRODUCTS_FTS} MATCH '\"テスト\"'"))
+        assert found.scalars().all() == [1]
+    engine.dispose()

@@ -178,7 +178,9 @@ def test_a_new_sandbox_store_can_be_created_from_the_form(client, staff, app, sa
         "name": "お試しShopify", "auto_sync": "on", "safety_stock": "0", "sandbox_store": "new"})
     assert response.status_code == 302
     store, secrets = stored(app, only_store(app))
-    assert store.endpoint.startswith(sandbox.url + "/shopify/") and set(secrets) == {"shop", "access_token"}
+    # The sandbox store's whole app: its token, and its client ID and secret (the 認可 button's, sandbox/oauth.py).
+    assert store.endpoint.startswith(sandbox.url + "/shopify/") and set(secrets) == {"shop", "access_token", "client_id",
+                                                                                       "client_secret"}
     check = client.post(f"/settings/stores/{store.id}/test", headers={"HX-Request": "true"})
     assert "✓ 接続OK" in check.get_data(as_text=True)
 
@@ -395,3 +397,129 @@ def test_plain_ftp_to_the_real_mall_needs_the_operators_consent(app):
     app.config["ALLOW_PLAIN_FTP"] = True
     with app.app_context():
         assert endpoints.check("rakuten-ftp", "ftp://upload.rakuten.ne.jp:21")
+
+
+# --- 資格情報の有効期限 (issue 13) ---------------------------------------------------------------------------------
+
+def _dates(app, store_id):
+    with app.app_context():
+        store = db.session.get(Store, store_id)
+        return store.credentials_renewed_at, store.credentials_expire_at, store.credentials_reminded_days
+
+
+def test_a_store_from_before_the_dates_shows_its_expiry_as_not_registered(client, staff, app, make):
+    store = make.store(mall="rakuten", name="既存の楽天店", secrets={"service_secret": "s", "license_key": "k"})
+    assert "有効期限: 未登録" in client.get("/settings/stores").get_data(as_text=True)
+    edit = client.get(f"/settings/stores/{store.id}").get_data(as_text=True)
+    assert "有効期限: 未登録" in edit and 'id="credentials_expire_on"' in edit
+    assert _dates(app, store.id) == (None, None, None)  # nothing invented
+
+
+def test_a_new_licence_key_records_its_renewal_and_the_90_day_expiry(client, staff, app, make):
+    from datetime import timedelta
+
+    from tatenpo.models import utcnow
+
+    store = make.store(mall="rakuten", name="楽天店", secrets={"service_secret": "s", "license_key": "old"})
+    before = utcnow()
+    response = client.post(f"/settings/stores/{store.id}", data={
+        "name": "楽天店", "auto_sync": "on", "safety_stock": "0", "cred_license_key": "new-key",
+        "credentials_expire_on": ""})
+    assert response.status_code == 302
+    renewed, expires, reminded = _dates(app, store.id)
+    assert before <= renewed <= utcnow() and expires == renewed + timedelta(days=90) and reminded is None
+
+
+def test_the_expiry_date_the_mall_shows_is_taken_with_the_new_key(client, staff, app, make):
+    from datetime import date, timedelta
+
+    from tatenpo.setup import credential_dates
+
+    store = make.store(mall="rakuten", name="楽天店", secrets={"service_secret": "s", "license_key": "old"})
+    day = credential_dates.today() + timedelta(days=60)
+    client.post(f"/settings/stores/{store.id}", data={
+        "name": "楽天店", "auto_sync": "on", "safety_stock": "0", "cred_license_key": "new-key",
+        "credentials_expire_on": day.isoformat()})
+    renewed, expires, _reminded = _dates(app, store.id)
+    assert renewed is not None and expires == credential_dates.end_of_day(day)
+    with app.app_context():
+        assert credential_dates.expiry_day(db.session.get(Store, store.id)) == day
+    assert isinstance(day, date)
+
+
+def test_correcting_only_the_date_keeps_the_renewal_and_restarts_the_reminders(client, staff, app, make):
+    from datetime import timedelta
+
+    from tatenpo.models import utcnow
+    from tatenpo.setup import credential_dates
+
+    renewed_at = utcnow() - timedelta(days=80)
+    store = make.store(mall="rakuten", name="楽天店", secrets={"service_secret": "s", "license_key": "k"},
+                       credentials_renewed_at=renewed_at, credentials_expire_at=renewed_at + timedelta(days=90),
+                       credentials_reminded_days=14)
+    edit = client.get(f"/settings/stores/{store.id}").get_data(as_text=True)
+    with app.app_context():
+        shown = credential_dates.expiry_day(db.session.get(Store, store.id))
+    assert f'value="{shown.isoformat()}"' in edit  # the form starts with the stored date
+    # Saving something else with the date as it was changes no date.
+    client.post(f"/settings/stores/{store.id}", data={
+        "name": "楽天店（本店）", "auto_sync": "on", "safety_stock": "0", "credentials_expire_on": shown.isoformat()})
+    assert _dates(app, store.id) == (renewed_at, renewed_at + timedelta(days=90), 14)
+    corrected = shown + timedelta(days=20)
+    client.post(f"/settings/stores/{store.id}", data={
+        "name": "楽天店（本店）", "auto_sync": "on", "safety_stock": "0", "credentials_expire_on": corrected.isoformat()})
+    assert _dates(app, store.id) == (renewed_at, credential_dates.end_of_day(corrected), None)
+
+
+@pytest.mark.parametrize("typed, message", [
+    ("来月", "YYYY-MM-DD の形式で入力してください"),
+    ("2020-01-01", "過去の日付です"),
+    ("2099-01-01", "3年以内の日付を入力してください"),
+])
+def test_a_bad_expiry_date_is_explained_and_nothing_is_saved(client, staff, app, make, typed, message):
+    store = make.store(mall="rakuten", name="楽天店", secrets={"service_secret": "s", "license_key": "old"})
+    response = client.post(f"/settings/stores/{store.id}", data={
+        "name": "名前を変えた", "auto_sync": "on", "safety_stock": "0", "cred_license_key": "new-key",
+        "credentials_expire_on": typed})
+    assert response.status_code == 400 and message in response.get_data(as_text=True)
+    saved, secrets = stored(app, store.id)
+    assert saved.name == "楽天店" and secrets["license_key"] == "old"
+    assert _dates(app, store.id) == (None, None, None)
+
+
+def test_the_new_store_form_starts_with_the_rules_date_and_saving_records_it(client, staff, app):
+    from datetime import timedelta
+
+    from tatenpo.setup import credential_dates
+
+    page = client.get("/settings/stores/new/yahoo").get_data(as_text=True)
+    rule_day = credential_dates.today() + timedelta(days=28)
+    assert f'value="{rule_day.isoformat()}"' in page and "有効期間は28日です" in page
+    assert 'id="credentials_expire_on"' not in client.get("/settings/stores/new/shopify").get_data(as_text=True)
+    client.post("/settings/stores/new/yahoo", data={
+        "name": "Yahoo店", "auto_sync": "off", "safety_stock": "0", "cred_seller_id": "snbx-1",
+        "cred_client_id": "c", "cred_client_secret": "s", "cred_refresh_token": "r",
+        "credentials_expire_on": rule_day.isoformat()})
+    renewed, expires, _ = _dates(app, only_store(app))
+    assert renewed is not None and credential_dates.expiry_day(Store(credentials_expire_at=expires)) == rule_day
+
+
+def test_a_store_without_the_expiring_credential_gets_no_date(client, staff, app):
+    # An access token alone (no refresh token): nothing the 4-week rule applies to, even with the form's date.
+    from datetime import timedelta
+
+    from tatenpo.setup import credential_dates
+
+    client.post("/settings/stores/new/yahoo", data={
+        "name": "Yahoo店", "auto_sync": "off", "safety_stock": "0", "cred_seller_id": "snbx-1",
+        "cred_access_token": "t", "credentials_expire_on": (credential_dates.today() + timedelta(days=28)).isoformat()})
+    assert _dates(app, only_store(app)) == (None, None, None)
+
+
+def test_a_shopify_token_is_recorded_as_renewed_and_never_expires(client, staff, app):
+    client.post("/settings/stores/new/shopify", data={
+        "name": "Shopify店", "auto_sync": "off", "safety_stock": "0", "cred_shop": "my-shop",
+        "cred_access_token": "shpat_x"})
+    renewed, expires, _ = _dates(app, only_store(app))
+    assert renewed is not None and expires is None
+    assert "期限なし" in client.get("/settings/stores").get_data(as_text=True)

@@ -15,6 +15,8 @@ from tatenpo.platform.extensions import db
 from tatenpo.platform.redis_conn import queue, redis
 from tatenpo.stock import stock_csv
 
+from .listing_helpers import run_worker
+
 
 def rows_of(data: bytes, encoding: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(data.decode(encoding), newline="")))
@@ -141,9 +143,16 @@ def test_stock_page_exports_and_imports_through_the_worker(app, client, auth, ma
                            content_type="multipart/form-data")
     assert response.status_code == 302
     job_url = response.headers["Location"]
+    job_id = int(job_url.rstrip("/").split("/")[-1])
+    # The request only stored the file: the worker reads it while the page shows the progress bar.
+    with app.app_context():
+        assert db.session.get(ImportJob, job_id).status == "previewing"
+    waiting = client.get(job_url).get_data(as_text=True)
+    assert "プレビューのためにファイルを読み込んでいます" in waiting and "在庫数が変わる商品" not in waiting
+    run_worker(app)
+    assert client.get(f"/imports/{job_id}/progress").status_code == 286
     preview = client.get(job_url).get_data(as_text=True)
     assert "在庫数が変わる商品" in preview and "25" in preview
-    job_id = int(job_url.rstrip("/").split("/")[-1])
     client.post(f"/imports/{job_id}/confirm")
     with app.app_context():
         SimpleWorker([queue("imports")], connection=redis()).work(burst=True)
@@ -220,12 +229,16 @@ def test_a_refused_upload_leaves_no_folder_and_a_huge_number_is_a_row_error(app,
     auth.login()
     before = _upload_folders(app)
     refused = client.post("/imports/stock", data={"files": [(io.BytesIO("コード,数\r\nA,1\r\n".encode("cp932")), "x.csv")]},
-                          content_type="multipart/form-data", follow_redirects=True)
-    assert refused.status_code == 200 and "「商品コード」の列がありません" in refused.get_data(as_text=True)
+                          content_type="multipart/form-data")
+    run_worker(app)  # the worker reads the file and refuses it
+    page = client.get(refused.headers["Location"])
+    assert page.status_code == 200 and "「商品コード」の列がありません" in page.get_data(as_text=True)
     assert _upload_folders(app) == before
     huge = ("商品コード,在庫数\r\nTT-0004," + "9" * 5000 + "\r\n").encode("cp932")
     response = client.post("/imports/stock", data={"files": [(io.BytesIO(huge), "huge.csv")]},
-                           content_type="multipart/form-data", follow_redirects=True)
-    assert response.status_code == 200 and "超えて" in response.get_data(as_text=True)
+                           content_type="multipart/form-data")
+    run_worker(app)
+    page = client.get(response.headers["Location"])
+    assert page.status_code == 200 and "超えて" in page.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(select(Product.on_hand).where(Product.code == "TT-0004")) == 10

@@ -2,7 +2,7 @@
 (htmx edit-row) with errors inline, bulk edit all-or-nothing, and the product page."""
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 
 from tatenpo.models import Product, StockChangeKind, StockHistory, SyncEntry
 from tatenpo.platform.extensions import db
@@ -65,6 +65,51 @@ def test_filters_by_store_link_and_sync_state(client, auth, make):
     make.attempt(yahoo, listing, ok=False, quantity=3, message="ログインに失敗しました", hint="login")
     failed = client.get("/products?state=failed").get_data(as_text=True)
     assert "Y-1" in failed and "R-1" not in failed and "ログインに失敗しました" in failed
+
+
+
+def test_the_failed_filter_reads_few_failures_by_id_and_many_by_the_history(client, auth, make, monkeypatch):
+    # stock.table.failed_products: up to FEW_FAILED_ROWS the ✗ products are read once and passed by id; above
+    # it the page falls back to the history subquery. Both must show the same products, store filter and all.
+    from tatenpo.stock import table
+
+    rakuten = make.store(mall="rakuten", name="楽天店")
+    yahoo = make.store(mall="yahoo", name="ヤフー店")
+    for code, store in (("F-1", rakuten), ("F-2", rakuten), ("F-3", yahoo), ("FIXED-1", rakuten), ("OK-1", rakuten)):
+        listing = make.listing(store, make.product(code=code))
+        if code != "OK-1":
+            make.attempt(store, listing, ok=False, message=f"{code} に失敗")
+        if code == "FIXED-1":
+            make.attempt(store, listing, ok=True)  # failed once, pushed since: not ✗
+    auth.login()
+    walks = []  # statements that walk the failed pushes (the NOT EXISTS newer attempt's alias)
+
+    def count_walks(conn, cursor, statement, parameters, context, executemany):
+        walks.append("AS sync_attempts_2" in statement)
+
+    with client.application.app_context():
+        event.listen(db.engine, "before_cursor_execute", count_walks)
+    try:
+        for few_rows, expected_walks in ((table.FEW_FAILED_ROWS, 1), (2, 3)):  # 3 ✗: few, then many
+            monkeypatch.setattr(table, "FEW_FAILED_ROWS", few_rows)
+            table._failed_products.cache_clear()
+            walks.clear()
+            page = client.get("/products?state=failed").get_data(as_text=True)
+            assert sum(walks) == expected_walks
+            _check_failed_pages(client, page, rakuten)
+    finally:
+        with client.application.app_context():
+            event.remove(db.engine, "before_cursor_execute", count_walks)
+        table._failed_products.cache_clear()
+
+
+def _check_failed_pages(client, page, rakuten):
+    assert all(code in page for code in ("F-1", "F-2", "F-3")) and "FIXED-1" not in page and "OK-1" not in page
+    assert "F-1 に失敗" in page and "1–3" in page
+    one_store = client.get(f"/products?state=failed&store={rakuten.id}").get_data(as_text=True)
+    assert "F-1" in one_store and "F-2" in one_store and "F-3" not in one_store and "FIXED-1" not in one_store
+    none = client.get("/products?state=failed&q=OK-1").get_data(as_text=True)
+    assert "F-1" not in none and 'class="stock-row' not in none  # OK-1 has no ✗
 
 
 def test_clicking_the_stock_opens_an_edit_row_and_saving_shows_waiting_to_sync(app, client, auth, make):
@@ -238,3 +283,69 @@ def test_what_the_shop_and_the_malls_wrote_is_shown_as_text_never_as_markup(app,
     assert 'class="listing-row editing"' in listing_editing
     for raw in ("<b>\"楽天", "<img src=x>", "<svg onload", "X&<1>"):
         assert raw not in listing_editing, raw
+
+
+def test_every_import_of_the_row_macros_is_with_context():
+    # templates/_rows.html switches autoescaping off in blocks; imported without context its module, and the
+    # switch, would be shared by every thread of the server (see the template's header).
+    import pathlib
+    import re
+
+    templates = pathlib.Path(__file__).resolve().parent.parent / "tatenpo" / "templates"
+    imports = [(path.name, line) for path in templates.rglob("*.html") for line in path.read_text().splitlines()
+               if re.search(r"""(from|import)\s+["']_rows\.html["']""", line)]
+    assert imports
+    for name, line in imports:
+        assert re.search(r"""["']_rows\.html["']\s+import\s+[\w, ]+\s+with context""", line), (name, line)
+
+
+def test_rows_drawn_by_many_threads_at_once_stay_whole_and_escaped(app):
+    # The server draws rows in several threads at once (gunicorn --threads): no thread's autoescape switch may
+    # reach another's rows (the product row, the badges, and an edit row, whose form is autoescaped).
+    import re
+    import sys
+    import threading
+
+    from flask import render_template
+
+    from tatenpo.stock.table import ProductRow
+    from tatenpo.sync.listing_state import BadgeListing, BadgeStore, ListingBadge
+    from tatenpo.views.stock import StockEdit, row_labels
+
+    store = BadgeStore(1, "<b>店</b>", True, False)
+    listing = BadgeListing(7, 1, 3, "L<1>", True, True, None, None, store)
+    row = ProductRow(3, "X&<1>", "<script>x</script>", 5, 0, True, False, 5,
+                     [ListingBadge(listing, "failed", "<svg onload=1>")])
+    edit = StockEdit(value="<i>", seen=5, next_url="/products", error="<u>bad</u>")
+    drawn: dict[str, set] = {"row": set(), "edit": set()}
+    errors = []
+
+    def draw():
+        try:
+            with app.test_request_context("/products/3/row"):
+                labels = row_labels()
+                for _ in range(150):
+                    drawn["row"].add(render_template("stock/_row.html", p=row, edit=None, labels=labels,
+                                                     base="/products"))
+                    editing = render_template("stock/_row.html", p=row, edit=edit, labels=labels, base="/products")
+                    drawn["edit"].add(re.sub(r'name="csrf_token" value="[^"]+"', "TOKEN", editing))
+        except Exception as exc:  # noqa: BLE001 - reported below with the thread's failure
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=draw) for _ in range(6)]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns every few bytecodes, as they would under load
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert not errors, errors[0]
+    assert len(drawn["row"]) == 1 and len(drawn["edit"]) == 1  # every thread drew the same rows
+    (page_row,), (edit_row,) = drawn["row"], drawn["edit"]
+    for raw in ("X&<1>", "<script>", "<b>店", "L<1>", "<svg"):
+        assert raw not in page_row and raw not in edit_row, raw
+    assert "X&amp;&lt;1&gt;" in page_row and "&lt;svg onload=1&gt;" in page_row and "&lt;b&gt;店" in page_row
+    assert "<u>" not in edit_row and "&lt;u&gt;bad&lt;/u&gt;" in edit_row and 'value="&lt;i&gt;"' in edit_row

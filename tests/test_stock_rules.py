@@ -133,3 +133,44 @@ def test_the_badge_of_a_listing_of_a_product_whose_stock_is_not_managed_says_not
     for url in ("/products", f"/products/{product.id}", f"/products/{product.id}/row", "/listings"):
         page = client.get(url, headers={"HX-Request": "true"} if url.endswith("/row") else {}).get_data(as_text=True)
         assert 'data-state="off"' in page and 'data-state="never"' not in page, url
+
+
+def test_a_sets_sellable_is_the_same_in_python_and_sql(app, make):
+    """A set's rule (the fewest whole sets its parts allow, rounding down, negative parts included) agrees in
+    Python (Product.sellable, rules.set_sellable) and SQL (inventory.product_sellable_sql), and so does the
+    quantity pushed for its listings."""
+    from sqlalchemy import literal
+
+    from tatenpo.stock import sets
+
+    with app.app_context():
+        pairs = [(n, d) for n in range(-7, 8) for d in (1, 2, 3)]
+        in_sql = db.session.execute(select(*[rules.floor_div_sql(literal(n), literal(d)) for n, d in pairs])).one()
+        assert list(in_sql) == [n // d for n, d in pairs]
+    stores = [make.store(safety_stock=safety) for safety in SAFETY_STOCKS]
+    parts = [make.product(code=f"PART-{n}", on_hand=on_hand, allocated=allocated)
+             for n, (on_hand, allocated) in enumerate(STOCKS)]
+    shapes = [[(0, 1)], [(1, 3)], [(1, 2), (2, 1)], [(3, 1), (5, 2)], [(3, 4)], [(4, 3), (5, 1), (2, 2)]]
+    for n in range(len(shapes)):
+        product = make.product(code=f"SET-{n}")
+        for store in stores:
+            for maximum in MAXIMA:
+                make.listing(store, product, max_quantity=maximum)
+    with app.app_context():
+        for n, shape in enumerate(shapes):
+            sets.define(f"SET-{n}", [(parts[i].code, q) for i, q in shape])
+        db.session.commit()
+        sellable = inventory.product_sellable_sql()
+        rows = db.session.execute(
+            select(Product.code, sellable,
+                   rules.quantity_to_push_sql(sellable, Store.safety_stock, Listing.max_quantity),
+                   Store.safety_stock, Listing.max_quantity)
+            .join(Listing, Listing.product_id == Product.id).join(Store, Store.id == Listing.store_id)
+        ).all()
+        python = {p.code: p.sellable for p in db.session.scalars(select(Product))}
+        assert {(code, in_sql) for code, in_sql, *_ in rows} == {(c, python[c]) for c, *_ in rows}
+        assert [quantity for _c, _s, quantity, _k, _m in rows] == [
+            rules.quantity_to_push(python[code], safety, maximum) for code, _s, _q, safety, maximum in rows]
+        assert {python[f"SET-{n}"] for n in range(len(shapes))} >= {-2, 0, 1, 2}
+        assert [python[f"SET-{n}"] for n in range(len(shapes))] == [
+            rules.set_sellable((parts[i].on_hand - parts[i].allocated, q) for i, q in shape) for shape in shapes]

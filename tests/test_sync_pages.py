@@ -6,6 +6,7 @@ history rows are what the engine writes. Pushes to the sandbox malls are in test
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 
 from rq import Queue
@@ -232,3 +233,76 @@ def test_the_top_page_shows_the_seed_checks_beside_a_failing_store(app, make, cl
     application_check = section.index("自動在庫同期申請が完了しているか")
     assert "原因です" in section[login_check:application_check]  # the login check is marked as the cause
     assert "問題なし" in section[application_check:application_check + 200]  # the application is 設定完了
+
+
+def test_the_history_reads_newest_first_by_time_and_finds_failures_behind_many_successes(app, make, client, auth):
+    store = make.store(mall="yahoo", name="ヤフー店")
+    listing = make.listing(store, make.product(code="P-FAIL"))
+    make.attempt(store, listing, ok=False, message="SKUが見つかりません", listing_code="ITEM-NG")
+    retry = make.attempt(store, listing, ok=False, will_retry=True, message="混雑しています", listing_code="ITEM-RETRY")
+    with app.app_context():
+        db.session.execute(SyncAttempt.__table__.insert(), [
+            {"run_id": retry.run_id, "store_id": store.id, "listing_id": listing.id, "listing_code": f"OK-{i}",
+             "quantity": 1, "ok": True, "will_retry": False, "created_at": utcnow()} for i in range(300)])
+        db.session.commit()
+    late = make.attempt(store, listing, ok=True, listing_code="ITEM-EARLIER")  # written last, stamped earliest
+    with app.app_context():
+        db.session.execute(SyncAttempt.__table__.update().where(SyncAttempt.id == late.id)
+                           .values(created_at=utcnow() - timedelta(days=3)))
+        db.session.commit()
+    auth.login()
+    page = client.get("/sync").get_data(as_text=True)
+    assert "ITEM-EARLIER" not in page  # 300 newer lines come first, though its id is larger
+    failed = client.get("/sync?result=ng").get_data(as_text=True)
+    assert "ITEM-NG" in failed and "ITEM-RETRY" not in failed and "OK-1<" not in failed
+    retried = client.get("/sync?result=retry").get_data(as_text=True)
+    assert "ITEM-RETRY" in retried and "ITEM-NG" not in retried
+    exported = client.get("/sync/export.csv?result=ng").get_data(as_text=True)
+    assert "ITEM-NG" in exported and "OK-1," not in exported
+
+
+def test_the_failed_filter_follows_each_listings_newest_attempt(app, make, client, auth):
+    store = make.store(mall="yahoo", name="ヤフー店")
+    fixed, broken = make.product(code="FIXED-1"), make.product(code="BROKEN-1")
+    fixed_listing, broken_listing = make.listing(store, fixed), make.listing(store, broken)
+    make.attempt(store, fixed_listing, ok=False, message="在庫数が不正です")
+    make.attempt(store, fixed_listing, ok=True)  # pushed again since: no longer ✗
+    make.attempt(store, broken_listing, ok=True)
+    make.attempt(store, broken_listing, ok=False, message="SKUが見つかりません")
+    auth.login()
+    page = client.get("/products?state=failed").get_data(as_text=True)
+    assert ">BROKEN-1<" in page and ">FIXED-1<" not in page
+    listings = client.get("/listings?state=failed").get_data(as_text=True)
+    assert "SKUが見つかりません" in listings and "在庫数が不正です" not in listings
+
+
+def test_the_history_shows_fifty_lines_a_page_and_older_ones_page_after_page(app, make, client, auth):
+    store = make.store(mall="yahoo", name="ヤフー店")
+    listing = make.listing(store, make.product(code="P-PAGE"))
+    run_id = make.attempt(store, listing, listing_code="LINE-000").run_id
+    with app.app_context():
+        start = utcnow() - timedelta(hours=1)
+        # 120 lines, two to a second: the pages cut inside one instant too.
+        db.session.execute(SyncAttempt.__table__.insert(), [
+            {"run_id": run_id, "store_id": store.id, "listing_id": listing.id, "listing_code": f"LINE-{i:03d}",
+             "quantity": 1, "ok": True, "will_retry": False, "created_at": start + timedelta(seconds=i // 2)}
+            for i in range(1, 121)])
+        db.session.execute(SyncAttempt.__table__.update().where(SyncAttempt.listing_code == "LINE-000")
+                           .values(created_at=start - timedelta(seconds=1)))
+        db.session.commit()
+    auth.login()
+    seen, address, pages = [], "/sync", 0
+    while address:
+        page = client.get(address).get_data(as_text=True)
+        lines = re.findall(r"<td>(LINE-\d{3})</td>", page)
+        assert len(lines) <= 50
+        seen += lines
+        pages += 1
+        found = re.search(r'<a href="([^"]+)" rel="next">さらに古い履歴</a>', page)
+        address = found.group(1).replace("&amp;", "&") if found else None
+        if pages > 1:
+            assert "最新の履歴" in page
+    assert pages == 3
+    assert seen == [f"LINE-{i:03d}" for i in range(120, -1, -1)]  # every line once, newest first
+    bad = client.get("/sync?older=yesterday").get_data(as_text=True)
+    assert "履歴の位置ではありません" in bad and "<td>LINE-120</td>" in bad

@@ -110,3 +110,21 @@ def test_the_sweep_queues_the_prune_once_a_day(app):
         assert jobs.sweep()["prune"] is False
         assert any(job.func_name.endswith("prune_sync_history") for job in queue("default").get_jobs())
         assert 23 * 3600 < redis().ttl(queueing.PRUNE_KEY) <= 24 * 3600
+
+
+def test_a_batch_boundary_inside_one_second_loses_nothing_and_keeps_nothing_extra(app, make):
+    """The prune walks (time, id) in batches: lines written in the same instant, split across batches, are
+    each judged once — every older line goes, each listing's newest stays, recent lines stay."""
+    store = make.store(mall="yahoo")
+    first, second = make.listing(store, make.product()), make.listing(store, make.product())
+    old = [make.attempt(store, listing) for listing in (first, second, first, second, first, second, first)]
+    recent = make.attempt(store, second)
+    with app.app_context():
+        then = utcnow() - timedelta(days=200)  # one instant for every old line: only the id orders them
+        db.session.execute(update(SyncAttempt).where(SyncAttempt.id.in_([a.id for a in old])).values(created_at=then))
+        db.session.commit()
+        result = retention.prune(batch=3)
+    attempts, _runs = _left(app)
+    # first's newest (old[6]) stays, being its newest; second's old lines all go (recent is newer).
+    assert attempts == {old[6].id, recent.id}
+    assert result.attempts == 6

@@ -1,6 +1,7 @@
 """`flask orders …`: 受注 from the shell. `import-mail` is the shell's door of 自動受注メール取込: saved order
 mails (.eml) are stored like any received mail and read at once, in this process. `list`, `show`, `ship`
-and `cancel` do what the 受注 screens do; `reparse` reads stored mails again (after a parser fix).
+and `cancel` do what the 受注 screens do; `reparse` reads stored mails again (after a parser fix); `poll` reads
+the malls' order APIs now (受注API, tatenpo.orders.polling).
 
 Each subcommand is a function taking the group (`_import_mail(group)`), and `register` adds them in turn.
 """
@@ -100,7 +101,8 @@ def _import_mail(group: click.Group) -> None:
 
 def _order_data(order: Order, full: bool = False) -> dict:
     data = {"id": order.id, "store_id": order.store_id, "store": order.store.name, "number": order.number,
-            "status": order.status, "sources": list(order.sources or []), "ordered_at": order.ordered_at,
+            "status": order.status, "mall_status": order.mall_status, "moves_stock": order.moves_stock,
+            "sources": list(order.sources or []), "ordered_at": order.ordered_at,
             "received_at": order.received_at, "shipped_at": order.shipped_at, "cancelled_at": order.cancelled_at,
             "lines": [{"code": line.item_code, "variant": line.variant_code, "choices": line.choices,
                        "title": line.title, "quantity": line.quantity, "unit_price": line.unit_price,
@@ -237,6 +239,143 @@ def _reparse(group: click.Group) -> None:
             raise SystemExit(1)
 
 
+def _import_csv(group: click.Group) -> None:
+    @group.command("import")
+    @click.argument("files", nargs=-1, required=True,
+                    type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+    @click.option("--store", "store_id", type=int, required=True, help="The store the file was downloaded from.")
+    @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
+    @click.option("--json", "as_json", is_flag=True)
+    def import_csv(files: tuple[Path, ...], store_id: int, dry_run: bool, as_json: bool) -> None:
+        """受注取込: a mall's order CSV (楽天 受注CSV, Yahoo 注文データ order + item files or their zip, Amazon
+        注文レポート, Shopify orders export) into the store's orders, all or nothing. An order another door
+        brought is the same order; importing a file again moves nothing. Exits 1 when a row is wrong."""
+        import shutil
+        import tempfile
+
+        from tatenpo.listings.reading import FileProblem
+        from tatenpo.orders.order_csv import importer
+
+        store = db.session.get(Store, store_id)
+        if store is None:
+            fail(f"no store {store_id}")
+        with tempfile.TemporaryDirectory(prefix="tatenpo-orders-") as folder:
+            copies = []  # read from copies: a zip is unpacked beside the file it came in
+            for number, path in enumerate(files, start=1):
+                copy = Path(folder) / f"{number}{path.suffix.lower()}"
+                shutil.copyfile(path, copy)
+                copies.append((copy, path.name))
+            try:
+                outcome = importer.run(store, copies, commit=not dry_run)
+            except FileProblem as problem:
+                where = f" (row {problem.row})" if problem.row else ""
+                fail(f"{problem.message}{where}")
+        if as_json:
+            emit({**outcome.as_dict(), "dry_run": dry_run}, True)
+        elif outcome.refused:
+            for problem in outcome.problems:
+                click.echo(f"{problem.file} row {problem.row or '-'} {problem.column or ''}: {problem.message}")
+            click.echo(f"{outcome.problem_count} problem(s): nothing was imported")
+        else:
+            for order in outcome.orders:
+                click.echo(f"{order['number']}: {importer.ACTION_LABELS[order['action']]}")
+            counts = ", ".join(f"{action} {n}" for action, n in outcome.counts.items() if n)
+            click.echo(f"{outcome.format}: {len(outcome.orders)} order(s) — {counts}"
+                       + (" (dry run: nothing was changed)" if dry_run else ""))
+        if outcome.refused:
+            raise SystemExit(1)
+
+
+def _poll(group: click.Group) -> None:
+    @group.command("poll")
+    @click.option("--store", "store_id", type=int, help="Only this store (default: every store whose order API is on).")
+    @click.option("--since", help="Read orders changed since this time (ISO 8601; without a zone, UTC) instead of "
+                                  "from the store's cursor.")
+    @click.option("--json", "as_json", is_flag=True)
+    def poll(store_id: int | None, since: str | None, as_json: bool) -> None:
+        """Read the malls' order APIs now (受注API) and print the orders created or changed."""
+        from datetime import datetime, timezone
+
+        from tatenpo.orders import polling
+
+        start = None
+        if since:
+            try:
+                start = datetime.fromisoformat(since.replace("Z", "+00:00"))
+            except ValueError:
+                fail(f"--since {since!r} is not an ISO 8601 time (e.g. 2026-11-30T10:00:00+09:00)")
+            if start.tzinfo is not None:
+                start = start.astimezone(timezone.utc).replace(tzinfo=None)
+        if store_id is not None:
+            store = db.session.get(Store, store_id)
+            if store is None:
+                fail(f"no store {store_id}")
+            if not polling.can_poll(store):
+                fail(f"store {store_id} ({store.mall}) has no order API Tatenpo reads")
+            ids = [store_id]
+        else:
+            ids = list(db.session.scalars(select(Store.id).where(Store.order_api.is_(True)).order_by(Store.id)))
+            if not ids:
+                fail("no store has its order API on: turn it on in the store settings, or name one with --store ID")
+        results = []
+        for sid in ids:
+            try:
+                result = polling.poll(sid, since=start)
+            except polling.PollBusy:
+                results.append({"store": sid, "busy": True, "error": "another poll of this store is running",
+                                "orders": []})
+                continue
+            results.append({"store": sid, "since": result.since, "cursor": result.cursor, "seen": result.seen,
+                            "error": result.error, "orders": result.orders})
+        if as_json:
+            emit(results, True)
+        else:
+            for result in results:
+                if result["error"]:
+                    click.echo(f"store {result['store']}: failed: {result['error']}")
+                    continue
+                click.echo(f"store {result['store']}: {result['seen']} order(s) read, {len(result['orders'])} "
+                           f"created or changed")
+                for order in result["orders"]:
+                    click.echo(f"  {order['number']}  {'new' if order['created'] else 'changed'}  {order['status']}"
+                               f"  ({order['mall_status'] or '-'})  {'/'.join(order['sources'])}"
+                               + ("" if order["moves_stock"] else "  [fulfilled by the mall]"))
+        if any(result["error"] for result in results):
+            raise SystemExit(1)
+
+
+def _route(group: click.Group) -> None:
+    @group.command("route")
+    @click.argument("store_id", type=int)
+    @click.option("--api", type=click.Choice(["on", "off"]), help="Read the store's orders from its order API.")
+    @click.option("--interval", default=None, help="The store's own poll interval in seconds ('' for the default).")
+    @click.option("--json", "as_json", is_flag=True)
+    def route(store_id: int, api: str | None, interval: str | None, as_json: bool) -> None:
+        """A store's order routes (mail, order API, webhook): show them, or switch the order API and its interval."""
+        from tatenpo.orders import polling
+
+        store = db.session.get(Store, store_id)
+        if store is None:
+            fail(f"no store {store_id}")
+        if api is not None or interval is not None:
+            try:
+                polling.set_route(store, on=(api == "on") if api is not None else store.order_api,
+                                  interval_text=interval if interval is not None else str(store.order_poll_seconds or ""))
+            except polling.RouteError as exc:
+                db.session.rollback()
+                fail(exc.message)
+            db.session.commit()
+        data = {"store": store.id, "mail": {"address": store.order_mail_address, "last": store.last_order_mail_at},
+                "api": {"on": store.order_api, "available": polling.can_poll(store),
+                        "interval": polling.interval(store), "last": store.order_polled_at,
+                        "cursor": store.order_cursor_at, "error": store.order_poll_error},
+                "webhook": {"on": store.webhooks_on, "last": store.last_webhook_at}}
+        emit(data, as_json, f"store {store.id}: mail {'on' if store.order_mail_address else 'off'}, "
+                            f"api {'on' if store.order_api else 'off'} (every {polling.interval(store)} s"
+                            + (f", failing: {store.order_poll_error}" if store.order_poll_error else "") + "), "
+                            f"webhook {'on' if store.webhooks_on else 'off'}")
+
+
 def register(app) -> None:
     @app.cli.group("orders")
     def group() -> None:
@@ -248,3 +387,6 @@ def register(app) -> None:
     _ship(group)
     _cancel(group)
     _reparse(group)
+    _import_csv(group)
+    _poll(group)
+    _route(group)

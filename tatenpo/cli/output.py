@@ -17,3 +17,11 @@ def emit(data, as_json: bool, text: str | None = None) -> None:
 def fail(message) -> None:
     """Stop with a clear message and a non-zero exit, writing nothing."""
     raise click.ClickException(str(message))
+
+
+def write_csv(file: str, data: bytes, what: str) -> None:
+    """Write an exported CSV to FILE and say how many rows it holds (the header not counted), e.g. "products"."""
+    with open(file, "wb") as out:
+        out.write(data)
+    rows = data.count(b"\r\n") - 1
+    click.echo(f"{file}: {rows:,} {what}")

@@ -5,7 +5,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from tatenpo.cli.output import emit, fail
+from tatenpo.cli.output import emit, fail, write_csv
 from tatenpo.listings import uploads
 from tatenpo.listings.reading import FileProblem
 from tatenpo.models import ImportJob, Listing, Product, StockChangeKind, SyncEntry
@@ -33,7 +33,8 @@ def product_state(product: Product) -> dict:
         "name": product.name,
         "on_hand": product.on_hand,
         "allocated": product.allocated,
-        "sellable": product.sellable,
+        "sellable": product.sellable,  # a set's: computed from its parts
+        "set": product.is_set,
         "stock_managed": product.stock_managed,
         "listings": [
             {
@@ -86,7 +87,11 @@ def register(app) -> None:
             emit(state, True)
             return
         click.echo(f"{state['code']}  {state['name']}")
-        click.echo(f"在庫数 {state['on_hand']:,}  引当数 {state['allocated']:,}  販売可能数 {state['sellable']:,}")
+        if state["set"]:
+            click.echo(f"セット商品  販売可能数 {state['sellable']:,}  (構成商品: flask --app app sets show "
+                       f"{state['code']})")
+        else:
+            click.echo(f"在庫数 {state['on_hand']:,}  引当数 {state['allocated']:,}  販売可能数 {state['sellable']:,}")
         for l in state["listings"]:
             pending = f"同期待ち {l['pending_quantity']}" if l["pending"] else "同期済み"
             click.echo(f"  [{l['store']}] {l['code']}  {pending}  最終送信 {l['last_pushed_quantity']}")
@@ -101,10 +106,7 @@ def register(app) -> None:
             data = stock_csv.export_csv(encoding)
         except FileProblem as problem:
             fail(problem.message)
-        with open(file, "wb") as out:
-            out.write(data)
-        rows = data.count(b"\r\n") - 1
-        click.echo(f"{file}: {rows:,} products")
+        write_csv(file, data, "products")
 
     @group.command("import")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False))

@@ -1,6 +1,8 @@
 """`flask stores add|list`: EC sites for scripts and operators."""
 from __future__ import annotations
 
+from datetime import timezone
+
 import click
 from sqlalchemy import select
 
@@ -9,7 +11,7 @@ from tatenpo.cli.output import emit, fail
 from tatenpo.models import Store
 from tatenpo.platform import credentials
 from tatenpo.platform.extensions import db
-from tatenpo.setup import stores
+from tatenpo.setup import credential_dates, stores
 
 
 def _store_data(store: Store) -> dict:
@@ -26,7 +28,15 @@ def _store_data(store: Store) -> dict:
         "consecutive_failures": store.consecutive_failures,
         "last_success_at": store.last_success_at,
         "last_error": store.last_error,
+        # The mall credential that expires (tatenpo.setup.credential_dates): when it was entered or renewed and
+        # when it expires, ISO 8601 in UTC; null when unknown or when the mall's credential does not expire.
+        "credentials_renewed_at": _utc_iso(store.credentials_renewed_at),
+        "credentials_expire_at": _utc_iso(store.credentials_expire_at),
     }
+
+
+def _utc_iso(value) -> str | None:
+    return value.replace(tzinfo=timezone.utc).isoformat() if value else None
 
 
 def register(app) -> None:
@@ -58,6 +68,8 @@ def register(app) -> None:
             )
         except stores.StoreError as exc:
             fail(exc.message)
+        if credential_dates.renews(mall, values):
+            credential_dates.note_renewal(store)
         db.session.commit()
         emit(_store_data(store), as_json, text=str(store.id))
 

@@ -11,5 +11,8 @@ all-or-nothing import. Views, jobs and the CLI call `importer`; nothing here kno
     bulk         driver-level bulk writes for big files
     unlinked     the 未紐付け list: link a listing to a product or create one
     uploads      stored uploads under instance/uploads/
-    progress     a running import's progress (Redis)
+    lifecycle    a background preview's and import's life: previewing → previewed, queued → running → done
+                 or failed, and noticing a job RQ lost
+    staging      the preview's records kept beside the upload, so the import does not read the file again
+    progress     a running preview's or import's progress (Redis)
 """

@@ -3,8 +3,9 @@
 SQLAlchemy's per-row parameter processing (type conversions, RETURNING batches) costs more than the database
 work itself for 100,000 rows, so the importer builds the rows as tuples and sends them here. The statements
 run on the session's connection, inside the caller's transaction. Inserts go through COPY on PostgreSQL
-(a round trip per row, even pipelined, costs several times the insert itself) and executemany on SQLite
-(in-process: no round trips to save).
+(a round trip per row, even pipelined, costs several times the insert itself), updates through COPY into a
+temporary table and one UPDATE … FROM it, and both through executemany on SQLite (in-process: no round trips
+to save).
 """
 from __future__ import annotations
 
@@ -80,12 +81,26 @@ class BulkWriter:
         expression = literal(value, table.c[column].type)
         return str(expression.compile(dialect=self.connection.dialect, compile_kwargs={"literal_binds": True}))
 
-    def update(self, table: Table, columns: Sequence[str], key: str, rows: list[tuple]) -> None:
-        """rows: (values of `columns`…, key value)."""
-        if not rows:
+    def update(self, table: Table, columns: Sequence[str], key: str, rows: Iterable[tuple]) -> None:
+        """rows: (values of `columns`…, key value); a list or a generator. On PostgreSQL they COPY into a
+        temporary table and one UPDATE … FROM takes them all (an UPDATE per row is a round trip per row)."""
+        if self.postgresql:
+            self._update_from(table, columns, key, rows)
             return
         sets = ", ".join(f"{self._quote(c)} = {self.marker}" for c in columns)
         self._executemany(f"UPDATE {self._quote(table.name)} SET {sets} WHERE {self._quote(key)} = {self.marker}", rows)
+
+    def _update_from(self, table: Table, columns: Sequence[str], key: str, rows: Iterable[tuple]) -> None:
+        quote = self._quote
+        target, source = quote(table.name), quote(f"bulk_{table.name}")
+        names = ", ".join(quote(c) for c in (*columns, key))
+        run = self.connection.exec_driver_sql
+        # The temporary table takes the target's column types (json, timestamp…), so COPY parses as it would.
+        run(f"CREATE TEMPORARY TABLE {source} ON COMMIT DROP AS SELECT {names} FROM {target} WITH NO DATA")
+        self._copy(f"COPY {source} ({names}) FROM STDIN", rows, ())
+        sets = ", ".join(f"{quote(c)} = source.{quote(c)}" for c in columns)
+        run(f"UPDATE {target} AS target SET {sets} FROM {source} AS source WHERE target.{quote(key)} = source.{quote(key)}")
+        run(f"DROP TABLE {source}")
 
     def _executemany(self, sql: str, rows: Iterable[tuple]) -> None:
         # The driver's own cursor, inside the session's transaction (the connection is the session's).

@@ -14,11 +14,11 @@ from typing import Any, Callable, Optional
 
 from flask_babel import lazy_gettext as _l
 
-from tatenpo.listings import detect, lifecycle, scheduling, staging, uploads
+from tatenpo.listings import detect, lifecycle, progress, scheduling, staging, uploads
 from tatenpo.listings.base import Format
 from tatenpo.listings.bulk import BulkWriter, cycle_collection_paused
 from tatenpo.listings.linking import Plan, build_plan, prepare, select_subset
-from tatenpo.listings.reading import ENCODING_LABELS, FileProblem, Table, open_table
+from tatenpo.listings.reading import ENCODING_LABELS, FileProblem, Table, follow_reading, open_table
 from tatenpo.listings.records import ERRORS_ON_JOB, Problems, Record
 from tatenpo.models import ImportJob, Listing, Product, StockChangeKind, StockHistory, Store, search_key, utcnow
 from tatenpo.platform.extensions import db
@@ -43,10 +43,14 @@ class Analysis:
         return counts
 
 
-def open_tables(files: list[tuple[Any, str]]) -> list[Table]:
+def open_tables(files: list[tuple[Any, str]], report: Progress = None) -> list[Table]:
+    """The files as Tables; with `report`, their reading is reported as ("preview", bytes read, bytes)."""
     if not files:
         raise FileProblem(_l("Choose a CSV file to upload."))
-    return [open_table(path, name) for path, name in files]
+    tables = [open_table(path, name) for path, name in files]
+    if report is not None:
+        follow_reading(tables, lambda done, total: report(progress.PREVIEW, done, total))
+    return tables
 
 
 def analyse(
@@ -60,9 +64,11 @@ def analyse(
     report: Progress = None,
     total: int = 0,
     staged: Optional[staging.Staged] = None,
+    read_report: Progress = None,
 ) -> Analysis:
     """Everything the import would do, without writing. Raises FileProblem for a file that cannot be used.
-    With `staged` (the preview's records of the same files) the files are not read again."""
+    With `staged` (the preview's records of the same files) the files are not read again. `read_report`
+    follows the reading of the files (the preview's progress bar), `report` the plan (the import's)."""
     problems = Problems()
     if staged is not None:
         chosen = detect.get(staged.format)
@@ -73,7 +79,7 @@ def analyse(
             problems.skipped += count
             problems.skipped_reasons[reason] = count
     else:
-        tables = open_tables(files)
+        tables = open_tables(files, read_report)
         chosen = detect.detect(tables, store.settings or {}, forced_format)
         _check_mall(chosen, store)
         records = list(select_subset(chosen.read(tables, problems, store.settings or {}), items, first_items))
@@ -161,23 +167,29 @@ def write(store: Store, plan: Plan, *, note: str, user_id: Optional[int], report
     )
 
     columns = ("product_id", "code", "title", "attributes", "mall_quantity", "search_text", "updated_at")
-    for start in range(0, len(plan.changed), _WRITE_CHUNK):
-        chunk = plan.changed[start : start + _WRITE_CHUNK]
-        with_quantity, without_quantity = [], []
-        for row in chunk:
-            product_code = row.get("_product")
-            values = (
-                created[product_code] if product_code is not None else row["product_id"],
-                row["code"], row["title"], bulk.json(row["attributes"]), row["mall_quantity"],
-                search_key(row["code"], row["item_code"], row["variant_code"], row["title"])[:1100], now,
-            )
-            if row["_quantity_changed"]:
-                with_quantity.append(values + (now, row["id"]))
-            else:
-                without_quantity.append(values + (row["id"],))
-        bulk.update(listings, columns + ("mall_quantity_at",), "id", with_quantity)
-        bulk.update(listings, columns, "id", without_quantity)
-        step(len(chunk))
+    with_quantity, without_quantity, only_quantity = [], [], []
+    for row in plan.changed:
+        if row["_only_quantity"]:
+            # The columns that changed only: the search text and the code indexes stay as they are.
+            only_quantity.append((row["mall_quantity"], now, now, row["id"]))
+            continue
+        product_code = row.get("_product")
+        values = (
+            created[product_code] if product_code is not None else row["product_id"],
+            row["code"], row["title"], bulk.json(row["attributes"]), row["mall_quantity"],
+            search_key(row["code"], row["item_code"], row["variant_code"], row["title"])[:1100], now,
+        )
+        if row["_quantity_changed"]:
+            with_quantity.append(values + (now, row["id"]))
+        else:
+            without_quantity.append(values + (row["id"],))
+    for changed_columns, rows in (
+        (columns + ("mall_quantity_at",), with_quantity),
+        (columns, without_quantity),
+        (("mall_quantity", "mall_quantity_at", "updated_at"), only_quantity),
+    ):
+        if rows:
+            bulk.update(listings, changed_columns, "id", counted(iter(rows)))
 
     scheduled = 0
     if store.auto_sync:
@@ -218,14 +230,15 @@ def _reading(options: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in options.items() if key != "create_products"}
 
 
-def preview_job(job: ImportJob) -> Optional[Analysis]:
+def preview_job(job: ImportJob, report: Progress = None) -> Optional[Analysis]:
     """Fill the job's preview (format, encoding, counts, first errors) and mark it previewed. The caller
-    commits. A file that cannot be used at all leaves the job `failed` with the reason; returns None."""
+    commits. A file that cannot be used at all leaves the job `failed` with the reason; returns None.
+    `report` follows the reading (the background preview's progress bar, see lifecycle.preview)."""
     with cycle_collection_paused():
-        return _preview(job)
+        return _preview(job, report)
 
 
-def _preview(job: ImportJob) -> Optional[Analysis]:
+def _preview(job: ImportJob, report: Progress) -> Optional[Analysis]:
     store = db.session.get(Store, job.store_id) if job.store_id else None
     if store is None:
         job.status = "failed"
@@ -234,7 +247,7 @@ def _preview(job: ImportJob) -> Optional[Analysis]:
     options = job_options(job)
     staging.discard(job)
     try:
-        analysis = analyse(store, uploads.job_files(job), **options)
+        analysis = analyse(store, uploads.job_files(job), read_report=report, **options)
     except FileProblem as problem:
         job.status = "failed"
         job.message = str(problem.message)
@@ -257,9 +270,19 @@ def _preview(job: ImportJob) -> Optional[Analysis]:
     job.status = "previewed"
     job.message = None
     if not analysis.problems.error_count:  # a file with errors is refused, never imported
+        prepare_new(analysis.plan)
         staging.keep(job, _reading(options), staging.Staged(
             analysis.format.name, analysis.encoding, analysis.records, analysis.problems.skipped_reasons))
     return analysis
+
+
+def prepare_new(plan: Plan) -> None:
+    """What writing a new listing needs (search texts, attributes as JSON: linking.prepare), worked out by the
+    preview and kept with its records (staging), so the import after 取り込む need not; rows that update a
+    listing do not need it."""
+    titles: dict[str, str] = {}
+    for record, _product_id, _to_create in plan.new:
+        prepare(record, titles)
 
 
 def import_note(job: ImportJob) -> str:

@@ -1,11 +1,13 @@
-"""The life of a background import (販売取込 and 在庫取込 alike): mark it running, do the work in one
-transaction, then mark it done — or roll everything back, mark it failed with the reason in the user's
-language, and let the exception propagate to RQ (its failed-job registry and retries). Also: noticing that
-the background job an import waits on is gone (settle_lost)."""
+"""The life of a background import (販売取込 and 在庫取込 alike). The upload request only stores the file and
+queues its preview (status `previewing`); the worker reads the file and fills the preview (`preview`), then
+the shop confirms and the worker imports (`run`): mark it running, do the work in one transaction, then mark
+it done — or roll everything back, mark it failed with the reason in the user's language, and let the
+exception propagate to RQ (its failed-job registry and retries). Also: noticing that the background job a
+preview or an import waits on is gone (settle_lost)."""
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Any, Callable
 
 from flask_babel import force_locale, ngettext
 from flask_babel import lazy_gettext as _l
@@ -60,6 +62,41 @@ def run(job_id: int, work: Callable[[ImportJob, progress.Reporter], str], expect
     return job
 
 
+# Waiting for the worker to read the file and fill the preview (ImportJob.status).
+PREVIEWING = "previewing"
+
+
+def preview(job_id: int, make_preview: Callable[[ImportJob, progress.Reporter], Any]) -> ImportJob:
+    """The background preview: `make_preview(job, reporter)` reads the stored file and fills the job's preview
+    (or marks it failed with the reason, for a file that cannot be used); committed here. A preview that
+    breaks unexpectedly marks the job failed — nothing is imported — and propagates to RQ."""
+    job = db.session.get(ImportJob, job_id)
+    if job is None:
+        raise LookupError(f"import job {job_id} does not exist")
+    if job.status != PREVIEWING:
+        return job  # settled meanwhile (a lost job given up): the shop uploads again
+    locale = (job.user.locale if job.user is not None else None) or "ja"
+    try:
+        with force_locale(locale):
+            make_preview(job, progress.Reporter(job.id))
+        db.session.commit()
+    except BaseException as exc:
+        db.session.rollback()
+        job = db.session.get(ImportJob, job_id)
+        if job is not None:
+            log.exception("preview of import %s failed", job_id)
+            with force_locale(locale):
+                job.message = str(_l("The file could not be previewed and nothing was imported: %(reason)s",
+                                     reason=str(exc) or type(exc).__name__))
+            job.status = "failed"
+            job.finished_at = utcnow()
+            db.session.commit()
+        raise
+    finally:
+        progress.clear(job_id)
+    return job
+
+
 def refuse(job: ImportJob, problems) -> None:
     """Keep the row errors on the job and stop: nothing of the file is written."""
     job.errors = [e.as_dict() for e in problems.errors[:ERRORS_ON_JOB]]
@@ -68,9 +105,9 @@ def refuse(job: ImportJob, problems) -> None:
 
 
 def settle_lost(job: ImportJob) -> bool:
-    """Mark the import failed (mark_lost) when it still waits on a background job RQ no longer runs; True
-    when it did, for the caller to commit."""
-    if job.status not in ("queued", "running") or not background_job_lost(job):
+    """Mark the import failed (mark_lost) when it still waits on a background job (its preview or its
+    import) RQ no longer runs; True when it did, for the caller to commit."""
+    if job.status not in (PREVIEWING, "queued", "running") or not background_job_lost(job):
         return False
     mark_lost(job)
     return True
@@ -90,12 +127,15 @@ def background_job_lost(job: ImportJob) -> bool:
 def waiting_reason(job: ImportJob) -> str | None:
     """Why a confirmed import has not started yet, in the user's words: no worker takes its queue, jobs are
     ahead of it in the queue, or every worker that takes the queue is busy with another job. None when it
-    does not wait (or Redis cannot say)."""
-    if job.status != "queued" or not job.rq_job_id:
+    does not wait (or Redis cannot say). A preview waits for the same worker and is told the same."""
+    if job.status not in ("queued", PREVIEWING) or not job.rq_job_id:
         return None
     try:
         connection = redis()
-        queue = Queue(Job.fetch(job.rq_job_id, connection=connection).origin, connection=connection)
+        background = Job.fetch(job.rq_job_id, connection=connection)
+        if background.get_status() != "queued":
+            return None  # a worker has it (or it ended): nothing to wait for
+        queue = Queue(background.origin, connection=connection)
         workers = Worker.all(queue=queue)
         if not workers:
             return str(_l("No background worker takes imports (queue “%(queue)s”): start one with "
@@ -114,8 +154,13 @@ def waiting_reason(job: ImportJob) -> str | None:
 def mark_lost(job: ImportJob) -> None:
     """The background job is gone (worker killed, Redis restarted) while the row still says queued/running.
     Its transaction never committed, so nothing was imported; say so instead of polling forever."""
+    previewing = job.status == PREVIEWING
     job.status = "failed"
     job.finished_at = utcnow()
+    if previewing:
+        job.message = str(_l("The preview stopped before it finished (the worker was stopped or restarted). "
+                             "Nothing was imported; upload the file again."))
+        return
     job.message = str(_l("The background import stopped before it finished (the worker was stopped or restarted). "
                          "Nothing was imported; upload the file again."))
 

@@ -18,11 +18,11 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from tatenpo.listings.bulk import BulkWriter
+from tatenpo.listings.records import Problems, Record
 from tatenpo.models import Product, fold, search_key
 from tatenpo.platform.extensions import db
 
 encode_json = BulkWriter.json
-from tatenpo.listings.records import Problems, Record
 
 CODE_LIMIT = 255  # Listing.code / Product.code / item_code / variant_code columns
 TITLE_LIMIT = 500
@@ -242,16 +242,15 @@ def _plan_record(plan: Plan, record: Record, current: Optional[tuple], known: di
     quantity = record.quantity if record.quantity is not None else old_quantity
     code = old_code if record.keep_code and not record.sell_code else listing_code(record)
     title = record.title or old_title
-    attributes, attributes_changed = _merged_attributes(old_attributes, record.attributes)
-    changed = (
+    attributes, attributes_changed = _merged_attributes(old_attributes, record.attributes, attributes_json(record))
+    described = (
         product_id != old_product
         or new_product is not None
         or code != old_code
         or title != old_title
-        or quantity != old_quantity
         or attributes_changed
     )
-    if not changed:
+    if not described and quantity == old_quantity:
         plan.unchanged += 1
         return
     row = {
@@ -264,6 +263,8 @@ def _plan_record(plan: Plan, record: Record, current: Optional[tuple], known: di
         "attributes": attributes,
         "mall_quantity": quantity,
         "_quantity_changed": quantity != old_quantity,
+        # Only the stock the mall showed changed (the weekly re-import): the writer touches that column alone.
+        "_only_quantity": not described,
     }
     if new_product is not None:
         row["_product"] = new_product
@@ -298,15 +299,23 @@ def prepared_texts(record: Record, titles: dict[str, str]) -> tuple[str, str, st
     return (
         (f"{codes} {folded}" if folded else codes)[:1100],
         f"{fold(product_code(record))} {folded}".strip()[:800],
-        encode_json(record.attributes),
+        attributes_json(record),
     )
 
 
-def _merged_attributes(old: Any, new: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+def attributes_json(record: Record) -> str:
+    """The record's attributes as the JSON text stored, worked out once (the preview's plan, the import's
+    plan and the writer all need it; staging keeps it)."""
+    if record.attributes_json is None:
+        record.attributes_json = encode_json(record.attributes)
+    return record.attributes_json
+
+
+def _merged_attributes(old: Any, new: dict[str, Any], new_json: str) -> tuple[dict[str, Any], bool]:
     """The stored attributes with the file's on top, and whether that changes them. `old` is JSON text
     (SQLite) or already parsed (PostgreSQL); identical text needs no parsing."""
     if isinstance(old, str):
-        if old == encode_json(new):
+        if old == new_json:
             return new, False
         old = json.loads(old) if old else {}
     old = old or {}

@@ -13,9 +13,12 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from flask_babel import lazy_gettext as _l
+
+# How often (in rows) Table.rows tells on_progress how far it has read.
+_PROGRESS_ROWS = 2000
 
 # Long product descriptions (HTML) easily pass csv's default 128 KB per field.
 csv.field_size_limit(32 * 1024 * 1024)
@@ -120,11 +123,14 @@ class Table:
     delimiter: str
     headers: list[str]
     columns: Columns
+    # Told how many bytes of the file have been read, every few thousand rows (the preview's progress bar).
+    on_progress: Optional[Callable[[int], None]] = None
 
     def rows(self, pad: bool = False) -> Iterator[tuple[int, list[str]]]:
         """(row number, cells) for every non-empty data row; the header is row 1, as in Excel. With `pad`,
         short rows are filled up and one blank cell is appended (see Columns.at)."""
         width = len(self.headers) + 1
+        on_progress = self.on_progress
         with self.path.open("rb") as raw:
             text = io.TextIOWrapper(raw, encoding=self.encoding, newline="")
             reader = csv.reader(text, delimiter=self.delimiter)
@@ -144,11 +150,24 @@ class Table:
                 number += 1
                 if number == 1:
                     continue  # the header
+                if on_progress is not None and number % _PROGRESS_ROWS == 0:
+                    on_progress(raw.tell())
                 if not any(row):
                     continue
                 if pad:
                     row.extend([""] * (width - len(row)) if len(row) < width else ("",))
                 yield number, row
+
+
+def follow_reading(tables: list[Table], report: Callable[[int, int], None]) -> None:
+    """Have `report(bytes read, bytes in all the files)` called as the tables' rows are read: a file's rows
+    are not counted before they are read, its bytes are."""
+    sizes = [table.path.stat().st_size for table in tables]
+    total = sum(sizes)
+    before = 0
+    for table, size in zip(tables, sizes):
+        table.on_progress = (lambda base: lambda done: report(base + done, total))(before)
+        before += size
 
 
 def _first_bad_line(path: Path, encoding: str) -> int:

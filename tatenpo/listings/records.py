@@ -35,6 +35,8 @@ class Record:
     filename: str = ""
     # The file lacks the column the code would come from (a stock-only subset): keep a listing's code.
     keep_code: bool = False
+    # `attributes` as JSON text, once worked out (linking.attributes_json).
+    attributes_json: Optional[str] = None
     # What writing the record needs that depends on the record alone — (listing search text, product search
     # text, attributes as JSON), see linking.prepare — once worked out (by the preview, see staging).
     prepared: Optional[tuple[str, str, str]] = None

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 import marshal
+import operator
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Optional
 
-from tatenpo.listings.linking import prepared_texts
 from tatenpo.listings.records import Record
 from tatenpo.models import ImportJob
 
@@ -32,6 +32,7 @@ _FRAME = 5000
 # Every field of a Record, `prepared` last: a stored row is the Record's arguments in order.
 _STORED = [name for name in Record.__slots__ if name != "prepared"]
 assert Record.__slots__[-1] == "prepared"
+_fields = operator.attrgetter(*_STORED)  # a record's stored fields as a tuple, in one C call
 
 
 @dataclass
@@ -52,20 +53,20 @@ def _key(job: ImportJob, reading: dict[str, Any]) -> tuple:
 
 def keep(job: ImportJob, reading: dict[str, Any], staged: Staged) -> None:
     """Store the preview's records (`reading`: the options that chose them), each with what writing it needs
-    (linking.prepared_texts), so the import need not work that out. Written in frames of a few thousand
-    records (memory stays flat) to a temporary name and renamed: a crash leaves no stage or a whole one."""
+    when the preview worked it out (record.prepared: for the listings it would create, see
+    importer._preview), so the import need not. Written in frames of a few thousand records (memory stays
+    flat) to a temporary name and renamed: a crash leaves no stage or a whole one."""
     path = _path(job)
     if path is None or not path.parent.is_dir():
         return
     partial = path.with_suffix(".partial")
-    titles: dict[str, str] = {}
     records = staged.records
     try:
         with partial.open("wb") as out:
             _frame(out, (_key(job, reading), staged.format, staged.encoding, staged.skipped_reasons, len(records)))
             for start in range(0, len(records), _FRAME):
                 _frame(out, [
-                    (*(getattr(record, name) for name in _STORED), prepared_texts(record, titles))
+                    (*_fields(record), record.prepared)
                     for record in records[start : start + _FRAME]
                 ])
         os.replace(partial, path)

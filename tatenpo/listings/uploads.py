@@ -111,7 +111,7 @@ def prune(days: int = KEEP_DAYS) -> int:
 
     stale = db.session.scalars(
         select(ImportJob).where(
-            ImportJob.status.in_(("uploaded", "previewed", "failed")),
+            ImportJob.status.in_(("uploaded", "previewing", "previewed", "failed")),
             ImportJob.stored_path.is_not(None),
             ImportJob.created_at < utcnow() - timedelta(days=days),
         )

@@ -20,6 +20,7 @@ from tatenpo.malls.base import (
     HINT_LOGIN,
     Connector,
     CredentialField,
+    CredentialLifetime,
     ItemRef,
     ItemResult,
     LoginCheck,
@@ -28,10 +29,14 @@ from tatenpo.malls.base import (
     ReadResult,
     push_batches,
 )
+from tatenpo.malls.authorization import SellerCentralConsent
 from tatenpo.malls.http import HttpClient, Pace, server_trouble
 from tatenpo.malls.pacing import Pacer, account_key
 from tatenpo.malls.tokens import TokenSource, access_token_fields
 
+# The SP-API website authorization workflow's consent page, on Seller Central Japan (docs/malls/amazon.md).
+CONSENT_URL = "https://sellercentral.amazon.co.jp/apps/authorize/consent"
+SANDBOX_CONSENT_PATH = "/apps/authorize/consent"  # under a non-default endpoint (the sandbox)
 TOKEN_URL = "https://api.amazon.com/auth/o2/token"
 SANDBOX_TOKEN_PATH = "/auth/o2/token"  # under a non-default endpoint (the sandbox) [inferred for others]
 JAPAN = "A1VC38T7YXB528"
@@ -64,8 +69,15 @@ class AmazonConnector(Connector):
             _l("The Login with Amazon access token (x-amz-access-token). It lasts an hour: also "
                "enter the LWA client ID, secret and refresh token so Tatenpo renews it."),
             _l("LWA client ID"), _l("LWA client secret")),
+        CredentialField("application_id", _l("SP-API application ID"), secret=False, required=False,
+                        help=_l("amzn1.sp.solution.…: needed only to authorize with the button.")),
     )
     preparation = _l("Amazon: a Selling Partner API (SP-API) app authorised for your seller account.")
+    # The 認可 button: the refresh token comes from the website authorization workflow instead of being pasted.
+    authorization = SellerCentralConsent(CONSENT_URL, SANDBOX_CONSENT_PATH, TOKEN_URL, SANDBOX_TOKEN_PATH)
+    # The seller's authorisation of the app lasts 365 days (docs/malls/amazon.md, "Credential expiry").
+    credential_lifetime = CredentialLifetime(
+        "refresh_token", 365, _l("Seller Central › Manage Your Apps › Re-authorize"))
     # Items per push(): Amazon takes one SKU per patchListingsItem, so push() loops; 20 SKUs are ~4 s at 5/s,
     # short enough for the sync engine's lease and long enough not to cost a database round per SKU.
     max_batch = 20
@@ -84,6 +96,12 @@ class AmazonConnector(Connector):
 
     def close(self) -> None:
         self.http.close()
+
+    def read_orders(self, since, *, open_numbers=(), known=()):
+        """The orders of SP-API Orders v0 changed since `since` (tatenpo.malls.order_reading)."""
+        from tatenpo.malls import amazon_orders  # on use: it builds tatenpo.orders' order reports
+
+        return amazon_orders.read(self, since, open_numbers=open_numbers, known=known)
 
     def _url(self, sku: str) -> str:
         return f"{self.base}/{quote(self.seller_id, safe='')}/{quote(sku, safe='')}"

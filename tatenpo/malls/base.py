@@ -61,6 +61,17 @@ class CredentialField:
 
 
 @dataclass(frozen=True)
+class CredentialLifetime:
+    """The credential of a mall that expires on the mall's own rule, so the shop must renew it by hand: which
+    field it is, how many days it lasts from the day it was issued, and where the shop renews it (the mall's
+    screen). tatenpo.setup.credential_dates keeps the dates; the connector docs cite the rule."""
+
+    field: str
+    days: int
+    renew_at: Any = ""
+
+
+@dataclass(frozen=True)
 class ItemRef:
     """A listing as the mall knows it. `key` is the caller's (the listing id), echoed in every result."""
 
@@ -132,6 +143,10 @@ class Connector(ABC):
     hosts: ClassVar[tuple[str, ...]] = ()
     credential_fields: ClassVar[tuple[CredentialField, ...]]  # the settings form's fields, `--credential` keys
     preparation: ClassVar[Any]  # what the shop needs from the mall before connecting (setup guide, step 2)
+    # The credential that expires by the mall's rule (None: none does, e.g. Shopify's offline access token).
+    credential_lifetime: ClassVar[Optional[CredentialLifetime]] = None
+    # The mall's browser authorization flow (tatenpo.malls.authorization), None where tokens can only be pasted.
+    authorization: ClassVar[Optional[Any]] = None
     # App config key → connector option: operators (and tests) may tune these; unset, the defaults apply.
     config_options: ClassVar[Mapping[str, str]] = {"MALL_RETRIES": "retries", "MALL_BACKOFF_SECONDS": "backoff"}
 

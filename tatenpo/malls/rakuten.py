@@ -20,6 +20,7 @@ from tatenpo.malls.base import (
     HINT_LOGIN,
     Connector,
     CredentialField,
+    CredentialLifetime,
     ItemRef,
     ItemResult,
     LoginCheck,
@@ -71,6 +72,9 @@ class RakutenConnector(Connector):
     )
     preparation = _l("楽天市場: RMS WEB SERVICE enabled, with its serviceSecret and licenseKey (the licence key "
                      "expires every 3 months).")
+    # The licenseKey lasts 90 days from issue (docs/malls/rakuten.md, "Credential expiry").
+    credential_lifetime = CredentialLifetime(
+        "license_key", 90, _l("RMS › 店舗様向け情報・サービス › WEB APIサービス › 利用設定"))
     max_batch = 400
     read_batch = 1000
 
@@ -89,6 +93,12 @@ class RakutenConnector(Connector):
 
     def close(self) -> None:
         self.http.close()
+
+    def read_orders(self, since, *, open_numbers=(), known=()):
+        """The orders of the 受注API (楽天ペイ) changed since `since` (tatenpo.malls.order_reading)."""
+        from tatenpo.malls import rakuten_orders  # on use: it builds tatenpo.orders' order reports
+
+        return rakuten_orders.read(self, since, open_numbers=open_numbers, known=known)
 
     # Errors -----------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from tatenpo.malls.base import (
     ReadResult,
     push_batches,
 )
+from tatenpo.malls.authorization import ShopifyInstall
 from tatenpo.malls.http import HttpClient, Pace, server_trouble
 from tatenpo.malls.pacing import Pacer, account_key
 
@@ -94,8 +95,23 @@ class ShopifyConnector(Connector):
                         help=_l("The part before .myshopify.com (e.g. my-shop).")),
         CredentialField("access_token", _l("Admin API access token"),
                         help=_l("From a custom app with the write_inventory and read_inventory scopes.")),
+        CredentialField("client_id", _l("API key (client ID)"), secret=False, required=False,
+                        help=_l("The app's API key: needed only to authorize with the button.")),
+        # The client secret exchanges the 認可 button's code for the token and checks the answer's hmac; webhooks an
+        # app subscribes through the Admin API are signed with it too (docs/malls/shopify.md).
+        CredentialField("client_secret", _l("API secret key (client secret)"), required=False,
+                        help=_l("The custom app's API secret key: needed to authorize with the button and for order "
+                                "webhooks (Tatenpo checks each one's signature with it).")),
     )
     preparation = _l("Shopify: a custom app with an Admin API access token that may read and write inventory.")
+    # A custom app's Admin API token (an offline token) does not expire; it lasts until the app is uninstalled
+    # or the token revoked (docs/malls/shopify.md, "Credential expiry").
+    credential_lifetime = None
+    # The 認可 button: the authorization code grant installs the app and gives its token. The scopes are what the
+    # connector calls: inventory levels and inventorySetQuantities, productVariants by SKU, locations, and the
+    # orders query and orders/* webhooks of the order catch-up (shopify.dev/docs/api/usage/access-scopes).
+    authorization = ShopifyInstall(("read_inventory", "write_inventory", "read_products", "read_locations",
+                                    "read_orders"))
     max_batch = 250
 
     def __init__(self, endpoint: Optional[str], credentials: dict, redis=None, timeout: float = 20,
@@ -112,6 +128,12 @@ class ShopifyConnector(Connector):
 
     def close(self) -> None:
         self.http.close()
+
+    def read_orders(self, since, *, open_numbers=(), known=()):
+        """The orders Shopify's GraphQL `orders` shows changed since `since` (tatenpo.malls.order_reading)."""
+        from tatenpo.malls import shopify_orders  # on use: it builds tatenpo.orders' order reports
+
+        return shopify_orders.read(self, since, open_numbers=open_numbers, known=known)
 
     # Calls ------------------------------------------------------------------------------------
 

@@ -100,8 +100,10 @@ class TokenSource:
             if response.status_code >= 500:
                 raise MallError(_("Could not renew the %(mall)s access token: the token server had an error.",
                                   mall=self.mall_name), transient=True, code="token-server")
-            raise MallError(_("%(mall)s refused to renew the access token (%(error)s). Authorize Tatenpo again and "
-                              "enter the new refresh token in the EC site settings.", mall=self.mall_name,
+            # The 認可 button (settings/_authorize.html) gets new tokens without copying any; pasting still works.
+            raise MallError(_("%(mall)s refused to renew the access token (%(error)s). Authorize Tatenpo again with "
+                              "the button under “Authorize on the mall” in the EC site settings (pasting a new refresh "
+                              "token there also works).", mall=self.mall_name,
                               error=body.get("error") or response.status_code), transient=False, hint=HINT_LOGIN,
                             code=str(body.get("error") or "invalid_grant"))
         lifetime = max(60, int(body.get("expires_in") or 3600) - EARLY_SECONDS)

@@ -20,6 +20,7 @@ from tatenpo.malls.base import (
     HINT_LOGIN,
     Connector,
     CredentialField,
+    CredentialLifetime,
     ItemRef,
     ItemResult,
     LoginCheck,
@@ -28,10 +29,14 @@ from tatenpo.malls.base import (
     ReadResult,
     push_batches,
 )
+from tatenpo.malls.authorization import YConnect
 from tatenpo.malls.http import HttpClient, Pace, retry_after, server_trouble
 from tatenpo.malls.pacing import Pacer, account_key
 from tatenpo.malls.tokens import TokenSource, access_token_fields
 
+# Yahoo! ID連携 v2 Authorization Code flow's authorization endpoint (docs/malls/yahoo.md).
+AUTHORIZE_URL = "https://auth.login.yahoo.co.jp/yconnect/v2/authorization"
+SANDBOX_AUTHORIZE_PATH = "/yconnect/v2/authorization"  # under a non-default endpoint (the sandbox)
 TOKEN_URL = "https://auth.login.yahoo.co.jp/yconnect/v2/token"
 SANDBOX_TOKEN_PATH = "/yconnect/v2/token"  # under a non-default endpoint (the sandbox) [inferred for others]
 RATE = 1.0  # per URL
@@ -82,6 +87,11 @@ class YahooConnector(Connector):
     )
     preparation = _l("Yahoo!ショッピング: an application registered for the Store API, and an access token for your "
                      "store.")
+    # The refresh token lasts 4 weeks; after it, the store must authorise again (docs/malls/yahoo.md).
+    credential_lifetime = CredentialLifetime(
+        "refresh_token", 28, _l("Yahoo! ID連携: authorise the application again"))
+    # The 認可 button: the tokens come from the YConnect authorization code flow instead of being pasted.
+    authorization = YConnect(AUTHORIZE_URL, SANDBOX_AUTHORIZE_PATH, TOKEN_URL, SANDBOX_TOKEN_PATH)
     max_batch = 1000
 
     def __init__(self, endpoint: Optional[str], credentials: dict, redis=None, timeout: float = 20,
@@ -97,6 +107,12 @@ class YahooConnector(Connector):
 
     def close(self) -> None:
         self.http.close()
+
+    def read_orders(self, since, *, open_numbers=(), known=()):
+        """The orders of the 注文API (orderList/orderInfo) changed since `since` (tatenpo.malls.order_reading)."""
+        from tatenpo.malls import yahoo_orders  # on use: it builds tatenpo.orders' order reports
+
+        return yahoo_orders.read(self, since, open_numbers=open_numbers, known=known)
 
     def _classify(self, response: requests.Response) -> Optional[MallError]:
         if response.status_code in (200, 207, 400):

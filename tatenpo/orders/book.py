@@ -69,14 +69,17 @@ class Booked:
     created: bool  # False: the order was known already (another mail, another door): nothing moved again
 
 
-def record(store: Store, printed: PrintedOrder, *, source: str) -> Booked:
-    """Keep the order (once) and allocate its matched lines. A second arrival only notes its door."""
+def record(store: Store, printed: PrintedOrder, *, source: str, moves_stock: bool = True) -> Booked:
+    """Keep the order (once) and allocate its matched lines. A second arrival only notes its door.
+
+    `moves_stock=False`: an order the mall fulfils from its own warehouse (Amazon FBA) — kept and shown, its
+    lines matched, but it never allocates nor ships Tatenpo's stock, now or when a line is linked later."""
     existing = _find(store.id, printed.number)
     if existing is not None:
         return Booked(_seen_by(existing, source), created=False)
     matching.fill_order_codes(store.id)
     order = Order(store_id=store.id, number=printed.number, status=OrderStatus.RECEIVED.value, sources=[source],
-                  ordered_at=printed.ordered_at, received_at=utcnow())
+                  ordered_at=printed.ordered_at, received_at=utcnow(), moves_stock=moves_stock)
     for position, line in enumerate(printed.lines):
         listing = matching.match(store.id, line)
         order.lines.append(OrderLine(
@@ -97,9 +100,10 @@ def record(store: Store, printed: PrintedOrder, *, source: str) -> Booked:
         if existing is None:
             raise
         return Booked(_seen_by(existing, source), created=False)
-    for line in order.lines:
-        _sold_on_mall(line)
-        _allocate(order, line)
+    if order.moves_stock:
+        for line in order.lines:
+            _sold_on_mall(line)
+            _allocate(order, line)
     return Booked(order, created=True)
 
 
@@ -146,6 +150,8 @@ def link_line(line: OrderLine, listing: Listing, user: Optional[User] = None) ->
     line.listing_id = listing.id
     line.product_id = listing.product_id
     order = line.order
+    if not order.moves_stock:
+        return line  # fulfilled by the mall (FBA): the link is for the record only
     _sold_on_mall(line)
     if order.status == OrderStatus.RECEIVED.value:
         _allocate(order, line, user=user)

@@ -33,7 +33,8 @@ from tatenpo.platform.redis_conn import redis
 from tatenpo.platform.web import safe_next
 
 # Reachable without any user (first run) or without login.
-PUBLIC_ENDPOINTS = {"static", "auth.setup", "auth.login", "health.healthz", "inbound.receive_mail"}
+PUBLIC_ENDPOINTS = {"static", "auth.setup", "auth.login", "health.healthz", "inbound.receive_mail",
+                    "webhooks.shopify"}
 
 ADMIN, STAFF, SUPPORT = Role.ADMIN.value, Role.STAFF.value, Role.SUPPORT.value
 EVERYONE = frozenset({ADMIN, STAFF, SUPPORT})
@@ -51,6 +52,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "imports": SHOP,
     "sync": SHOP,
     "settings": frozenset({ADMIN}),  # stores and their credentials
+    "authorize": frozenset({ADMIN}),  # the mall's consent flow stores a store's credentials
+    "order_routes": frozenset({ADMIN}),  # a store's order routes are part of its settings
     "users": frozenset({ADMIN}),
     "support": SHOP,  # applying is the shop's
     "support.index": EVERYONE,

@@ -91,6 +91,11 @@ def defaults(instance_path: str) -> dict:
         # A push never overwrites a fall on the mall that no order explains: it waits this long for the order.
         "ORDER_WAIT_SECONDS": _int_env("ORDER_WAIT_SECONDS", 600),
         "ORDER_MAIL_SILENCE_DAYS": _int_env("ORDER_MAIL_SILENCE_DAYS", 3),
+        # 受注API: each store's orders are read from its mall this often (a store may override it), from its cursor
+        # less an overlap (an order the mall indexes late is still found); a store's first poll looks this far back.
+        "ORDER_POLL_SECONDS": _int_env("ORDER_POLL_SECONDS", 120),
+        "ORDER_POLL_OVERLAP_SECONDS": _int_env("ORDER_POLL_OVERLAP_SECONDS", 600),
+        "ORDER_POLL_FIRST_HOURS": _int_env("ORDER_POLL_FIRST_HOURS", 24),
         # Hosts besides the malls' own that a store's endpoint may name ("host" or "host:port", comma-separated):
         # `make run` allows its sandbox malls. Plain ftp:// to a real mall only with ALLOW_PLAIN_FTP.
         "ALLOWED_MALL_HOSTS": os.environ.get("ALLOWED_MALL_HOSTS", ""),

@@ -8,11 +8,11 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from tatenpo.malls import connector_for
-from tatenpo.malls.base import LoginCheck, hint_text
+from tatenpo.malls.base import HINT_LOGIN, LoginCheck, MallError, hint_text
 from tatenpo.models import Store, utcnow
 from tatenpo.platform import credentials
 from tatenpo.platform.redis_conn import redis
-from tatenpo.setup import stores
+from tatenpo.setup import credential_dates, stores
 
 CHECK_TIMEOUT_SECONDS = 10.0
 
@@ -34,6 +34,11 @@ def check(store: Store) -> LoginCheck:
             connector.close()
         if result.ok and result.host_key and not stores.trusted_host_key(store):
             stores.trust_host_key(store, result.host_key)  # trusted on first use (malls/rakuten_ftp.py)
+        if not result.ok and result.hint == HINT_LOGIN:
+            # A login refused after the credential's recorded expiry: say it expired and how to renew it, in the
+            # words of the push's ✗ (credential_dates.explain; RMS answers an expired key like a wrong one).
+            explained = credential_dates.explain(store, MallError(result.message, transient=False, hint=result.hint))
+            result = LoginCheck(False, explained.message, explained.hint)
     store.connection_ok = result.ok
     store.connection_checked_at = utcnow()
     message = result.message

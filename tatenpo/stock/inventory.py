@@ -4,6 +4,10 @@ the SyncEntry of every listing of the product that is to be pushed. The caller c
 commits once, so a failed file changes nothing); nothing here commits or knows about HTTP.
 
 Which listings are pushed, and what quantity, are the rules of tatenpo.stock.rules.
+
+A セット商品 holds no stock (tatenpo.stock.sets): `set_stock`/`adjust_stock` refuse it, an order line of a set
+moves its parts (`move_for_order`), and every change of a part schedules the listings of every set containing
+it, in the same transaction, with one statement whatever the number of sets (`schedule_sets_of`).
 """
 from __future__ import annotations
 
@@ -14,11 +18,11 @@ from dataclasses import dataclass
 from typing import Optional, Protocol
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Integer, bindparam, insert, select, update
+from sqlalchemy import Integer, bindparam, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import aliased
 
-from tatenpo.models import Listing, Product, StockChangeKind, StockHistory, Store, SyncEntry, User, utcnow
+from tatenpo.models import Listing, Product, SetPart, StockChangeKind, StockHistory, Store, SyncEntry, User, utcnow
 from tatenpo.platform.extensions import db
 from tatenpo.stock import rules
 
@@ -127,6 +131,20 @@ class StockConflict(StockError):
         self.typed = typed
 
 
+class SetHasNoStock(StockError):
+    """A セット商品's stock is its parts': it is never set or adjusted itself."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(_l("%(code)s is a set product: it has no stock of its own. Change the stock of its parts.",
+                            code=code))
+
+
+def _not_a_set(locked: Product) -> Product:
+    if locked.is_set:
+        raise SetHasNoStock(locked.code)
+    return locked
+
+
 def set_stock(
     product: Product | int,
     quantity,
@@ -140,7 +158,7 @@ def set_stock(
     StockConflict when it has changed since, and change nothing."""
     target = parse_quantity(quantity)
     _validate_result(target)
-    locked = lock_product(product if isinstance(product, int) else product.id)
+    locked = _not_a_set(lock_product(product if isinstance(product, int) else product.id))
     if expected is not None and locked.on_hand != expected:
         raise StockConflict(locked.on_hand, target)
     return _record(locked, target - locked.on_hand, kind=kind, user=user, note=note)
@@ -156,7 +174,7 @@ def adjust_stock(
 ) -> StockHistory:
     """Change 在庫数 by `delta` (±N)."""
     change = parse_quantity(delta, allow_sign=True)
-    locked = lock_product(product if isinstance(product, int) else product.id)
+    locked = _not_a_set(lock_product(product if isinstance(product, int) else product.id))
     _validate_result(locked.on_hand + change)
     return _record(locked, change, kind=kind, user=user, note=note)
 
@@ -185,6 +203,7 @@ def _record(product: Product, change: int, *, kind, user, note, allocated_change
         )
     ]
     schedule(listings)
+    schedule_sets_of([product.id])
     return entry
 
 
@@ -201,14 +220,55 @@ def move_for_order(
     """One order line's step on its product (受注 allocates, 出荷 takes out, キャンセル releases, 再入庫 puts
     back), with the 在庫履歴 row naming the order. A sale is a fact: 販売可能数 may fall below zero. The
     counts themselves never do — a shipment larger than what is on hand (the count was wrong) leaves 0 and
-    says so in the note."""
-    locked = lock_product(product_id)
-    change = max(on_hand_change, -locked.on_hand)
-    allocated = max(allocated_change, -locked.allocated)
-    if change != on_hand_change:
-        note = f"{note or ''} (在庫数 {locked.on_hand} < {-on_hand_change})".strip()
+    says so in the note.
+
+    A set's line moves each of its parts by the set's quantity × the part's (one 在庫履歴 row per part, naming
+    the order and the set); the set itself holds nothing. Returns the last row written."""
+    set_code, targets = _lock_stock_of(product_id)
     db.session.info.setdefault(URGENT, True)
-    return _record(locked, change, kind=kind, user=user, note=note, allocated_change=allocated, order_id=order_id)
+    entry = None
+    for locked, quantity in targets:
+        step_note = note if set_code is None else f"{note or ''} (セット {set_code})".strip()
+        on_hand_step, allocated_step = on_hand_change * quantity, allocated_change * quantity
+        change = max(on_hand_step, -locked.on_hand)
+        allocated = max(allocated_step, -locked.allocated)
+        if change != on_hand_step:
+            step_note = f"{step_note or ''} (在庫数 {locked.on_hand} < {-on_hand_step})".strip()
+        entry = _record(locked, change, kind=kind, user=user, note=step_note, allocated_change=allocated,
+                        order_id=order_id)
+    return entry
+
+
+def book_mall_sale(product_id: int, units: int, *, user: Optional[User] = None, note: Optional[str] = None) -> None:
+    """A sale seen only on a mall (説明のない減少 adopted as a sale, tatenpo.sync.decreases): 在庫数 falls by
+    `units`, never below 0. A set's sale takes its parts (units × each part's quantity), as its order would."""
+    set_code, targets = _lock_stock_of(product_id)
+    for locked, quantity in targets:
+        taken = min(units * quantity, locked.on_hand)
+        if taken > 0:
+            _record(locked, -taken, kind=StockChangeKind.MALL_SALE, user=user,
+                    note=note if set_code is None else f"{note or ''} (セット {set_code})".strip())
+
+
+def _lock_stock_of(product_id: int) -> tuple[Optional[str], list[tuple[Product, int]]]:
+    """What a sale of one unit of the product moves, locked: (None, [(the product, 1)]) for an ordinary product;
+    (the set's code, [(each part, its quantity per set)]) for a set.
+
+    A set's parts are all locked first, in id order, then every set containing any of them (lock_sets_of),
+    before anything is written: a change of a part locks the part, then its sets, so taking a part's lock
+    while holding a set's could deadlock with it. The set's own row is not locked: it holds no stock."""
+    parts = db.session.execute(
+        select(SetPart.part_id, SetPart.quantity).where(SetPart.set_id == product_id).order_by(SetPart.part_id)
+    ).all()
+    if not parts:
+        locked = lock_product(product_id)
+        if locked.is_set:
+            raise StockError(_l("The set product %(code)s has no parts.", code=locked.code))
+        return None, [(locked, 1)]
+    code = db.session.scalar(select(Product.code).where(Product.id == product_id))
+    targets = [(lock_product(part_id), quantity) for part_id, quantity in parts]
+    lock_sets_of([part_id for part_id, _quantity in parts])
+    return code, targets
 
 
 # Products per statement in the bulk path (under SQLite's limit of bound parameters per statement).
@@ -240,12 +300,14 @@ def set_stock_many(
             .execution_options(synchronize_session=False)
         )
         updates, history = [], []
-        for product_id, code, on_hand in db.session.execute(
-            select(Product.id, Product.code, Product.on_hand).where(Product.id.in_(chunk))
+        for product_id, code, on_hand, is_set in db.session.execute(
+            select(Product.id, Product.code, Product.on_hand, Product.is_set).where(Product.id.in_(chunk))
         ):
             after = parse_quantity(targets[product_id])
             if after == on_hand:
                 continue  # already at the target: nothing happened, so nothing to record or push
+            if is_set:
+                raise SetHasNoStock(code)
             updates.append({"product_id": product_id, "after": after})
             history.append({
                 "product_id": product_id, "product_code": code, "change": after - on_hand, "quantity_after": after,
@@ -264,6 +326,87 @@ def set_stock_many(
             progress(min(start + CHUNK, len(ids)), len(ids))
     schedule_products(changed)
     return changed
+
+
+def product_sellable_sql(product=Product):
+    """販売可能数 of `product` (the Product entity or an alias of it) as SQL, a set's included: a set's from its
+    parts by a correlated MIN (tatenpo.stock.rules.set_sellable_sql), so a statement over many listings of many
+    sets stays one statement."""
+    part = aliased(Product, name="set_part_product")
+    least = rules.set_sellable_sql(
+        rules.sellable_sql(part.on_hand, part.allocated), SetPart.quantity,
+        SetPart.set_id == product.id, part.id == SetPart.part_id,
+    )
+    return rules.product_sellable_sql(product.is_set, rules.sellable_sql(product.on_hand, product.allocated), least)
+
+
+def schedule_sets_of(part_ids: list[int]) -> int:
+    """Schedule every pushed listing of every set containing one of these products (after their stock changed):
+    one INSERT … SELECT … ON CONFLICT per 900 parts, the quantity computed in the database by the rules — a
+    part shared by a thousand sets listed on four stores is one statement, not four thousand."""
+    lock_sets_of(part_ids)
+    statement = _schedule_sets_statement(db.session.get_bind().dialect.name)
+    stores: list[int] = []
+    now = utcnow()
+    for start in range(0, len(part_ids), CHUNK):
+        stores += db.session.scalars(statement, {"part_ids": part_ids[start : start + CHUNK], "now": now}).all()
+    if stores:
+        db.session.info.setdefault(STORES_CHANGED, set()).update(stores)
+    return len(stores)
+
+
+def lock_sets_of(part_ids: list[int]) -> None:
+    """Lock the rows of every set containing these parts, in id order, before their listings are scheduled.
+
+    A set's 販売可能数 reads all its parts, while each change locks only the part it changes: on PostgreSQL two
+    changes of two parts of one set, each computing the set from the other's value before it committed, would
+    leave the set's listings with whichever wrote last — possibly more than the parts allow. Holding the set's
+    row makes the second wait and compute from the first's committed value. SQLite runs one writer at a time,
+    so there is nothing to lock (and no statement to spend)."""
+    if not part_ids or db.session.get_bind().dialect.name != "postgresql":
+        return
+    set_ids: set[int] = set()
+    for start in range(0, len(part_ids), CHUNK):
+        set_ids.update(db.session.scalars(
+            select(SetPart.set_id).where(SetPart.part_id.in_(part_ids[start : start + CHUNK]))))
+    ordered = sorted(set_ids)  # one locking order for every caller: two changes cannot deadlock on their sets
+    for start in range(0, len(ordered), CHUNK):
+        db.session.execute(select(Product.id).where(Product.id.in_(ordered[start : start + CHUNK]))
+                           .order_by(Product.id).with_for_update())
+
+
+_ENTRY_COLUMNS = ("listing_id", "store_id", "target_quantity", "version", "due_at", "attempts", "created_at",
+                  "updated_at")
+
+
+@functools.cache
+def _schedule_sets_statement(dialect: str):
+    """`schedule` done in the database for the pushed listings of the sets containing `part_ids`, returning
+    each scheduled listing's store; built once, run with `part_ids` (expanding) and `now`.
+
+    Each set's 販売可能数 is computed once, grouped by set (rules.set_sellable_aggregate_sql), and joined to its
+    listings: not a correlated subquery per listing, which the CASEs of the pushed quantity would repeat."""
+    now = bindparam("now", type_=SyncEntry.__table__.c.due_at.type)
+    part = aliased(Product, name="set_part_product")
+    sets = select(SetPart.set_id).where(SetPart.part_id.in_(bindparam("part_ids", expanding=True)))
+    set_stock = (
+        select(SetPart.set_id, rules.set_sellable_aggregate_sql(rules.sellable_sql(part.on_hand, part.allocated),
+                                                                SetPart.quantity).label("sellable"))
+        .join(part, part.id == SetPart.part_id)
+        .where(SetPart.set_id.in_(sets))
+        .group_by(SetPart.set_id)
+        .subquery("set_stock")
+    )
+    quantity = rules.quantity_to_push_sql(set_stock.c.sellable, Store.safety_stock, Listing.max_quantity)
+    rows = (
+        select(Listing.id, Listing.store_id, quantity, literal(1), now, literal(0), now, now)
+        .join(set_stock, set_stock.c.set_id == Listing.product_id)
+        .join(Product, Product.id == Listing.product_id)
+        .join(Store, Store.id == Listing.store_id)
+        .where(Product.is_set.is_(True),
+               rules.is_pushed_sql(Listing.product_id, Listing.sync_enabled, Product.stock_managed, Store.auto_sync))
+    )
+    return _upsert(dialect, rows).returning(SyncEntry.__table__.c.store_id)
 
 
 class PushRulesProduct(Protocol):
@@ -351,7 +494,7 @@ def pushable_listings(where, stores: Optional[dict[int, Store]] = None) -> list[
     stores = stores if stores is not None else {s.id: s for s in db.session.scalars(select(Store))}
     rows = db.session.execute(
         select(Listing.id, Listing.store_id, Listing.sync_enabled, Listing.max_quantity,
-               rules.sellable_sql(Product.on_hand, Product.allocated), Product.stock_managed)
+               product_sellable_sql(), Product.stock_managed)
         .join(Product, Product.id == Listing.product_id)
         .where(where)
     )
@@ -362,12 +505,13 @@ def pushable_listings(where, stores: Optional[dict[int, Store]] = None) -> list[
 
 
 def schedule_products(product_ids: list[int]) -> int:
-    """Schedule every listing of these products (after their stock changed in bulk)."""
+    """Schedule every listing of these products, and of the sets containing them (after their stock changed in
+    bulk)."""
     stores = {s.id: s for s in db.session.scalars(select(Store))}
     count = 0
     for start in range(0, len(product_ids), CHUNK):
         count += schedule(pushable_listings(Listing.product_id.in_(product_ids[start : start + CHUNK]), stores))
-    return count
+    return count + schedule_sets_of(product_ids)
 
 
 def pushed_quantity(
@@ -418,12 +562,13 @@ def schedule(listings: Iterable[PushRulesListing]) -> int:
 
 
 @functools.cache
-def _upsert(dialect: str):
-    """INSERT … ON CONFLICT of one entry per parameter set: a new entry, or the open one refreshed (its version
-    bumped, so that a push of the old target cannot close it)."""
+def _upsert(dialect: str, rows=None):
+    """INSERT … ON CONFLICT of one entry per parameter set (or per row of the select `rows`, in the order of
+    _ENTRY_COLUMNS): a new entry, or the open one refreshed (its version bumped, so that a push of the old
+    target cannot close it)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = SyncEntry.__table__
-    statement = insert(table)
+    statement = insert(table) if rows is None else insert(table).from_select(list(_ENTRY_COLUMNS), rows)
     return statement.on_conflict_do_update(
         index_elements=[table.c.listing_id],
         set_={
@@ -439,9 +584,4 @@ def _upsert(dialect: str):
 
 def schedule_store(store: Store) -> int:
     """Re-schedule every linked listing of a store (after its 保留在庫 or 自動在庫同期区分 changed)."""
-    listings = db.session.scalars(
-        select(Listing)
-        .options(joinedload(Listing.product), joinedload(Listing.store))
-        .where(Listing.store_id == store.id, Listing.product_id.is_not(None))
-    ).all()
-    return schedule(listings)
+    return schedule(pushable_listings(Listing.store_id == store.id, {store.id: store}))

@@ -3,6 +3,8 @@ expression for statements over many rows. A test holds the two forms to the same
 
 - 販売可能数 (sellable) = 在庫数 − 引当数. A sale taken beyond the stock (売り越し) makes it negative, and the
   pages show it so; what is pushed to a mall is never negative.
+- A セット商品 (set) holds no stock: its 販売可能数 = the least, over its parts, of floor(the part's 販売可能数 ÷
+  the part's quantity in one set). A pack of three of one product is a set of one part ×3.
 - A listing is pushed when it is linked to a product, its sync is on, its product is 在庫管理する, and its
   store's 自動在庫同期 is 使用中.
 - The quantity pushed is 販売可能数 − the store's 保留在庫, at least 0, at most the listing's maximum.
@@ -13,7 +15,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, and_, case, literal
+from collections.abc import Iterable
+
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, case, func, literal, select
 
 
 def sellable(on_hand: int, allocated: int) -> int:
@@ -24,6 +28,45 @@ def sellable(on_hand: int, allocated: int) -> int:
 def sellable_sql(on_hand: SQLColumnExpression[int], allocated: SQLColumnExpression[int]) -> ColumnElement[int]:
     """`sellable` as SQL, e.g. sellable_sql(Product.on_hand, Product.allocated)."""
     return on_hand - allocated
+
+
+def set_sellable(parts: Iterable[tuple[int, int]]) -> int:
+    """A set's 販売可能数 from (part's 販売可能数, quantity per set) pairs: the fewest whole sets any part allows.
+    Floor division, so an oversold part (negative) makes the set negative too; a set without parts has 0."""
+    return min((sellable // quantity for sellable, quantity in parts), default=0)
+
+
+def floor_div_sql(numerator: SQLColumnExpression[int], denominator: SQLColumnExpression[int]) -> ColumnElement[int]:
+    """Python's // for integers (denominator > 0): SQLite and PostgreSQL truncate towards zero, so a negative
+    numerator is rounded down by hand. (`//` is SQLAlchemy's integer division: `/` would divide as decimals.)"""
+    return case(
+        (numerator >= 0, numerator // denominator),
+        else_=-((denominator - 1 - numerator) // denominator),
+    )
+
+
+def set_sellable_aggregate_sql(
+    part_sellable: SQLColumnExpression[int], quantity: SQLColumnExpression[int]
+) -> ColumnElement[int]:
+    """`set_sellable` as an aggregate over the rows of one set's parts (NULL for none: see set_sellable_sql),
+    for a statement that groups parts by their set."""
+    return func.min(floor_div_sql(part_sellable, quantity))
+
+
+def set_sellable_sql(
+    part_sellable: SQLColumnExpression[int], quantity: SQLColumnExpression[int], *where: ColumnElement[bool]
+) -> ColumnElement[int]:
+    """`set_sellable` as a scalar subquery over the set's parts: `part_sellable` and `quantity` are columns of
+    the tables the caller joins, `where` picks one set's parts (correlated to the outer product row)."""
+    least = select(set_sellable_aggregate_sql(part_sellable, quantity)).where(*where).scalar_subquery()
+    return func.coalesce(least, 0)
+
+
+def product_sellable_sql(
+    is_set: SQLColumnExpression[bool], own_sellable: SQLColumnExpression[int], set_sellable: ColumnElement[int]
+) -> ColumnElement[int]:
+    """A product's 販売可能数 whatever it is: a set's from its parts (`set_sellable_sql`), else its own."""
+    return case((is_set.is_(True), set_sellable), else_=own_sellable)
 
 
 def is_pushed(linked: bool, sync_enabled: bool, stock_managed: bool, auto_sync: bool) -> bool:

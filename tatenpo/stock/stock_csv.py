@@ -4,9 +4,10 @@ Export: 商品コード, 商品名, 在庫数, 引当数, 販売可能数 in CP9
 Cells starting with = + - @ are prefixed with ' so Excel shows them as text instead of running a formula;
 the import removes that prefix again, so export → import changes nothing.
 
-Import: preview, then every changed product in one transaction through inventory.set_stock_many (kind STOCK_CSV),
-so history and the sync schedule follow; any bad row, unknown code or duplicate writes nothing. A row with
-more cells than the header (an unquoted 1,500) is a bad row; the upload of a file refused whole is removed at once.
+Import: preview (read by the worker, see listings.lifecycle.preview), then every changed product in one
+transaction through inventory.set_stock_many (kind STOCK_CSV), so history and the sync schedule follow; any
+bad row, unknown code or duplicate writes nothing. A row with more cells than the header (an unquoted 1,500)
+is a bad row; the upload of a file refused whole is removed at once.
 """
 from __future__ import annotations
 
@@ -18,12 +19,12 @@ from typing import Optional
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from tatenpo.listings import lifecycle, uploads
-from tatenpo.listings.reading import ENCODING_LABELS, FileProblem, cell, open_table
+from tatenpo.listings import lifecycle, progress, uploads
+from tatenpo.listings.reading import ENCODING_LABELS, FileProblem, cell, follow_reading, open_table
 from tatenpo.listings.records import ERRORS_ON_JOB, Problems
 from tatenpo.models import ImportJob, Product, StockChangeKind
 from tatenpo.platform.extensions import db
-from tatenpo.stock import inventory, rules
+from tatenpo.stock import inventory
 
 HEADERS = ["商品コード", "商品名", "在庫数", "引当数", "販売可能数"]
 CODE_COLUMN = ("商品コード", "product code", "code")
@@ -52,9 +53,10 @@ def export_csv(encoding: str = "cp932") -> bytes:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(HEADERS)
     rows = db.session.execute(
-        select(Product.code, Product.name, Product.on_hand, Product.allocated).order_by(Product.code)
+        select(Product.code, Product.name, Product.on_hand, Product.allocated, inventory.product_sellable_sql())
+        .order_by(Product.code)
     ).yield_per(2000)
-    for code, name, on_hand, allocated in rows:
+    for code, name, on_hand, allocated, sellable in rows:  # a set's 販売可能数 is its parts' (在庫数 0)
         if encoding == "cp932":
             try:
                 code.encode("cp932")
@@ -63,7 +65,6 @@ def export_csv(encoding: str = "cp932") -> bytes:
                     _l("The 商品コード “%(code)s” has characters Shift_JIS cannot hold: export as UTF-8.", code=code)
                 ) from None
             name = name.encode("cp932", errors="replace").decode("cp932")
-        sellable = rules.sellable(on_hand, allocated)
         writer.writerow([neutralise(code), neutralise(name or ""), on_hand, allocated, sellable])
     return buffer.getvalue().encode(encoding)
 
@@ -86,9 +87,12 @@ class StockPlan:
         }
 
 
-def plan_import(path, filename: str) -> StockPlan:
-    """Read a stock CSV and compare it with the current stock; raises FileProblem for an unusable file."""
+def plan_import(path, filename: str, report=None) -> StockPlan:
+    """Read a stock CSV and compare it with the current stock; raises FileProblem for an unusable file.
+    `report(stage, done, total)` follows the reading (the background preview's progress bar)."""
     table = open_table(path, filename)
+    if report is not None:
+        follow_reading([table], lambda done, total: report(progress.PREVIEW, done, total))
     code_at = table.columns.require(*CODE_COLUMN)
     quantity_at = table.columns.require(*QUANTITY_COLUMN)
     code_column, quantity_column = table.columns.name(code_at), table.columns.name(quantity_at)
@@ -131,19 +135,25 @@ def plan_import(path, filename: str) -> StockPlan:
         raise FileProblem(_l("The file has a header row but no products."), row=2)
     codes = list(wanted)
     current: dict[str, tuple[int, int]] = {}
+    sets: set[str] = set()
     for start in range(0, len(codes), _CHUNK):
         chunk = codes[start : start + _CHUNK]
-        for id_, code, on_hand in db.session.execute(
-            select(Product.id, Product.code, Product.on_hand).where(Product.code.in_(chunk))
+        for id_, code, on_hand, is_set in db.session.execute(
+            select(Product.id, Product.code, Product.on_hand, Product.is_set).where(Product.code.in_(chunk))
         ):
             current[code] = (id_, on_hand)
+            if is_set:
+                sets.add(code)
     for code, (row_no, quantity) in wanted.items():
         if code not in current:
             problems.add(row_no, code_column, _l("There is no product with 商品コード “%(code)s”.", code=code), filename)
             continue
         product_id, on_hand = current[code]
         if on_hand == quantity:
-            plan.unchanged += 1
+            plan.unchanged += 1  # an exported set's row (在庫数 0) comes back unchanged
+            continue
+        if code in sets:
+            problems.add(row_no, quantity_column, inventory.SetHasNoStock(code).message, filename)
             continue
         plan.changes.append((product_id, code, on_hand, quantity))
         if len(plan.samples) < 20:
@@ -177,11 +187,12 @@ def apply_plan(plan: StockPlan, *, user=None, note: str = "", report=None) -> in
     return len(changed)
 
 
-def preview_job(job: ImportJob) -> Optional[StockPlan]:
-    """Fill the stock import job's preview; the caller commits. An unusable file marks the job failed."""
+def preview_job(job: ImportJob, report=None) -> Optional[StockPlan]:
+    """Fill the stock import job's preview; the caller commits. An unusable file marks the job failed.
+    `report` follows the reading (see lifecycle.preview)."""
     try:
         (path, name), *_ = uploads.job_files(job)
-        plan = plan_import(path, name)
+        plan = plan_import(path, name, report)
     except FileProblem as problem:
         uploads.discard(job)  # a refused file is not kept
         job.status = "failed"

@@ -9,7 +9,7 @@ from typing import Optional
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
-from tatenpo.models import Listing, Product, StockChangeKind, SyncEntry, User, utcnow
+from tatenpo.models import Listing, SyncEntry, User, utcnow
 from tatenpo.platform.extensions import db
 from tatenpo.stock import inventory
 
@@ -34,13 +34,9 @@ def adopt(listing_id: int, *, shown: Optional[int] = None, user: Optional[User] 
     decrease = listing.unexplained_decrease if shown is None else (listing.mall_expected or 0) - shown
     if not decrease or decrease <= 0:
         raise DecreaseError(_l("There is no unexplained decrease on this listing."))
-    if listing.product_id is not None:
-        on_hand = db.session.scalar(select(Product.on_hand).where(Product.id == listing.product_id)) or 0
-        units = min(decrease, on_hand)
-        if units:
-            inventory.adjust_stock(listing.product_id, -units, kind=StockChangeKind.MALL_SALE, user=user,
-                                   note=f"{listing.code}: {listing.mall_expected} → "
-                                        f"{listing.mall_expected - decrease}")
+    if listing.product_id is not None:  # never below 0; a set's sale takes its parts
+        inventory.book_mall_sale(listing.product_id, decrease, user=user,
+                                 note=f"{listing.code}: {listing.mall_expected} → {listing.mall_expected - decrease}")
     listing.mall_expected = (listing.mall_expected or 0) - decrease
     _clear(listing)
     return decrease

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Optional, Protocol
 
 from sqlalchemy import and_, exists, func, select
+from sqlalchemy.orm import aliased
 
-from tatenpo.models import Listing, Product, Store, SyncAttempt, SyncEntry
+from tatenpo.models import Listing, Product, Store, SyncAttempt, SyncEntry, utcnow
 from tatenpo.platform.extensions import db
 from tatenpo.stock import rules
 
@@ -33,16 +35,6 @@ class ListingBadge:
     state: str
     message: Optional[str] = None  # the mall's message for ✗, the log line for 未反映
     attempt: Optional[SyncAttempt | _Attempt] = None  # the newest push (from with_states: its ok/will_retry/message)
-
-
-def _latest_attempt_ids():
-    """Subquery: the newest SyncAttempt id per listing."""
-    return (
-        select(SyncAttempt.listing_id, func.max(SyncAttempt.id).label("attempt_id"))
-        .where(SyncAttempt.listing_id.is_not(None))
-        .group_by(SyncAttempt.listing_id)
-        .subquery()
-    )
 
 
 def states(listings: Iterable[Listing]) -> dict[int, ListingBadge]:
@@ -96,6 +88,7 @@ class BadgeListing:
 @dataclass(frozen=True, slots=True)
 class _Entry:
     last_error: Optional[str]
+    due_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +102,7 @@ class _Attempt:
 _STATE_COLUMNS = (
     Listing.id, Listing.store_id, Listing.product_id, Listing.code, Listing.sync_enabled, Product.stock_managed,
     Listing.reflected, Listing.reflection_error, Store.name, Store.auto_sync, Store.immediate_sync, SyncEntry.id,
-    SyncEntry.last_error, SyncAttempt.id, SyncAttempt.ok, SyncAttempt.will_retry, SyncAttempt.message,
+    SyncEntry.last_error, SyncEntry.due_at, SyncAttempt.id, SyncAttempt.ok, SyncAttempt.will_retry, SyncAttempt.message,
 )
 
 
@@ -133,14 +126,14 @@ def read_state(columns, stores: dict[int, BadgeStore]) -> Optional[ListingBadge]
     """The state of the listing in a `with_states` row's trailing columns (None: no listing). `stores` keeps
     one BadgeStore per store across the rows of a statement."""
     (id_, store_id, product_id, code, enabled, managed, reflected, reflection_error, store_name, auto_sync,
-     immediate, entry_id, last_error, attempt_id, ok, will_retry, message) = columns
+     immediate, entry_id, last_error, due_at, attempt_id, ok, will_retry, message) = columns
     if id_ is None:
         return None
     store = stores.get(store_id)
     if store is None:
         store = stores[store_id] = BadgeStore(store_id, store_name, auto_sync, immediate)
     listing = BadgeListing(id_, store_id, product_id, code, enabled, bool(managed), reflected, reflection_error, store)
-    entry = _Entry(last_error) if entry_id is not None else None
+    entry = _Entry(last_error, due_at) if entry_id is not None else None
     attempt = _Attempt(ok, will_retry, message) if attempt_id is not None else None
     return ListingBadge(listing, *_state(listing, listing.stock_managed, entry, attempt), attempt=attempt)
 
@@ -178,8 +171,10 @@ def _state(
     """The badge's state and message; `stock_managed` is the listing's product's."""
     failed = attempt is not None and not attempt.ok
     if entry is not None:
-        # A permanent failure that keeps the entry open (e.g. wrong password) is ✗, not merely waiting.
-        if failed and not attempt.will_retry:
+        # A permanent failure parks its entry (wrong password: due again only in an hour, sync/push.py): ✗, not
+        # merely waiting. Once the entry is due again (a stock edit, 今すぐ同期, new credentials, the hour passed)
+        # a new push is on its way: 同期待ち, and the row polls until that push lands.
+        if failed and not attempt.will_retry and entry.due_at > utcnow():
             return FAILED, attempt.message
         return PENDING, entry.last_error
     linked = listing.product_id is not None
@@ -199,12 +194,18 @@ def condition(state: str):
     if state == PENDING:
         return exists().where(SyncEntry.listing_id == Listing.id)
     if state == FAILED:
-        latest = _latest_attempt_ids()
-        return Listing.id.in_(
-            select(latest.c.listing_id)
-            .join(SyncAttempt, SyncAttempt.id == latest.c.attempt_id)
-            .where(SyncAttempt.ok.is_(False))
-        )
+        return Listing.id.in_(failed_listings())
     if state == UNREFLECTED:
         return and_(Listing.reflected.is_(False))
     raise ValueError(state)
+
+
+def failed_listings():
+    """SELECT the ids of the listings whose newest push failed (✗). From the ✗ lines alone (a partial index,
+    ix_sync_attempts_failed), each kept when its listing has no newer attempt (ix_sync_attempts_listing_newest):
+    the cost follows the failures, not the history."""
+    failed, newer = aliased(SyncAttempt), aliased(SyncAttempt)
+    return select(failed.listing_id).where(
+        failed.ok.is_(False), failed.listing_id.is_not(None),
+        ~exists().where(newer.listing_id == failed.listing_id, newer.id > failed.id),
+    )

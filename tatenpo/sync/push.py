@@ -24,13 +24,14 @@ from typing import Optional
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, delete, insert, or_, select, tuple_, update
+from sqlalchemy import Integer, any_, bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from tatenpo.malls.base import HINT_APPLICATION, HINT_LOGIN, ItemRef, ItemResult, MallError, PushItem
 from tatenpo.models import Listing, Product, Store, SyncAttempt, SyncEntry, SyncRun, utcnow
 from tatenpo.platform.credentials import CredentialKeyError
 from tatenpo.platform.extensions import db
-from tatenpo.setup import stores, support_center
+from tatenpo.setup import credential_dates, stores, support_center
 from tatenpo.sync import decreases
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,7 @@ def _push(store: Store, trigger: str, every_open: bool, keepalive, connector, ca
                     continue
                 results = connector.push([item for item, _entry in items])
             except MallError as exc:
+                exc = credential_dates.explain(store, exc)  # an expired key: say so, and how to renew it
                 call_error = exc
                 _record_call_failure(run, store, items, token, exc, counts)
                 release(claimed[start + connector.max_batch :], token, exc)
@@ -245,7 +247,7 @@ def renew_lease(ids: list[int], token: str, lease: int) -> None:
     for start in range(0, len(free), 1000):
         db.session.execute(
             update(SyncEntry)
-            .where(SyncEntry.id.in_(free[start : start + 1000]), SyncEntry.leased_by == token,
+            .where(_among(SyncEntry.id, free[start : start + 1000]), SyncEntry.leased_by == token,
                    SyncEntry.lease_until > now)
             .values(lease_until=now + timedelta(seconds=lease))
             .execution_options(synchronize_session=False)
@@ -312,10 +314,27 @@ def lockable(model, ids) -> tuple[list[int], list[int]]:
     locked: set[int] = set()
     for start in range(0, len(ids), 1000):
         locked.update(db.session.scalars(
-            select(model.id).where(model.id.in_(ids[start : start + 1000])).order_by(model.id)
+            select(model.id).where(_among(model.id, ids[start : start + 1000])).order_by(model.id)
             .with_for_update(skip_locked=True)
         ))
     return sorted(locked), [i for i in ids if i not in locked]
+
+
+def _among(column, ids):
+    """`column IN ids`. PostgreSQL: `column = ANY(:ids)`, the ids as one array parameter. A batch's 400 ids as
+    400 parameters cost more to render, convert and parse on every statement (SQLAlchemy's expanding IN,
+    psycopg's placeholder conversion, which it caches only for short queries) than the statement's own work:
+    they were most of the engine's DB time per batch (bench/engine_overhead.py --statements)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))
+    return column.in_(ids)
+
+
+def _int_arrays(name: str, **columns: list[int]):
+    """PostgreSQL: lists of whole numbers as a table `name(column, …)` to join, each list one array parameter
+    (unnest): a batch's values in one statement, without a parameter per value (see _among)."""
+    arrays = (bindparam(f"{name}_{column}", values, type_=ARRAY(Integer)) for column, values in columns.items())
+    return func.unnest(*arrays).table_valued(*columns).render_derived(name=name)
 
 
 def _one_by_one(statements) -> None:
@@ -323,6 +342,15 @@ def _one_by_one(statements) -> None:
     for statement, params in statements:
         db.session.execute(statement, params) if params is not None else db.session.execute(statement)
         db.session.commit()
+
+
+# What a batch reads of each entry and its listing (SyncEntry.id as entry_id: Listing.id is the listing's).
+_LOAD_COLUMNS = (
+    SyncEntry.id.label("entry_id"), SyncEntry.version, SyncEntry.attempts, SyncEntry.target_quantity,
+    SyncEntry.held_since, Listing.id, Listing.item_code, Listing.variant_code, Listing.attributes, Listing.code,
+    Listing.product_id, Listing.mall_expected, Listing.last_pushed_at, Listing.reflected,
+    Product.code.label("product_code"),
+)
 
 
 def _renew_and_load(ids: list[int], token: str, lease: int) -> list[tuple[PushItem, "_EntrySnapshot"]]:
@@ -334,7 +362,7 @@ def _renew_and_load(ids: list[int], token: str, lease: int) -> list[tuple[PushIt
     free, _held = lockable(SyncEntry, ids)
     renewed = db.session.scalars(
         update(SyncEntry)
-        .where(SyncEntry.id.in_(free), SyncEntry.leased_by == token, SyncEntry.lease_until > now)
+        .where(_among(SyncEntry.id, free), SyncEntry.leased_by == token, SyncEntry.lease_until > now)
         .values(lease_until=now + timedelta(seconds=lease))
         .returning(SyncEntry.id)
         .execution_options(synchronize_session=False)
@@ -342,29 +370,31 @@ def _renew_and_load(ids: list[int], token: str, lease: int) -> list[tuple[PushIt
     if not renewed:
         db.session.commit()
         return []
+    # Plain columns, not ORM objects: the engine's own work per item is what it adds to the mall's pace
+    # (bench/engine_overhead.py), and building two objects per item was a third of it.
     rows = db.session.execute(
-        select(SyncEntry, Listing)
+        select(*_LOAD_COLUMNS)
         .join(Listing, Listing.id == SyncEntry.listing_id)
-        .where(SyncEntry.id.in_(renewed))
+        .outerjoin(Product, Product.id == Listing.product_id)
+        .where(_among(SyncEntry.id, renewed))
         .order_by(SyncEntry.id)
-        .execution_options(populate_existing=True)
     ).all()
     items = []
-    for entry, listing in rows:
+    for row in rows:
         item = PushItem(
-            key=listing.id,
-            item_code=listing.item_code,
-            variant_code=listing.variant_code or "",
-            attributes=dict(listing.attributes or {}),
-            quantity=entry.target_quantity,
+            key=row.id,
+            item_code=row.item_code,
+            variant_code=row.variant_code or "",
+            attributes=dict(row.attributes or {}),
+            quantity=row.target_quantity,
             # Absolute pushes, as everywhere: Shopify's changeFromQuantity check is opted out of (None).
             expected=None,
         )
-        awaiting_reflection = listing.last_pushed_at is not None and listing.reflected is None
-        items.append((item, _EntrySnapshot(entry.id, entry.version, entry.attempts, listing.id, listing.code,
-                                           listing.product_id, entry.target_quantity, listing.mall_expected,
-                                           listing.mall_expected is not None and not awaiting_reflection,
-                                           entry.held_since)))
+        awaiting_reflection = row.last_pushed_at is not None and row.reflected is None
+        items.append((item, _EntrySnapshot(row.entry_id, row.version, row.attempts, row.id, row.code,
+                                           row.product_id, row.target_quantity, row.mall_expected,
+                                           row.mall_expected is not None and not awaiting_reflection,
+                                           row.held_since, row.product_code)))
     # Commit before the network call: no row stays locked while the mall answers. (Plain values were taken
     # above: the commit expires the rows, and touching them again would cost a query each.)
     db.session.commit()
@@ -453,13 +483,12 @@ class _EntrySnapshot:
     expected: Optional[int] = None
     checkable: bool = False
     held_since: Optional[datetime] = None
+    product_code: Optional[str] = None  # read with the batch (_LOAD_COLUMNS)
 
 
 def _product_codes(snapshots) -> dict[int, str]:
-    ids = {s.product_id for s in snapshots if s.product_id is not None}
-    if not ids:
-        return {}
-    return dict(db.session.execute(select(Product.id, Product.code).where(Product.id.in_(ids))).all())
+    # Read with the batch rather than asked for again after the mall's answer: one statement less per call.
+    return {s.product_id: s.product_code for s in snapshots if s.product_id is not None}
 
 
 def _record_results(run: SyncRun, store: Store, items, results: list[ItemResult], token: str, counts: dict,
@@ -490,7 +519,7 @@ def _record_results(run: SyncRun, store: Store, items, results: list[ItemResult]
         else:
             park.append((snapshot, result.message))
     if attempts:
-        db.session.execute(insert(SyncAttempt), attempts)
+        insert_attempts(attempts)
     db.session.commit()
     _close(closed_ok, token, now, verified=verified)
     _reschedule(retry, token, now, transient=True)
@@ -514,7 +543,7 @@ def _record_call_failure(run: SyncRun, store: Store, items, token: str, error: M
                      error_code=error.code, hint=error.hint, now=now)
         for s in snapshots
     ]
-    db.session.execute(insert(SyncAttempt), rows)
+    insert_attempts(rows)
     db.session.commit()
     _reschedule([(s, error.message, error.retry_after) for s in snapshots], token, now, transient=error.transient)
     counts["total"] += len(snapshots)
@@ -523,6 +552,27 @@ def _record_call_failure(run: SyncRun, store: Store, items, token: str, error: M
         counts["retried"] += len(snapshots)
     _save_counts(run, counts)
     db.session.commit()
+
+
+_ATTEMPT_COLUMNS = tuple(column.name for column in SyncAttempt.__table__.columns if column.name != "id")
+
+
+def insert_attempts(rows: list[dict]) -> None:
+    """Write a batch's history lines (dicts of _attempt_row), in the caller's transaction.
+
+    PostgreSQL: by COPY. A 400-line INSERT … VALUES carries 5,200 parameters, and parsing and planning them
+    cost the server more than writing the rows; COPY streams the same rows in well under half the time
+    (bench/engine_overhead.py: the history insert was the largest part of the engine's DB time per batch)."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        db.session.execute(insert(SyncAttempt), rows)
+        return
+    # The session's own connection, so the lines commit (or roll back) with the rest of the batch.
+    driver = db.session.connection().connection.driver_connection
+    with driver.cursor() as cursor, cursor.copy(
+        f"COPY {SyncAttempt.__tablename__} ({', '.join(_ATTEMPT_COLUMNS)}) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row([row.get(name) for name in _ATTEMPT_COLUMNS])
 
 
 def _attempt_row(run, store, snapshot: _EntrySnapshot, codes, *, ok, will_retry, message, error_code, hint, now) -> dict:
@@ -552,6 +602,15 @@ def _close(snapshots: list[_EntrySnapshot], token: str, now, *, verified: bool =
     locked, held = lockable(SyncEntry, list(versions))
     closed: set[int] = set()
     pairs = [(i, versions[i]) for i in locked]
+    if pairs and db.session.get_bind().dialect.name == "postgresql":
+        # One statement for the batch, the pairs as two arrays (see _among), the rows found by their key.
+        ids = [i for i, _v in pairs]
+        at = _int_arrays("closing", id=ids, version=[v for _i, v in pairs])
+        closed.update(db.session.scalars(
+            delete(SyncEntry).where(_among(SyncEntry.id, ids), SyncEntry.id == at.c.id, SyncEntry.version == at.c.version)
+            .returning(SyncEntry.id).execution_options(synchronize_session=False)
+        ))
+        pairs = []
     for start in range(0, len(pairs), 500):
         closed.update(
             db.session.scalars(
@@ -568,25 +627,32 @@ def _close(snapshots: list[_EntrySnapshot], token: str, now, *, verified: bool =
 
     deadline = now + timedelta(seconds=int(current_app.config.get("SYNC_REFLECTION_WINDOW_SECONDS", 3600)))
     table = Listing.__table__
-    statement = (
-        update(table)
-        .where(table.c.id == bindparam("b_id"))
-        .values(
-            last_pushed_quantity=bindparam("b_quantity"),
-            last_pushed_at=now,
-            reflected=True if verified else None,
-            reflection_checked_at=now if verified else None,
-            reflection_deadline=None if verified else deadline,
-            reflection_error=None,
-            drifted=False,
-            mall_expected=bindparam("b_quantity"),
-            unexplained_decrease=None,
-            updated_at=now,
-        )
+    pushed = {
+        "last_pushed_at": now,
+        "reflected": True if verified else None,
+        "reflection_checked_at": now if verified else None,
+        "reflection_deadline": None if verified else deadline,
+        "reflection_error": None,
+        "drifted": False,
+        "unexplained_decrease": None,
+        "updated_at": now,
+    }
+    statement = update(table).where(table.c.id == bindparam("b_id")).values(
+        last_pushed_quantity=bindparam("b_quantity"), mall_expected=bindparam("b_quantity"), **pushed
     )
     quantities = {s.listing_id: s.quantity for s in snapshots}
     locked_listings, held_listings = lockable(Listing, list(quantities))
-    if locked_listings:
+    if locked_listings and db.session.get_bind().dialect.name == "postgresql":
+        # One statement for the batch, its ids and quantities as two arrays: 400 single-row UPDATEs (even
+        # pipelined by executemany) cost PostgreSQL twice as much (bench/engine_overhead.py --statements).
+        batch = _int_arrays("pushed", id=locked_listings, quantity=[quantities[i] for i in locked_listings])
+        db.session.execute(
+            # The ids once more as = ANY: the rows are then found by their key whatever the catalog's size
+            # (joined to the arrays alone, PostgreSQL may read the whole table).
+            update(table).where(_among(table.c.id, locked_listings), table.c.id == batch.c.id)
+            .values(last_pushed_quantity=batch.c.quantity, mall_expected=batch.c.quantity, **pushed)
+        )
+    elif locked_listings:
         db.session.execute(statement, [{"b_id": i, "b_quantity": quantities[i]} for i in locked_listings])
     db.session.commit()
     _one_by_one((statement, {"b_id": i, "b_quantity": quantities[i]}) for i in held_listings)
@@ -606,7 +672,7 @@ def _release_ids(ids: list[int], token: str) -> None:
     if ids:
         db.session.execute(
             update(SyncEntry)
-            .where(SyncEntry.id.in_(ids), SyncEntry.leased_by == token)
+            .where(_among(SyncEntry.id, ids), SyncEntry.leased_by == token)
             .values(lease_until=None, leased_by=None)
             .execution_options(synchronize_session=False)
         )
@@ -658,7 +724,7 @@ def release(ids: list[int], token: str, error: Optional[MallError] = None) -> No
     for start in range(0, len(locked), 1000):
         db.session.execute(
             update(SyncEntry)
-            .where(SyncEntry.id.in_(locked[start : start + 1000]), SyncEntry.leased_by == token)
+            .where(_among(SyncEntry.id, locked[start : start + 1000]), SyncEntry.leased_by == token)
             .values(**values)
             .execution_options(synchronize_session=False)
         )

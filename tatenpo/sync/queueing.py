@@ -25,7 +25,7 @@ from sqlalchemy import bindparam, event, or_, select
 
 from tatenpo import malls
 from tatenpo.models import Store, SyncEntry, SyncRun, utcnow
-from tatenpo.orders import intake
+from tatenpo.orders import intake, polling
 from tatenpo.platform import tasks
 from tatenpo.platform.extensions import db
 from tatenpo.platform.redis_conn import DEFERRED_QUEUE, redis
@@ -38,6 +38,8 @@ PENDING_KEY = "tatenpo:push-pending:{store_id}"
 LOCK_KEY = "tatenpo:push-lock:{store_id}"
 READ_BACK_KEY = "tatenpo:read-back-pending:{store_id}"
 DRIFT_KEY = "tatenpo:drift-pending:{store_id}"
+# A store's order poll is queued or running (the job clears it when it ends; the TTL, when a job is lost).
+ORDER_POLL_KEY = "tatenpo:order-poll-pending:{store_id}"
 # A note from a push that found the store's lock taken: the holder queues one more push when it lets go.
 AGAIN_KEY = "tatenpo:push-again:{store_id}"
 # The note outlives the longest push (jobs.PUSH_TIMEOUT); one left by a dead holder costs one extra push.
@@ -266,8 +268,9 @@ def reclaim_dead_push(store_id: int) -> bool:
 
 def sweep() -> dict:
     """Queue what is due: pushes (per-store interval), read-backs waiting for a check, hourly drift checks, order
-    mails whose reading job was lost, and once a day the prune of old 在庫同期履歴."""
-    queued = {"push": [], "read_back": [], "drift": [], "mails": [], "prune": False}
+    mails whose reading job was lost, order polls (受注API, per-store interval), and once a day the prune of old
+    在庫同期履歴."""
+    queued = {"push": [], "read_back": [], "drift": [], "mails": [], "orders": [], "prune": False}
     for store_id in stores_due_for_push():
         if request_push(store_id, "schedule"):
             queued["push"].append(store_id)
@@ -279,6 +282,9 @@ def sweep() -> dict:
     for mail_id in intake.unread():
         intake.queue_read(mail_id)
         queued["mails"].append(mail_id)
+    for store_id in polling.due():
+        if request_once(ORDER_POLL_KEY, store_id, "tatenpo.jobs.poll_orders", ttl=polling.LOCK_SECONDS):
+            queued["orders"].append(store_id)
     if _redis().set(PRUNE_KEY, "1", nx=True, ex=24 * 3600):
         tasks.enqueue("tatenpo.jobs.prune_sync_history")
         queued["prune"] = True

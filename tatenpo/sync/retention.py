@@ -17,13 +17,17 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 from flask import current_app
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import delete, exists, func, or_, select, tuple_
+from sqlalchemy.orm import aliased
 
 from tatenpo.models import SyncAttempt, SyncRun, utcnow
 from tatenpo.platform.extensions import db
 
-# Rows per delete: under the bound-parameter limit of older SQLite builds (999), like inventory.CHUNK.
-BATCH = 900
+# Lines per delete: a short transaction each (a stock save waits behind it on SQLite), and few enough
+# commits for a day of a million listings' pushes to go in minutes. Runs are deleted by id lists: those
+# batches stay under the bound-parameter limit of older SQLite builds (999), like inventory.CHUNK.
+BATCH = 5000
+RUN_BATCH = 900
 
 
 @dataclass
@@ -47,29 +51,32 @@ def prune(days: Optional[int] = None, now: Optional[datetime] = None, batch: int
     if days < 1:
         raise ValueError("the history is kept for at least one day")
     before = (now or utcnow()) - timedelta(days=days)
-    # Read once: the newest attempt per listing. Attempts only grow, so a listing's newest attempt cannot
-    # become older than the cutoff while the prune runs.
-    newest = set(db.session.scalars(
-        select(func.max(SyncAttempt.id)).where(SyncAttempt.listing_id.is_not(None)).group_by(SyncAttempt.listing_id)
-    ))
-    attempts, after_id = 0, 0
+    attempts, last = 0, None
     while True:
-        # Attempt ids grow with time, so walking the primary key from the oldest reaches the old ones first.
-        ids = db.session.scalars(
-            select(SyncAttempt.id).where(SyncAttempt.id > after_id, SyncAttempt.created_at < before)
-            .order_by(SyncAttempt.id).limit(batch)
-        ).all()
-        if not ids:
-            break
-        after_id = ids[-1]
-        doomed = [i for i in ids if i not in newest]
-        if doomed:
-            attempts += db.session.execute(
-                delete(SyncAttempt).where(SyncAttempt.id.in_(doomed)).execution_options(synchronize_session=False)
-            ).rowcount
+        # The old lines in time order (ix_sync_attempts_created), a batch at a time: the batch ends at the
+        # key (created_at, id) of its last line, and one DELETE takes the range — no list of ids to bind.
+        older = select(SyncAttempt.created_at, SyncAttempt.id).where(SyncAttempt.created_at < before)
+        if last is not None:
+            older = older.where(tuple_(SyncAttempt.created_at, SyncAttempt.id) > tuple_(*last))
+        end = db.session.execute(
+            older.order_by(SyncAttempt.created_at, SyncAttempt.id).offset(batch - 1).limit(1)).first()
+        in_batch = [SyncAttempt.created_at < before]
+        if last is not None:
+            in_batch.append(tuple_(SyncAttempt.created_at, SyncAttempt.id) > tuple_(*last))
+        if end is not None:
+            in_batch.append(tuple_(SyncAttempt.created_at, SyncAttempt.id) <= tuple_(*end))
+        # A listing's newest attempt stays: only a line with a newer one of its listing goes (one step in
+        # ix_sync_attempts_listing_newest per line, whatever the size of the history).
+        newer = aliased(SyncAttempt)
+        has_newer = exists().where(newer.listing_id == SyncAttempt.listing_id, newer.id > SyncAttempt.id)
+        attempts += db.session.execute(
+            delete(SyncAttempt).where(*in_batch, or_(SyncAttempt.listing_id.is_(None), has_newer))
+            .execution_options(synchronize_session=False)
+        ).rowcount
         db.session.commit()
-        if len(ids) < batch:
+        if end is None:
             break
+        last = tuple(end)
     newest_runs = select(func.max(SyncRun.id)).where(SyncRun.store_id.is_not(None)).group_by(SyncRun.store_id)
     runs = 0
     while True:
@@ -77,7 +84,7 @@ def prune(days: Optional[int] = None, now: Optional[datetime] = None, batch: int
             select(SyncRun.id).where(
                 SyncRun.started_at < before, SyncRun.status != "running", SyncRun.id.not_in(newest_runs),
                 ~exists().where(SyncAttempt.run_id == SyncRun.id),
-            ).order_by(SyncRun.id).limit(batch)
+            ).order_by(SyncRun.id).limit(min(batch, RUN_BATCH))
         ).all()
         if not ids:
             break

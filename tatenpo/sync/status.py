@@ -4,13 +4,16 @@ Plain queries and plain values; nothing here knows about HTTP or Redis.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Optional
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select, tuple_
 
 from tatenpo.malls.base import HINT_APPLICATION, HINT_ITEM, HINT_LOGIN
 from tatenpo.models import Listing, Product, Store, SyncAttempt, SyncEntry, SyncRun, utcnow
@@ -70,6 +73,11 @@ class HistoryRow:
     total: Optional[int] = None
 
     @property
+    def key(self) -> tuple[datetime, bool, int]:
+        """The line's place in the history, newest first: (time, an attempt, id) — `history(older_than=…)`."""
+        return (self.at, self.kind == "attempt", self.id)
+
+    @property
     def result(self) -> str:
         return "ok" if self.ok else ("retry" if self.will_retry else "ng")
 
@@ -90,17 +98,11 @@ def local_day_bounds(day: date) -> tuple[datetime, datetime]:
 EXPORT_ROWS = 100_000
 
 
-def history(
-    *,
-    store_id: Optional[int] = None,
-    result: Optional[str] = None,
-    day: Optional[date] = None,
-    before: Optional[datetime] = None,
-    limit: int = 100,
-) -> list[HistoryRow]:
-    """Newest first: every attempt, plus the store-level ✗ of runs that pushed nothing (one per run)."""
-    names = dict(db.session.execute(select(Store.id, Store.name)).all())
-    attempts = select(SyncAttempt, SyncRun.trigger).join(SyncRun, SyncRun.id == SyncAttempt.run_id)
+def _history_queries(store_id, result, day, older_than):
+    """The two sources of the history's lines, filtered: the attempts, and the runs that pushed nothing (None
+    when the filter leaves them out)."""
+    # Plain columns (no ORM objects): the CSV export reads up to EXPORT_ROWS of them.
+    attempts = select(*_ATTEMPT_COLUMNS, SyncRun.trigger).join(SyncRun, SyncRun.id == SyncAttempt.run_id)
     runs = select(SyncRun).where(
         or_(SyncRun.status == "blocked", (SyncRun.status == "failed") & (SyncRun.total == 0))
     )
@@ -111,40 +113,139 @@ def history(
         start, end = local_day_bounds(day)
         attempts = attempts.where(SyncAttempt.created_at >= start, SyncAttempt.created_at < end)
         runs = runs.where(SyncRun.started_at >= start, SyncRun.started_at < end)
-    if before:
-        attempts = attempts.where(SyncAttempt.created_at < before)
-        runs = runs.where(SyncRun.started_at < before)
+    if older_than:
+        # In the order of the page (time, then an attempt before a run of the same time, then id), newest first.
+        at, after_attempt, line_id = older_than
+        if after_attempt:
+            attempts = attempts.where(tuple_(SyncAttempt.created_at, SyncAttempt.id) < tuple_(at, line_id))
+            runs = runs.where(SyncRun.started_at <= at)
+        else:
+            attempts = attempts.where(SyncAttempt.created_at < at)
+            runs = runs.where(tuple_(SyncRun.started_at, SyncRun.id) < tuple_(at, line_id))
     if result == "ok":
         attempts = attempts.where(SyncAttempt.ok.is_(True))
         runs = None
     elif result == "ng":
         attempts = attempts.where(SyncAttempt.ok.is_(False), SyncAttempt.will_retry.is_(False))
     elif result == "retry":
-        attempts = attempts.where(SyncAttempt.will_retry.is_(True))
+        # A retry is a ✗ too (push._record_results): saying so lets the ✗ lines' index serve it.
+        attempts = attempts.where(SyncAttempt.ok.is_(False), SyncAttempt.will_retry.is_(True))
         runs = None
+    # Newest first, as the indexes on (created_at, id) read it — all lines, one day's, the ✗ lines alone
+    # (ix_sync_attempts_created, ix_sync_attempts_failed_created), or one store's (…_store_created): a page
+    # reads its lines, not the months of history behind them.
+    attempts = attempts.order_by(SyncAttempt.created_at.desc(), SyncAttempt.id.desc())
+    if runs is not None:
+        runs = runs.order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
+    return attempts, runs
+
+
+def _run_line(run: SyncRun, names: dict[int, str]) -> HistoryRow:
+    return HistoryRow(
+        kind="run", id=run.id, at=run.started_at, store_id=run.store_id,
+        store_name=names.get(run.store_id, "—"), listing_code=None, product_code=None, quantity=None,
+        ok=False, will_retry=False, message=describe(run.message),
+        error_code=run.message if run.message == CODE_NOT_APPLIED else None,
+        hint=hint_for_run(run), reflected=None, read_back_quantity=None, trigger=run.trigger, total=run.total,
+    )
+
+
+def history(
+    *,
+    store_id: Optional[int] = None,
+    result: Optional[str] = None,
+    day: Optional[date] = None,
+    older_than: Optional[tuple[datetime, bool, int]] = None,
+    limit: int = 100,
+    names: Optional[dict[int, str]] = None,
+) -> list[HistoryRow]:
+    """Newest first: every attempt, plus the store-level ✗ of runs that pushed nothing (one per run).
+    `older_than`: only the lines after that one (a HistoryRow.key), for the next page. `names`: the stores'
+    names by id, when the caller has read them already."""
+    if names is None:
+        names = _names()
+    attempts, runs = _history_queries(store_id, result, day, older_than)
     rows: list[HistoryRow] = []
-    for attempt, trigger in db.session.execute(
-        # Newest first by id: ids grow with time, and the primary key is an index every backend has.
-        attempts.order_by(SyncAttempt.id.desc()).limit(limit)
-    ):
+    described: dict = {}  # a message is described once per page, however many lines repeat it
+    for attempt in db.session.execute(attempts.limit(limit)):
+        message = attempt.message
+        if message not in described:
+            described[message] = describe(message)
         rows.append(HistoryRow(
-            kind="attempt", id=attempt.id, at=attempt.created_at, store_id=attempt.store_id,
-            store_name=names.get(attempt.store_id, "—"), listing_code=attempt.listing_code,
-            product_code=attempt.product_code, quantity=attempt.quantity, ok=attempt.ok,
-            will_retry=attempt.will_retry, message=describe(attempt.message), error_code=attempt.error_code,
-            hint=attempt.hint, reflected=attempt.reflected, read_back_quantity=attempt.read_back_quantity,
-            trigger=trigger,
+            "attempt", attempt.id, attempt.created_at, attempt.store_id, names.get(attempt.store_id, "—"),
+            attempt.listing_code, attempt.product_code, attempt.quantity, attempt.ok, attempt.will_retry,
+            described[message], attempt.error_code, attempt.hint, attempt.reflected, attempt.read_back_quantity,
+            attempt.trigger,
         ))
     if runs is not None:
-        for run in db.session.scalars(runs.order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(limit)):
-            rows.append(HistoryRow(
-                kind="run", id=run.id, at=run.started_at, store_id=run.store_id,
-                store_name=names.get(run.store_id, "—"), listing_code=None, product_code=None, quantity=None,
-                ok=False, will_retry=False, message=describe(run.message), error_code=run.message if run.message == CODE_NOT_APPLIED else None,
-                hint=hint_for_run(run), reflected=None, read_back_quantity=None, trigger=run.trigger, total=run.total,
-            ))
-    rows.sort(key=lambda r: (r.at, r.kind == "attempt", r.id), reverse=True)
+        rows.extend(_run_line(run, names) for run in db.session.scalars(runs.limit(limit)))
+    rows.sort(key=lambda r: r.key, reverse=True)
     return rows[:limit]
+
+
+# The export's columns, in its order (plain tuples: a line's cost is what the CSV writer does with it).
+EXPORT_COLUMNS = ("at", "store_name", "listing_code", "product_code", "quantity", "result", "message", "reflected",
+                  "read_back_quantity", "total")
+
+
+def export_lines(
+    *,
+    store_id: Optional[int] = None,
+    result: Optional[str] = None,
+    day: Optional[date] = None,
+    limit: int = 0,
+    names: Optional[dict[int, str]] = None,
+) -> Iterator[tuple]:
+    """The lines `history` shows, newest first, as tuples of EXPORT_COLUMNS (the message described, the store
+    named, `total` only on a run's line; `result` "ok" / "ng" / "retry"), up to `limit` (EXPORT_ROWS when 0)
+    and then one more if there are more: read from the database EXPORT_CHUNK lines at a time, never all at
+    once."""
+    limit = limit or EXPORT_ROWS
+    if names is None:
+        names = _names()
+    attempts, runs = _history_queries(store_id, result, day, None)
+    run_lines = [] if runs is None else [
+        (r.at, False, r.id, (r.at, r.store_name, None, None, None, "ng", r.message, None, None, r.total))
+        for r in (_run_line(run, names) for run in db.session.scalars(runs.limit(limit + 1)))
+    ]
+    described: dict = {}
+
+    def attempt_lines():
+        # A chunk per statement, each starting after the last line of the one before (the page's `older_than`):
+        # an index range each, and no cursor held open while a slow download drains.
+        query, left = attempts, limit + 1
+        while left > 0:
+            chunk = db.session.execute(query.limit(min(EXPORT_CHUNK, left))).tuples().all()
+            for (line_id, at, store, listing_code, product_code, quantity, ok, will_retry, message, _error_code,
+                 _hint, reflected, read_back_quantity, _trigger) in chunk:
+                if message not in described:
+                    described[message] = describe(message)
+                yield (at, True, line_id, (at, names.get(store, "—"), listing_code, product_code, quantity,
+                                           "ok" if ok else ("retry" if will_retry else "ng"), described[message],
+                                           reflected, read_back_quantity, None))
+            if len(chunk) < min(EXPORT_CHUNK, left):
+                return
+            left -= len(chunk)
+            query, _runs = _history_queries(store_id, result, day, (chunk[-1][1], True, chunk[-1][0]))
+
+    merged = heapq.merge(attempt_lines(), run_lines, key=lambda line: line[:3], reverse=True)
+    for line in itertools.islice(merged, limit + 1):
+        yield line[3]
+
+
+# Lines read from the database per statement by export_lines.
+EXPORT_CHUNK = 2_000
+
+
+def _names() -> dict[int, str]:
+    return dict(db.session.execute(select(Store.id, Store.name)).all())
+
+
+_ATTEMPT_COLUMNS = (
+    SyncAttempt.id, SyncAttempt.created_at, SyncAttempt.store_id, SyncAttempt.listing_code, SyncAttempt.product_code,
+    SyncAttempt.quantity, SyncAttempt.ok, SyncAttempt.will_retry, SyncAttempt.message, SyncAttempt.error_code,
+    SyncAttempt.hint, SyncAttempt.reflected, SyncAttempt.read_back_quantity,
+)
 
 
 def _store_ids() -> list[int]:
@@ -153,28 +254,21 @@ def _store_ids() -> list[int]:
 
 def in_flight() -> bool:
     """Is anything moving right now (a push running or about to, a read-back just started)? The history
-    page polls only while this is true."""
+    page polls only while this is true. One statement: the page asks on every poll."""
     now = utcnow()
-    if db.session.scalar(select(SyncRun.id).where(SyncRun.status == "running", SyncRun.started_at > now - timedelta(hours=1)).limit(1)):
-        return True
-    if db.session.scalar(select(SyncEntry.id).where(SyncEntry.lease_until > now).limit(1)):
-        return True
+    running = select(SyncRun.id).where(SyncRun.status == "running", SyncRun.started_at > now - timedelta(hours=1))
+    leased = select(SyncEntry.id).where(SyncEntry.lease_until > now)
     immediate_due = (
         select(SyncEntry.id)
         .join(Store, Store.id == SyncEntry.store_id)
         .where(SyncEntry.due_at <= now, Store.auto_sync.is_(True), Store.immediate_sync.is_(True), SyncEntry.attempts == 0)
-        .limit(1)
     )
-    if db.session.scalar(immediate_due):
-        return True
-    recent_unread = (
-        select(SyncAttempt.id)
-        .where(SyncAttempt.store_id.in_(_store_ids()),  # the (store, time) index serves this
-               SyncAttempt.created_at > now - timedelta(minutes=2), SyncAttempt.ok.is_(True),
-               SyncAttempt.reflected.is_(None))
-        .limit(1)
+    recent_unread = select(SyncAttempt.id).where(
+        SyncAttempt.store_id.is_not(None),  # a store still there (its deletion sets this to NULL)
+        SyncAttempt.created_at > now - timedelta(minutes=2),  # ix_sync_attempts_created serves this
+        SyncAttempt.ok.is_(True), SyncAttempt.reflected.is_(None),
     )
-    return db.session.scalar(recent_unread) is not None
+    return bool(db.session.scalar(select(or_(*(q.exists() for q in (running, leased, immediate_due, recent_unread))))))
 
 
 def scheduler_state() -> dict:
@@ -189,15 +283,20 @@ def scheduler_state() -> dict:
     }
 
 
-def store_states() -> list[dict]:
-    """Each store's health, its open entries and its last run."""
-    pending = dict(db.session.execute(select(SyncEntry.store_id, func.count()).group_by(SyncEntry.store_id)).all())
+def store_states(stores: Optional[list[Store]] = None) -> list[dict]:
+    """Each store's health, its open entries and its last run. `stores`: the stores (by id), when the caller
+    has read them already."""
     now = utcnow()
-    leased = dict(db.session.execute(
-        select(SyncEntry.store_id, func.count()).where(SyncEntry.lease_until > now).group_by(SyncEntry.store_id)
-    ).all())
+    pending, leased = {}, {}
+    for store_id, waiting, in_flight_now in db.session.execute(
+        select(SyncEntry.store_id, func.count(), func.count(case((SyncEntry.lease_until > now, 1))))
+        .group_by(SyncEntry.store_id)
+    ):
+        pending[store_id], leased[store_id] = waiting, in_flight_now
     states = []
-    for store in db.session.scalars(select(Store).order_by(Store.id)):
+    if stores is None:
+        stores = list(db.session.scalars(select(Store).order_by(Store.id)))
+    for store in stores:
         last = db.session.scalar(
             select(SyncRun).where(SyncRun.store_id == store.id).order_by(SyncRun.id.desc()).limit(1)
         )
@@ -237,11 +336,10 @@ def run_data(run: SyncRun) -> dict:
 
 def counts() -> dict:
     now = utcnow()
-    return {
-        "pending": db.session.scalar(select(func.count()).select_from(SyncEntry)),
-        "due": db.session.scalar(select(func.count()).select_from(SyncEntry).where(SyncEntry.due_at <= now)),
-        "in_flight": db.session.scalar(select(func.count()).select_from(SyncEntry).where(SyncEntry.lease_until > now)),
-    }
+    pending, due, in_flight_now = db.session.execute(select(
+        func.count(), func.count(case((SyncEntry.due_at <= now, 1))), func.count(case((SyncEntry.lease_until > now, 1)))
+    ).select_from(SyncEntry)).one()
+    return {"pending": pending, "due": due, "in_flight": in_flight_now}
 
 
 def failing_stores() -> list[dict]:
@@ -272,9 +370,9 @@ def failing_items(limit: int = 20) -> tuple[int, list[dict]]:
     )
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
     rows = [
-        {"listing_id": l.id, "code": l.code, "store": name, "error": e.last_error, "attempts": e.attempts,
-         "due_at": e.due_at, "target": e.target_quantity}
-        for e, l, name in db.session.execute(query.order_by(SyncEntry.updated_at.desc()).limit(limit))
+        {"listing_id": listing.id, "code": listing.code, "store": name, "error": e.last_error,
+         "attempts": e.attempts, "due_at": e.due_at, "target": e.target_quantity}
+        for e, listing, name in db.session.execute(query.order_by(SyncEntry.updated_at.desc()).limit(limit))
     ]
     return total, rows
 
@@ -287,10 +385,10 @@ def listings_needing_attention(limit: int = 20) -> dict:
     for name, condition in (("unreflected", Listing.reflected.is_(False)), ("drifted", Listing.drifted.is_(True))):
         total = db.session.scalar(select(func.count()).select_from(Listing).where(condition))
         rows = [
-            {"id": l.id, "code": l.code, "store": store_name, "product_code": product_code,
-             "pushed": l.last_pushed_quantity, "mall": l.mall_quantity, "error": l.reflection_error,
-             "checking": l.reflection_deadline is not None, "checked_at": l.reflection_checked_at}
-            for l, store_name, product_code in db.session.execute(
+            {"id": listing.id, "code": listing.code, "store": store_name, "product_code": product_code,
+             "pushed": listing.last_pushed_quantity, "mall": listing.mall_quantity, "error": listing.reflection_error,
+             "checking": listing.reflection_deadline is not None, "checked_at": listing.reflection_checked_at}
+            for listing, store_name, product_code in db.session.execute(
                 base.where(condition).order_by(Listing.updated_at.desc()).limit(limit))
         ]
         result[name] = {"total": total, "rows": rows}

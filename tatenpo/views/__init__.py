@@ -7,21 +7,26 @@ from flask_babel import lazy_gettext as _l
 
 from tatenpo.views import (
     auth,
+    authorize,
     dashboard,
     health,
     inbound,
     listing_import,
     listings,
     onboarding,
+    order_import,
+    order_routes,
     orders,
     settings,
     stock,
+    set_import,
     stock_import,
     support,
     sync,
     templating,
     unlinked,
     users,
+    webhooks,
 )
 
 # (endpoint, label, blueprint name that marks the item active)
@@ -41,8 +46,8 @@ NAVIGATION = [
 
 def init_app(app) -> None:
     templating.init_app(app, NAVIGATION)
-    modules = (auth, dashboard, health, listing_import, unlinked, stock_import, inbound, listings, onboarding, orders,
-               settings, stock, support, sync, users)
+    modules = (auth, dashboard, health, listing_import, unlinked, stock_import, set_import, inbound, listings, onboarding, orders,
+               settings, authorize, stock, support, sync, users, webhooks, order_import, order_routes)
     # dict.fromkeys: the three import screens share one blueprint, registered once.
     for blueprint in dict.fromkeys(module.bp for module in modules):
         app.register_blueprint(blueprint)

@@ -65,6 +65,13 @@ class StockUploadForm(FlaskForm):
     files = MultipleFileField(_l("Stock CSV (商品コード, 在庫数)"))
 
 
+class OrderImportForm(FlaskForm):
+    """受注取込 (views/order_import.py): a mall's order CSV for one store."""
+
+    store_id = SelectField(_l("EC site"), coerce=int, validators=[DataRequired(_l("Choose the EC site."))])
+    files = MultipleFileField(_l("Order CSV file(s) (Yahoo: the orders and items files, or their zip)"))
+
+
 class LinkForm(FlaskForm):
     product_code = StringField(_l("商品コード"), validators=[DataRequired(_l("Enter a 商品コード.")), Length(max=255)])
 

@@ -2,6 +2,10 @@
 which column is what → confirm → the background import with its progress bar → the result, the import
 history and the error report. The job pages serve 在庫取込 (views/stock_import.py) too.
 
+The upload request only stores the file and queues its preview: the worker reads the file (with the same
+progress bar as the import) while the page polls, so a big file costs the web process neither the seconds
+nor the memory of reading it (listings/lifecycle.py).
+
 The import screens (this one, 未紐付け and 在庫CSV) share one blueprint, `imports`, created here: their
 endpoints are imports.*. Thin: the work is in tatenpo.listings; the import itself runs on the RQ queue
 "imports"."""
@@ -9,12 +13,12 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 
 from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
     make_response,
     redirect,
@@ -28,13 +32,13 @@ from flask_login import current_user
 from sqlalchemy import select
 from wtforms import SelectChoice
 
-from tatenpo.listings import generic, importer, lifecycle, progress, uploads
+from tatenpo.listings import generic, lifecycle, progress, uploads
 from tatenpo.listings.reading import FileProblem, open_table
 from tatenpo.models import ImportJob, Store, utcnow
-from tatenpo.platform import tasks
 from tatenpo.platform.extensions import db
 from tatenpo.stock import stock_csv
 from tatenpo.views.forms import ConfirmForm, MappingForm, OptionsForm, UploadForm, format_choices
+from tatenpo.views.import_queue import queue_import, queue_preview
 
 bp = Blueprint("imports", __name__)
 
@@ -68,7 +72,7 @@ def index():
     status = 200
     if form.validate_on_submit():
         accepted = accept_upload(
-            form, importer.preview_job, kind="listings", store_id=form.store_id.data,
+            form, kind="listings", store_id=form.store_id.data,
             options={"format": form.format.data or None, "create_products": bool(form.create_products.data)},
         )
         if accepted is not None:
@@ -79,9 +83,9 @@ def index():
     return render_template("imports/index.html", form=form, stores=choices, history=history("listings")), status
 
 
-def accept_upload(form, preview, *, kind: str, store_id, options=None):
-    """Save the uploaded file(s), preview them and go to the job's page; None (the reason on the form's file
-    field) when the file cannot be read at all."""
+def accept_upload(form, *, kind: str, store_id, options=None):
+    """Save the uploaded file(s), queue their preview and go to the job's page (which shows the preview's
+    progress); None (the reason on the form's file field) when nothing usable was uploaded."""
     try:
         job = uploads.save_upload(_files(form.files), kind=kind, store_id=store_id, user_id=current_user.id,
                                   options=options or {})
@@ -89,8 +93,7 @@ def accept_upload(form, preview, *, kind: str, store_id, options=None):
         form.files.errors = [str(problem.message)]
         return None
     db.session.flush()
-    preview(job)
-    db.session.commit()
+    queue_preview(job)
     return redirect(url_for(".job", job_id=job.id))
 
 
@@ -161,8 +164,7 @@ def options(job_id: int):
         flash(_("Enter at least one item code."), "error")
         return redirect(url_for(".job", job_id=job.id))
     job.options = new
-    importer.preview_job(job)
-    db.session.commit()
+    queue_preview(job)
     return redirect(url_for(".job", job_id=job.id))
 
 
@@ -182,8 +184,7 @@ def mapping(job_id: int):
     chosen = {field: getattr(form, field).data for field in generic.FIELDS if getattr(form, field).data}
     store.settings = {**(store.settings or {}), generic.SETTINGS_KEY: chosen}
     job.options = {**(job.options or {}), "format": generic.FORMAT.name}
-    importer.preview_job(job)
-    db.session.commit()
+    queue_preview(job)
     return redirect(url_for(".job", job_id=job.id))
 
 
@@ -199,17 +200,7 @@ def confirm(job_id: int):
     if job.error_count:
         flash(_("Fix the rows with errors and upload the file again: nothing is imported while errors remain."), "error")
         return redirect(url_for(".job", job_id=job.id))
-    job.status = "queued"
-    job.rq_job_id = f"tatenpo-import-{job.id}"
-    db.session.commit()
-    entry = "tatenpo.jobs.run_stock_import" if job.kind == "stock" else "tatenpo.jobs.run_listing_import"
-    try:
-        tasks.enqueue(entry, job.id, job_id=job.rq_job_id)
-    except Exception as exc:  # Redis down: say so, and let the shop try again
-        current_app.logger.error("could not queue import %s: %s", job.id, exc)
-        job.status = "previewed"
-        db.session.commit()
-        flash(_("The import could not be started (the job queue is not reachable). Try again in a moment."), "error")
+    queue_import(job)
     return redirect(url_for(".job", job_id=job.id))
 
 
@@ -220,6 +211,8 @@ def _progress_state(job: ImportJob) -> dict:
     if job.status == "done":
         state.update(done=total, percent=100)
         return state
+    if job.status == lifecycle.PREVIEWING:
+        return _preview_state(state, progress.read(job.id))
     if job.status != "running":
         return state
     current = progress.read(job.id)
@@ -240,15 +233,30 @@ def _progress_state(job: ImportJob) -> dict:
     return state
 
 
+def _preview_state(state: dict, current: dict | None) -> dict:
+    """The preview reading its file: the share of its bytes read, and the time left at that pace."""
+    if not current or current["stage"] != progress.PREVIEW or not current["total"]:
+        return state
+    fraction = min(1.0, current["done"] / current["total"])
+    state.update(stage=progress.PREVIEW, percent=int(fraction * 100))
+    started = current.get("started")
+    if started and fraction > 0.02:
+        elapsed = max(0.0, time.time() - started)
+        state["eta"] = int(elapsed / fraction * (1 - fraction))
+    return state
+
+
 @bp.route("/imports/<int:job_id>/progress")
 def job_progress(job_id: int):
-    """htmx polling target: the progress bar while queued/running; the result once finished (and 286)."""
+    """htmx polling target: the progress bar while the preview is read or the import queued/running; once the
+    preview or the import has finished, 286 and a reload of the page (which shows it)."""
     job = db.get_or_404(ImportJob, job_id)
     db.session.refresh(job)
     if lifecycle.settle_lost(job):
         db.session.commit()
     body = render_template("imports/_progress.html", job=job, state=_progress_state(job))
-    finished = job.status in ("done", "failed")
+    # A finished preview too: the page reloads to show it.
+    finished = job.status in ("previewed", "done", "failed")
     response = make_response(body, STOP_POLLING if finished else 200)
     if finished:
         response.headers["HX-Refresh"] = "true"

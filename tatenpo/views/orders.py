@@ -22,7 +22,7 @@ from tatenpo.views.tables import is_htmx, paginate
 
 bp = Blueprint("orders", __name__)
 
-SOURCE_LABELS = {"mail": _l("Mail"), "api": _l("API"), "csv": "CSV", "manual": _l("Manual")}
+SOURCE_LABELS = {"mail": _l("Mail"), "api": _l("API"), "webhook": _l("Webhook"), "csv": "CSV", "manual": _l("Manual")}
 LINE_STOCK_LABELS = {
     LineStock.NONE.value: _l("Nothing moved"),
     LineStock.ALLOCATED.value: _l("Allocated to the order"),

@@ -6,6 +6,7 @@ left empty keeps what is stored. A sandbox store can fill the endpoint and crede
 from __future__ import annotations
 
 import re
+from datetime import date, datetime, timedelta
 from typing import Optional
 from urllib.parse import urlparse
 
@@ -23,7 +24,7 @@ from tatenpo.models import Store
 from tatenpo.orders import intake
 from tatenpo.platform import credentials
 from tatenpo.platform.extensions import db
-from tatenpo.setup import connection_check, endpoints, support_center
+from tatenpo.setup import connection_check, credential_dates, endpoints, support_center
 from tatenpo.setup import stores as store_domain
 from tatenpo.stock.inventory import StockError, parse_quantity
 from tatenpo.views.forms import strip
@@ -33,6 +34,8 @@ bp = Blueprint("settings", __name__)
 
 SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 SANDBOX_ITEMS = 20
+# The latest expiry date the form takes: beyond any mall's rule (Amazon: 365 days), so a typo such as 2062 is caught.
+MAX_EXPIRY_DAYS = 3 * 365
 
 
 class StoreForm(FlaskForm):
@@ -65,6 +68,8 @@ def _form_class(mall: str):
         kind = PasswordField if spec.secret else StringField
         fields["cred_" + spec.key] = kind(spec.label, filters=[strip], validators=[Length(max=500)],
                                           description=spec.help)
+    if credential_dates.lifetime(mall) is not None:
+        fields["credentials_expire_on"] = StringField(_l("Expiry date of the credential"), filters=[strip])
     return type(f"StoreForm_{mall.replace('-', '_')}", (StoreForm,), fields)
 
 
@@ -148,6 +153,43 @@ def _apply_sandbox(form, mall: str) -> Optional[tuple[str, dict]]:
     return chosen["endpoint"], chosen["credentials"]
 
 
+def _expiry_day(form, today: date) -> tuple[bool, Optional[date]]:
+    """The expiry date the shop typed (the one the mall shows), or None when the field is empty or absent."""
+    field = getattr(form, "credentials_expire_on", None)
+    text = (field.data or "") if field is not None else ""
+    if not text:
+        return True, None
+    try:
+        day = datetime.strptime(text.replace("/", "-"), "%Y-%m-%d").date()
+    except ValueError:
+        field.errors.append(_("Enter the expiry date as YYYY-MM-DD (for example %(example)s).",
+                              example=(today + timedelta(days=90)).isoformat()))
+        return False, None
+    if day < today:
+        field.errors.append(_("This date has passed. Enter the expiry date of the current credential, as the mall "
+                              "shows it (renew it on the mall first if it has expired)."))
+        return False, None
+    if day > today + timedelta(days=MAX_EXPIRY_DAYS):
+        field.errors.append(_("Enter a date within three years."))
+        return False, None
+    return True, day
+
+
+def _apply_dates(store: Store, mall: str, values: dict, configured: set[str], day: Optional[date],
+                 before: Optional[date]) -> None:
+    """A new expiring credential starts a new lifetime: the typed date when the shop changed it, else the mall's
+    rule. Without a new credential, a changed date only corrects the date of the stored one (none stored: no date)."""
+    rule = credential_dates.lifetime(mall)
+    if rule is not None and rule.field not in credentials.configured_keys(store):
+        credential_dates.set_expiry(store, None)  # none stored (or dropped with a new endpoint): nothing expires
+        return
+    if credential_dates.renews(mall, values):
+        typed = day is not None and day != before
+        credential_dates.note_renewal(store, expires_at=credential_dates.end_of_day(day) if typed else None)
+    elif rule is not None and rule.field in configured and day != before:
+        credential_dates.set_expiry(store, day)
+
+
 def _check_credentials(form, mall: str, values: dict, configured: set[str], auto_sync: bool) -> bool:
     ok = True
     shop = values.get("shop")
@@ -172,6 +214,8 @@ def _save(form, mall: str, store: Optional[Store]) -> Optional[Store]:
     safety = _safety_stock(form)
     endpoint_ok, endpoint = _endpoint(form, mall)
     interval_ok, interval = _sync_interval(form)
+    expiry_before = credential_dates.expiry_day(store) if store is not None else None
+    day_ok, day = _expiry_day(form, credential_dates.today())
     values = {spec.key: getattr(form, "cred_" + spec.key).data or "" for spec in malls.credential_fields(mall)}
     sandbox = _apply_sandbox(form, mall) if valid else None
     if sandbox is not None:
@@ -183,7 +227,8 @@ def _save(form, mall: str, store: Optional[Store]) -> Optional[Store]:
         saved = {}
     configured = {key for key, value in saved.items() if value}
     creds_ok = _check_credentials(form, mall, values, configured, auto_sync)
-    if not (valid and safety is not None and endpoint_ok and interval_ok and creds_ok) or form.sandbox_store.errors:
+    if not (valid and safety is not None and endpoint_ok and interval_ok and creds_ok and day_ok) \
+            or form.sandbox_store.errors:
         return None
     try:
         if store is None:
@@ -197,6 +242,7 @@ def _save(form, mall: str, store: Optional[Store]) -> Optional[Store]:
                 immediate_sync=form.immediate_sync.data, safety_stock=safety, credentials=values,
                 sync_interval_seconds=interval,
             )
+        _apply_dates(store, mall, values, configured, day, expiry_before)
     except store_domain.StoreError as exc:
         db.session.rollback()
         form.name.errors.append(str(exc.message))
@@ -215,6 +261,8 @@ def _render_form(form, mall: str, store: Optional[Store]):
         default_endpoint=malls.mall(mall).default_endpoint,
         sandbox_stores=sandbox_list, sandbox_error=sandbox_error, sandbox_url=current_app.config["SANDBOX_URL"],
         credentials_unreadable=saved is None, application_done=support_center.covers(mall), default_interval=current_app.config["SYNC_INTERVAL_SECONDS"],
+        expiry_rule=credential_dates.lifetime(mall), expiry=credential_dates.expiry_of(store) if store else None,
+        rule_day=credential_dates.suggested_expiry_day(mall),
     )
 
 
@@ -231,7 +279,8 @@ def stores():
     keys = {}
     for store in rows:
         keys[store.id] = {key for key, value in (_stored(store) or {}).items() if value}
-    return render_template("settings/stores.html", stores=rows, configured=keys, mall_of=malls.mall)
+    return render_template("settings/stores.html", stores=rows, configured=keys, mall_of=malls.mall,
+                           expiry_of=credential_dates.expiry_of, soon_days=credential_dates.SOON_DAYS)
 
 
 @bp.route("/settings/stores/new")
@@ -244,6 +293,10 @@ def add_store(mall: str):
     if mall not in malls.keys():
         abort(404)
     form = _form_class(mall)()
+    if request.method == "GET" and hasattr(form, "credentials_expire_on"):
+        # A credential entered today lasts the mall's rule: the form starts with that date, to correct if RMS shows
+        # another one.
+        form.credentials_expire_on.data = credential_dates.suggested_expiry_day(mall).isoformat()
     _with_sandbox_choices(form, mall)
     if request.method == "POST":
         store = _save(form, mall, None)
@@ -265,6 +318,7 @@ def edit_store(store_id: int):
             "safety_stock": str(store.safety_stock), "endpoint": store.endpoint or "",
             "sync_interval": str(store.sync_interval_seconds or ""),
             **{"cred_" + s.key: _visible(store, s.key) for s in malls.credential_fields(store.mall) if not s.secret},
+            "credentials_expire_on": _iso(credential_dates.expiry_day(store)),
         })
     _with_sandbox_choices(form, store.mall)
     if request.method == "POST":
@@ -274,6 +328,10 @@ def edit_store(store_id: int):
             return redirect(url_for("settings.edit_store", store_id=store.id))
         return _render_form(form, store.mall, store), 400
     return _render_form(form, store.mall, store)
+
+
+def _iso(day: Optional[date]) -> str:
+    return day.isoformat() if day else ""
 
 
 def _visible(store: Store, key: str) -> str:

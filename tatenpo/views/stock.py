@@ -1,5 +1,6 @@
 """商品・在庫: the product table (search, filters, paging, per-store sync badges), inline stock editing
-(htmx edit-row), bulk edit of selected rows, and the product page with its stock history.
+(htmx edit-row), bulk edit of selected rows, and the product page with its stock history and, for a セット商品,
+its parts (「セット商品にする」: tatenpo.stock.sets).
 
 Every stock change goes through tatenpo.stock.inventory (kind MANUAL, the current user), then one commit.
 The table's queries and rows are tatenpo.stock.table; the rows' markup is templates/_rows.html.
@@ -14,13 +15,14 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
+from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from tatenpo.models import Listing, Product, StockChangeKind, StockHistory, Store
 from tatenpo.platform.extensions import db
 from tatenpo.platform.web import safe_next
-from tatenpo.stock import inventory, table
+from tatenpo.stock import inventory, sets, table
 from tatenpo.sync import listing_state
 from tatenpo.views.tables import is_htmx, paginate, shaped, statement_for, table_filters
 
@@ -30,13 +32,38 @@ _statement = statement_for(table.statement)
 
 
 def row_labels() -> dict:
-    """Every word a table row needs, in the user's language: translated once per language and process rather
-    than once per row."""
+    """Every word a table row needs, in the user's language: translated and HTML-escaped once per language and
+    process rather than once per row (Markup: the rows print them as they are, and `|format` escapes the
+    values it is given; templates/_rows.html)."""
     return _row_labels(str(get_locale()))
 
 
 @functools.lru_cache(maxsize=8)
 def _row_labels(locale: str) -> dict:
+    return _escaped(_row_words())
+
+
+def _escaped(words):
+    if isinstance(words, dict):
+        return {key: _escaped(value) for key, value in words.items()}
+    return RowPattern(escape(words)) if "%(" in words else escape(words)
+
+
+class RowPattern(Markup):
+    """An escaped label with %(name)s places, filled row after row (`labels.select|format(code=p.code)`): the
+    values escaped, the pattern not again. Markup's own `%` does the same through a helper object per value,
+    at several times the cost — two labels per row of a 50-row page."""
+
+    __slots__ = ()
+
+    def __mod__(self, values):
+        if not isinstance(values, dict):
+            return super().__mod__(values)
+        return Markup(str.__mod__(self, {key: value if type(value) is int else escape(value)
+                                         for key, value in values.items()}))
+
+
+def _row_words() -> dict:
     return {
         "select": _("Select %(code)s"),
         "edit": _("Edit the stock"),
@@ -45,6 +72,8 @@ def _row_labels(locale: str) -> dict:
         "not_managed": _("Stock not managed"),
         "unlinked": _("Unlinked"),
         "reflected": _("Reflected"),
+        "set": _("Set product"),
+        "set_hint": _("A set product has no stock of its own: change the stock of its parts."),
         "states": {
             listing_state.PENDING: _("Waiting to sync"),
             listing_state.FAILED: "✗ " + _("Failed"),
@@ -88,7 +117,14 @@ def change_stock(product_id: int, typed: str, note: str | None = None, seen: int
 @bp.route("/products")
 def index():
     filters = table_filters()
-    statement, params = shaped(_statement, filters)
+    shape, failed = filters, None
+    if filters["state"] == listing_state.FAILED:
+        failed = table.failed_products(filters["store"])
+        if failed is not None:  # few: the count and the page read them by id (stock.table.failed_products)
+            shape = dict(filters, state=table.FEW_FAILED)
+    statement, params = shaped(_statement, shape)
+    if failed is not None:
+        params["failed_ids"] = failed
     page = paginate(statement, "stock.index", filters, filtered=any(filters.values()), load=table.product_rows,
                     params=params)
     context = dict(
@@ -241,8 +277,73 @@ def detail(product_id: int):
     return render_detail(db.get_or_404(Product, product_id))
 
 
-def render_detail(product: Product, edit: StockEdit | None = None) -> str:
-    """The product page; `edit` is a refused save of its stock form (the typed stock kept, and why)."""
+@dataclass(frozen=True)
+class SetForm:
+    """The parts form of the product page as typed (code, quantity per row), with why a save was refused, or
+    the question a product with stock asks before it becomes a set."""
+
+    rows: list[tuple[str, str]]
+    error: Optional[str] = None
+    question: Optional[sets.StockWouldBeCleared] = None
+
+
+BLANK_PART_ROWS = 3  # empty rows under the parts, for parts to add without JavaScript
+
+
+def _typed_parts() -> list[tuple[str, str]]:
+    codes = request.form.getlist("part_code")
+    quantities = request.form.getlist("part_quantity")
+    rows = [(code.strip(), quantity.strip()) for code, quantity in zip(codes, quantities)]
+    return [(code, quantity) for code, quantity in rows if code or quantity]
+
+
+@bp.route("/products/<int:product_id>/set", methods=["POST"])
+def save_set(product_id: int):
+    """Make the product a set of the typed parts, or change a set's parts. A product with stock of its own is
+    asked first (its 在庫数 would be set to 0); the answer comes back with `clear_stock`."""
+    product = db.get_or_404(Product, product_id)
+    code = product.code
+    parts = _typed_parts()
+    try:
+        sets.define(code, parts, user=current_user._get_current_object(),
+                    clear_stock=request.form.get("clear_stock") == "1")
+    except sets.StockWouldBeCleared as asked:
+        db.session.rollback()
+        return render_detail(db.get_or_404(Product, product_id), set_form=SetForm(parts, question=asked)), 409
+    except (sets.SetError, inventory.StockError) as exc:
+        db.session.rollback()
+        return render_detail(db.get_or_404(Product, product_id), set_form=SetForm(parts, error=str(exc.message))), 400
+    db.session.commit()
+    flash(_("Saved the parts of the set %(code)s.", code=code), "success")
+    return redirect(url_for("stock.detail", product_id=product_id) + "#set")
+
+
+@bp.route("/products/<int:product_id>/set/dissolve", methods=["POST"])
+def dissolve_set(product_id: int):
+    """An ordinary product again, with no stock (entered afterwards like any product's)."""
+    code = db.get_or_404(Product, product_id).code
+    try:
+        sets.dissolve(product_id)
+    except (sets.SetError, inventory.StockError) as exc:
+        db.session.rollback()
+        flash(_("%(code)s: %(message)s", code=code, message=exc.message), "error")
+        return redirect(url_for("stock.detail", product_id=product_id))
+    db.session.commit()
+    flash(_("%(code)s is an ordinary product again, with no stock.", code=code), "success")
+    return redirect(url_for("stock.detail", product_id=product_id))
+
+
+@bp.route("/products/set-parts")
+def part_options():
+    """The <option>s of ordinary products matching the typed part code (htmx, for the parts form's list)."""
+    # htmx sends the typed input's own value (name part_code); q for a plain link or script.
+    typed = request.args.get("part_code") or request.args.get("q") or ""
+    return render_template("stock/_part_options.html", candidates=sets.part_candidates(typed))
+
+
+def render_detail(product: Product, edit: StockEdit | None = None, set_form: SetForm | None = None) -> str:
+    """The product page; `edit` is a refused save of its stock form (the typed stock kept, and why), `set_form`
+    the parts form as typed when its save was refused or asks a question."""
     listings = db.session.scalars(
         select(Listing).options(joinedload(Listing.store)).where(Listing.product_id == product.id).order_by(Listing.store_id, Listing.id)
     ).all()
@@ -254,6 +355,7 @@ def render_detail(product: Product, edit: StockEdit | None = None) -> str:
         .order_by(StockHistory.id.desc())
         .limit(100)
     ).all()
+    set_view = sets.view(product)
     pushed = {listing.id: inventory.pushed_quantity(listing, product, listing.store) for listing in listings}
     return render_template(
         "stock/detail.html",
@@ -265,4 +367,8 @@ def render_detail(product: Product, edit: StockEdit | None = None) -> str:
         history=history,
         chart=history_chart(list(reversed(history))),
         labels=row_labels(),
+        set_view=set_view,
+        set_form=set_form or SetForm([(p.code, str(p.quantity)) for p in (set_view.parts if set_view else [])]),
+        blank_part_rows=BLANK_PART_ROWS,
+        containing=sets.sets_containing(product.id),
     )

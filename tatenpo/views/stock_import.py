@@ -1,5 +1,5 @@
-"""在庫CSV: 在庫出力 (every product's 商品コード and 在庫数, for Excel) and 在庫取込 (upload → preview on the job
-page → confirm → the background import). Routes of the `imports` blueprint (views/listing_import.py, whose
+"""在庫CSV: 在庫出力 (every product's 商品コード and 在庫数, for Excel) and 在庫取込 (upload → the preview, read by
+the worker, on the job page → confirm → the background import). Routes of the `imports` blueprint (views/listing_import.py, whose
 job pages it shares); the work is tatenpo.stock.stock_csv."""
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def stock():
     form = StockUploadForm()
     status = 200
     if form.validate_on_submit():
-        accepted = accept_upload(form, stock_csv.preview_job, kind="stock", store_id=None)
+        accepted = accept_upload(form, kind="stock", store_id=None)
         if accepted is not None:
             return accepted
         status = 400

@@ -14,6 +14,7 @@ from flask import request, url_for
 from sqlalchemy import Integer, bindparam, func, literal_column, select
 
 from tatenpo.platform.extensions import db
+from tatenpo.stock.search import plan as search_plan
 from tatenpo.stock.search import search_params
 from tatenpo.sync import listing_state
 
@@ -85,7 +86,9 @@ def shaped(build, filters: dict) -> tuple:
     params = search_params(filters["q"]) if filters["q"] else {}
     if filters["store"]:
         params["store_id"] = filters["store"]
-    return build(bool(filters["q"]), bool(filters["store"]), filters["link"], filters["state"]), params
+    # A search is a shape of its own per plan (stock.search.plan: in few rows or in many), truthy either way.
+    search = search_plan(filters["q"], db.session.connection()) if filters["q"] else None
+    return build(search, bool(filters["store"]), filters["link"], filters["state"]), params
 
 
 def statement_for(build):

@@ -11,6 +11,9 @@ from tatenpo import malls as mall_registry
 from tatenpo.listings.lifecycle import waiting_reason
 from tatenpo.malls.base import hint_text
 from tatenpo.orders import book
+from tatenpo.orders import polling as order_polling
+from tatenpo.setup.authorization import offer as authorization_offer
+from tatenpo.setup import credential_dates
 from tatenpo.stock.table import poll_seconds
 from tatenpo.views.orders import SOURCE_LABELS
 
@@ -33,4 +36,8 @@ def init_app(app, navigation: list) -> None:
         order_status_labels=book.STATUS_LABELS,
         order_source_labels=SOURCE_LABELS,
         import_waiting_reason=waiting_reason,
+        authorization_offer=authorization_offer,  # a store's 認可 button (settings/_authorize.html)
+        expiring_credentials=credential_dates.expiring,  # settings/_expiring_credentials.html
+        order_api_available=order_polling.can_poll,  # settings/_order_routes.html
+        failing_order_polls=order_polling.failing_stores,  # dashboard/_order_polls.html
     )

@@ -92,7 +92,7 @@ def test_edit_a_stock_with_the_keyboard_and_watch_it_reach_the_mall(page, live, 
     expect(page.locator("#on-hand")).to_have_text("7")
     expect(page.locator("figure.chart svg polyline")).to_be_visible()
     expect(page.locator("ol.timeline li").first).to_contain_text("手入力")
-    expect(page.locator("table.data tbody tr").first).to_contain_text("楽天テスト店")
+    expect(page.locator("#product-listings tbody tr").first).to_contain_text("楽天テスト店")
     page.shot("product-page")
 
 
