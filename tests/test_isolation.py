@@ -92,7 +92,10 @@ def test_a_push_killed_mid_way_is_taken_back_by_the_next_sweep_at_once(app, make
     shop.faults(clear=True)
     group.worker("worker-2")
     group.cron()
-    wait_for(lambda: open_entries(app) == 0 and shop.mall_stock(0) == 7 and shop.mall_stock(1) == 8, 60,
+    # Done when the malls show the stock and the push that sent it has closed its run (it does so after its
+    # last call, so the stock can arrive a moment before the run says success).
+    wait_for(lambda: open_entries(app) == 0 and shop.mall_stock(0) == 7 and shop.mall_stock(1) == 8
+             and runs_of(app, shop.store.id)[-1][0] != "running", 60,
              "the sweep to push what the killed push left", logs=lambda: group.log("worker-2") + group.log("cron")
              + sync_state(app))
     runs = runs_of(app, shop.store.id)
