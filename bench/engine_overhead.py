@@ -9,7 +9,7 @@ to a second of engine work per call in the wait; this bench measures the work it
                  parsing the mall's requests and answers, recording) — time.process_time;
     DB time      the wall time inside the driver's execute calls (SQLAlchemy cursor events) and the history's
                  COPY (PostgreSQL), whoever does the work (SQLite in this process, PostgreSQL's server);
-                 commits are not counted;
+                 commits are not counted (bench/db_clock.py, which bench/sync_db_cost.py counts with too);
     engine work  their sum, per 1,000 items pushed, ÷ the floor (target ≤ 10 %: the engine could feed a
                  mall ten times faster than 楽天 allows).
 
@@ -28,9 +28,9 @@ import statistics
 import sys
 import time
 
-from sqlalchemy import event
 from sync_harness import Stack
 
+from bench.db_clock import DbClock
 from tatenpo.models import Store
 from tatenpo.platform.extensions import db
 from tatenpo.stock import inventory
@@ -38,38 +38,6 @@ from tatenpo.sync import push
 
 BATCH, RATE = 400, 1.0  # bulk-upsert: items per call, calls per second
 FLOOR_PER_1000 = 1000 / BATCH / RATE  # seconds
-
-
-class WorkClock:
-    """Wall time and this process's CPU time inside the driver's execute calls."""
-
-    def __init__(self, engine) -> None:
-        self.db_wall = self.db_cpu = 0.0
-        self._started = (0.0, 0.0)
-        self.by_statement: dict[str, list[float]] = {}  # the statement's opening → [seconds, calls]
-        event.listen(engine, "before_cursor_execute", self._before)
-        event.listen(engine, "after_cursor_execute", self._after)
-        # On PostgreSQL the history lines go by COPY, which no cursor event sees: time it as DB work too.
-        write = push.insert_attempts
-
-        def timed(rows):
-            self._before()
-            write(rows)
-            self._after(None, None, "COPY sync_attempts (the batch's history lines)")
-
-        push.insert_attempts = timed
-
-    def _before(self, *args):
-        self._started = (time.perf_counter(), time.process_time())
-
-    def _after(self, conn, cursor, statement, *args):
-        wall, cpu = self._started
-        spent = time.perf_counter() - wall
-        self.db_wall += spent
-        self.db_cpu += time.process_time() - cpu
-        tally = self.by_statement.setdefault(" ".join(statement.split())[:70], [0.0, 0])
-        tally[0] += spent
-        tally[1] += 1
 
 
 def main() -> int:
@@ -85,20 +53,19 @@ def main() -> int:
         items = int(args.listings * 0.82) + 10  # every fourth sandbox item has several SKUs
         store_id, _remote, linked = stack.linked_store("rakuten", items=items, listings=args.listings)
         with stack.app.app_context():
-            clock = WorkClock(db.engine)
+            clock = DbClock(db.engine)
             for run in range(1, args.runs + 1):
                 scheduled = inventory.schedule_store(db.session.get(Store, store_id))
                 db.session.commit()
-                clock.db_wall = clock.db_cpu = 0.0
-                clock.by_statement.clear()
+                clock.reset()
                 wall, cpu = time.perf_counter(), time.process_time()
                 outcome = push.push_store(store_id, "cli")
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
                 pushed = outcome.run.succeeded
                 assert pushed == scheduled == len(linked), (pushed, scheduled, len(linked))
                 per = 1000 / pushed
-                engine_cpu = (cpu - clock.db_cpu) * per
-                db_time = clock.db_wall * per
+                engine_cpu = (cpu - clock.cpu) * per
+                db_time = clock.seconds * per
                 work = engine_cpu + db_time
                 results.append((engine_cpu, db_time, work, wall * per))
                 print(f"run {run}: {pushed:,} items in {wall:.1f} s; per 1,000 items: engine CPU {engine_cpu * 1000:.0f} ms"

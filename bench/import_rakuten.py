@@ -27,31 +27,62 @@ polling (htmx asks every second) is not counted: it is the same for every file.
 Where the time goes: the breakdown times the steps by wrapping the functions that do them (upload storage,
 the preview's read — decode, parse, a Record per listing —, the plan against the database, working out the
 new listings' search texts, keeping the records for the import (listings/staging.py), loading them, the
-writes, the rest of each job (mostly the commit)).
+writes, split by table (BulkWriter.insert / update), the rest of each job (mostly the commit)).
 
-Measured on 2026-12-01, SQLite on 2 shared cores at load ~2 (decode + parse alone 1.0 s), CPU seconds:
+Measured on 2026-12-01 between 04:29 and 04:56 UTC, on 2 cores shared with two other benchmarks (load 4–10,
+so wall seconds swing by 2–3× from run to run and the wall ratio with them: the CPU ratio is the figure to
+compare). 100,000 rows, 3 runs each, medians (min–max), CPU seconds of the steps, before → after this
+round's changes (the before measured in the same window):
 
-                         fresh                     re-import (every row's stock changed)
-  upload request          0.27                      0.25
-  preview: read           1.32 (the floor + ~0.3)   1.32
-  preview: plan           0.13                      0.61
-  preview: search texts   0.54                      —
-  preview: keep records   0.15                      0.10
-  import: load records    0.15                      0.09
-  import: plan            0.10                      0.38
-  import: write           4.9 (1.4 without FTS)     0.22
-  import: commit, rest    0.43                      0.18
-  ratio (3 runs)          7.9–8.3 (4.7 without FTS) 3.3–3.6
+  SQLite                          fresh                          re-import (every row's stock changed)
+  decode + parse alone (floor)    1.70 → 1.98                    2.08 → 1.87
+  upload request                  0.43 → 0.44                    0.39 → 0.37
+  preview: read                   2.62 → 2.63                    2.73 → 2.67
+  preview: plan                   0.47 → 0.42                    1.39 → 1.09
+  preview: search texts, JSON     1.27 → 0.90                    —
+  preview: keep records           0.58 → 0.55                    0.41 → 0.48
+  import: load records            0.37 → 0.35                    0.17 → 0.22
+  import: plan                    0.25 → 0.31                    0.91 → 0.69
+  import: write                   9.27 → 4.31                    0.50 → 0.45
+    products + FTS5 index              1.65
+    在庫履歴                            0.65
+    listings                           1.67                         (update) 0.42
+  import: commit, rest            0.90 → 0.89                    0.36 → 0.42
+  all, CPU                        17.0 → 11.3 (−34 %)            7.01 → 6.78
+  ratio on CPU                    10.5 (8.0–10.8) → 5.6 (5.6–6.3)    3.34 (3.33–3.52) → 3.40 (3.38–3.79)
+  ratio, wall                     10.9 (8.7–11.5) → 4.1 (3.0–8.5)    4.0 (3.8–5.3) → 4.8 (2.3–5.2)
+  peak memory                     264 → 266 MB                   264 → 266 MB
 
-The write of a fresh import is products, 在庫履歴 and listings inserted in bulk; 3.5 s of its 4.9 s is the
-FTS5 trigram index on products.search_text that tatenpo/stock/search.py keeps by a trigger per row (measured
-by dropping the trigger). PostgreSQL (same day, load 5–9, client CPU only): fresh 4.2–4.3, re-import
-3.2–3.3; there the writes are the server's time: COPY into indexed tables, and for the re-import one
-UPDATE … FROM a COPY'd temporary table (about 5 s of wall time under that load: its 66,000 new row versions
-update every index of listings, whose full pages leave no room for HOT updates). The databases the bench
-builds with create_all have no pg_trgm indexes (migration only), which would add to both. Not done:
-skipping the import's second plan (it is what keeps the import right when the database changed after the
-preview).
+  PostgreSQL (client CPU; the writes are the server's)
+  all, CPU                        8.79 (8.09–9.33) → 9.45 (9.42–9.48)   7.17 (6.88–7.29) → 6.56 (6.13–6.57)
+  ratio on CPU                    4.55 (3.92–5.45) → 4.55 (4.49–4.76)   3.49 (3.43–3.49) → 3.16 (2.80–3.18)
+  ratio, wall                     7.2 (5.8–7.8) → 7.9 (4.3–10.4)        5.6 (3.6–7.4) → 4.0 (3.3–5.3)
+  peak memory                     270 MB                         270 MB
+
+The PostgreSQL after runs met a busier machine than its before runs (load 8–10 against 4–5: the untouched
+steps, the read and keeping the records, came out ~10 % dearer in CPU too). Run alternately right after
+(fresh, before / after / before / after): all, CPU 9.01, 9.42 → 7.93, 8.34; ratio on CPU 4.97, 4.74 → 4.91,
+4.21; wall 7.9, 6.0 → 12.2, 5.9. Its write is COPY, the same before and after.
+
+What changed. The write of a fresh SQLite import was 9.3 s of CPU, most of it the FTS5 trigram index on
+products.search_text that tatenpo/stock/search.py keeps by a trigger: FTS5 flushes its pending terms at every
+statement, and executemany is a statement per row, so every product became a segment of its own to merge.
+BulkWriter.insert now sends the rows of a table with triggers to a temporary table and into the table in one
+INSERT … SELECT: the same trigger keeps the index in the same transaction, with one flush (products 1.65 s,
+FTS included). The preview's search texts fold a product's title once for all its SKUs and write the
+attributes' JSON directly (0.9 s); the plan looks up products only for listings that may link to one (none
+on a weekly re-import); the SKU rows of normal-item.csv are read with fewer calls per row.
+
+Still where the time goes: the read is the floor + ~35 % (a Record per listing); the fresh write is the
+inserts into indexed tables (listings has five indexes, products two plus the FTS5 index; FTS5's columnsize=0
+would save ~15 % of the index's upkeep, but changes the table: a migration); the re-import's plans read the
+store's 66,000 listings twice (preview and import). PostgreSQL: COPY into indexed tables, and for the
+re-import one UPDATE … FROM a COPY'd temporary table whose 66,000 new row versions update every index of
+listings (its full pages leave no room for HOT updates; a fillfactor below 100 on listings would be a
+migration). The databases the bench builds with create_all have no pg_trgm indexes (migration only), which
+would add to both. Not done: reusing the preview's plan in the import (tried: proving the database unchanged
+means reading the same rows the plan reads, and rebuilding 66,000 kept update rows from the stage costs as
+much as working them out again, so the re-import came out no quicker and 40 MB bigger).
 """
 from __future__ import annotations
 
@@ -191,6 +222,21 @@ class Clock:
 
         setattr(module, name, timed)
 
+    def wrap_per_table(self, cls, name: str, label: str) -> None:
+        """A BulkWriter method, its time kept per table written (`label` + the table's name)."""
+        method = getattr(cls, name)
+
+        def timed(writer, table, *args, **kwargs):
+            started, cpu = time.perf_counter(), time.process_time()
+            try:
+                return method(writer, table, *args, **kwargs)
+            finally:
+                key = f"{self.phase}:{label} {table.name}"
+                wall, used = self.spent.setdefault(key, [0.0, 0.0])
+                self.spent[key] = [wall + time.perf_counter() - started, used + time.process_time() - cpu]
+
+        setattr(cls, name, timed)
+
     def step(self, label: str):
         clock = self
 
@@ -219,7 +265,7 @@ def import_child(path: str, database_url: str | None, reimport_of: str | None) -
     from rq import SimpleWorker
 
     from tatenpo import create_app
-    from tatenpo.listings import importer, staging, uploads
+    from tatenpo.listings import bulk, importer, staging, uploads
     from tatenpo.models import ImportJob, Listing, Product, Store, User
     from tatenpo.platform import config, embedded_redis
     from tatenpo.platform.extensions import db
@@ -297,6 +343,8 @@ def import_child(path: str, database_url: str | None, reimport_of: str | None) -
             clock.wrap(staging, "keep", "keep the records")
             clock.wrap(staging, "load", "load the records")
             clock.wrap(importer, "write", "write")
+            clock.wrap_per_table(bulk.BulkWriter, "insert", "insert")
+            clock.wrap_per_table(bulk.BulkWriter, "update", "update")
             started, cpu = time.perf_counter(), time.process_time()
             job_id = shop_imports(path, clock)
             total, total_cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -349,6 +397,10 @@ STEPS = [
     ("load the records", "  load the preview's records"),
     ("import plan", "  plan against the database"),
     ("write", "  write (bulk inserts / updates)"),
+    ("insert products", "    products (on SQLite with their FTS5 search index)"),
+    ("insert stock_history", "    在庫履歴"),
+    ("insert listings", "    listings"),
+    ("update listings", "    listings updated"),
     ("import rest", "  the rest: commit, job bookkeeping"),
     ("result page", "progress poll (286) + result page"),
 ]
@@ -372,6 +424,9 @@ def breakdown(result: dict) -> dict[str, list[float]]:
     steps["load the records"] = spent.get("import:load the records", zero)
     steps["import plan"] = spent.get("import:plan", zero)
     steps["write"] = spent.get("import:write", zero)
+    for key in ("insert products", "insert stock_history", "insert listings", "update listings"):
+        if spent.get(f"import:{key}", zero)[0] >= 0.005:  # a table the import wrote to (not the empty calls)
+            steps[key] = spent[f"import:{key}"]
     steps["import rest"] = minus(steps.get("import job", zero), spent.get("import:analyse", zero),
                                  spent.get("import:write", zero))
     return steps

@@ -19,7 +19,25 @@ Two times per request: the server's, from gunicorn's access log (%(D)s, microsec
 (from sending the request to reading the whole answer: the time in gunicorn's queue included). Prints
 p50/p95 per scenario and p95 ÷ the trivial view's p95 (target ≤ 4) for both. The whole measurement runs
 --repeat times (3) against a fresh server each, and the median of the ratios is the result: on a shared
-2-core machine one run's trivial p95 moves by a third from run to run.
+2-core machine one run's trivial p95 moves by a third from run to run. On SQLite the server runs with
+SQLITE_WRITER_LOCK on, as `make run` does.
+
+Measured (100,000 products, 16 clients, median of 3 runs, server p95 ÷ trivial (client), on a 2-core machine
+shared with two other benchmarks, so each run's trivial p95 moved between 38 and 120 ms):
+                 no search    common term  rare code    no hit       ✗ filter     inline save
+  SQLite         3.88 (2.92)  4.74 (3.37)  3.69 (2.66)  2.57 (1.82)  6.89 (5.00)  6.03 (4.21)
+  (no writer lock 2.57 (2.60)  3.77 (4.04)  2.67 (2.64)  1.99 (1.65)  5.94 (5.87)  8.42 (4.54))
+  PostgreSQL     3.46 (4.12)  4.01 (4.25)  3.06 (3.17)  3.19 (3.36)  5.52 (5.66)  4.21 (4.42)
+  before: SQLite 5.0 / 5.3 / 3.1 / 2.5 / 5.0, save 15; PostgreSQL 6.1 / 4.3 / 3.9 / 2.9 / 5.9, save 4.3 (server).
+Where a request's CPU goes (one thread, in-process, 100,000 products on SQLite; trivial ≈ 1 ms): the fixed
+part of any page of the table (login and session, base.html, the filters, the store list) ≈ 4.5 ms; 50 rows
+drawn (views.stock.product_rows) ≈ 1.5 ms and read (one statement) ≈ 1 ms; the common term's rows found
+row by row ≈ 2 ms (its count comes from the FTS index: stock.search.planned); the ✗ filter's walk of the
+failed pushes ≈ 4.5 ms (1,200 ✗ lines, each checked for a newer push: listing_state.failed_listings) — a stored
+"newest push failed" flag per listing would make it an index lookup. The inline save holds SQLite's write
+turn ≈ 4 ms (of which the sync entry's upsert, an uncacheable statement SQLAlchemy compiles on each save,
+≈ 0.3–0.5 ms). With SQLITE_WRITER_LOCK every statement, reads included, is prepared afresh
+(platform/sqlite_writers.py), which the page ratios above pay.
 """
 from __future__ import annotations
 
@@ -235,6 +253,10 @@ def main() -> int:
         LOG_LEVEL="WARNING",
     )
     env.pop("REDIS_URL", None)
+    if not args.database_url:
+        # As `make run` on SQLite (platform/launcher.py): writers queue in a file lock (platform/sqlite_writers.py)
+        # rather than sleep-polling in SQLite's busy handler, whose waits of up to 100 ms were the inline save's p95.
+        env.setdefault("SQLITE_WRITER_LOCK", "1")
     from tatenpo.platform import embedded_redis
 
     redis_process = None

@@ -14,18 +14,29 @@ the history's indexes built afterwards), on PostgreSQL, and prints
 
 Only the database is measured: the connector used here accepts every item without a network call (the
 network's cost is what bench/sync_full_push.py measures, the engine's own CPU bench/engine_overhead.py).
-DB time is the time spent inside the driver's execute calls, summed with SQLAlchemy's cursor events. Each
+DB time is the time spent inside the driver's execute calls, summed with SQLAlchemy's cursor events, and in
+the history's COPY (the push writes its lines by COPY through the raw driver connection, which no cursor
+event sees): bench/db_clock.py, the clock bench/engine_overhead.py counts with too. Each
 run measures 7 rounds per size and takes their median; --runs (3) runs alternate the sizes, so a burst of
 load from the neighbours falls on both, and each run's ratio is printed with the median of the runs.
 
     .venv/bin/python bench/sync_db_cost.py [--database postgresql://postgres@127.0.0.1:5432/tatenpo_bench]
                                            [--small 10000] [--large 1000000] [--due 1000] [--days 90]
-                                           [--runs 3] [--keep]
+                                           [--runs 3] [--keep] [--reuse]
 
 Each size gets a database of its own, named after --database with the size appended (…_10000,
 …_1000000), created if missing and emptied first; they are dropped at the end unless --keep (then
 bench/history_pages.py can measure the 在庫同期履歴 page on the large one). 90 days at a million listings is
-about 20 GB on disk and takes a quarter of an hour to generate on a small machine.
+about 20 GB on disk and takes 25 minutes to generate on a small shared machine (2 cores). --runs 0 builds
+and stops; --reuse measures on the databases a --keep run left, as they are (each run's prune has taken
+one more day: run after run the history shortens by a day).
+
+Measured with the COPY counted (2 shared cores, other benches running; each run's median of 7 rounds):
+10,000 listings 250 / 668 / 344 ms, 1,000,000 listings 764 / 619 / 520 ms, in 56 statements of which the
+history's COPY takes 94–202 ms; ratio 3.05 / 0.93 / 1.51, median 1.51 (1.12 before, the COPY uncounted).
+The noise is the neighbours' (a run's 10,000-listing rounds moved from 183 ms to 2.5 s); what does grow with
+the history is the COPY's index upkeep — a thousand lines land on scattered pages of the (listing_id, id)
+index of 90 M lines. The daily prune at a million listings: 1,000,000 lines in 22–38 s.
 """
 from __future__ import annotations
 
@@ -36,6 +47,7 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
+from typing import Optional
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,8 +55,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TATENPO_INSTANCE", tempfile.mkdtemp(prefix="tatenpo-bench-"))
 
 from cryptography.fernet import Fernet  # noqa: E402
-from sqlalchemy import event, select, text  # noqa: E402
+from sqlalchemy import func, select, text  # noqa: E402
 
+from bench.db_clock import HISTORY_LINES, DbClock  # noqa: E402
 from tatenpo import create_app  # noqa: E402
 from tatenpo.malls.base import ItemResult  # noqa: E402
 from tatenpo.models import Listing, Store, SupportApplication, SyncAttempt, SyncRun, utcnow  # noqa: E402
@@ -62,25 +75,6 @@ class AcceptEverything:
 
     def push(self, items):
         return [ItemResult(key=item.key, ok=True) for item in items]
-
-
-class DbClock:
-    """Sums the time spent in the driver's execute calls, and counts the statements."""
-
-    def __init__(self, engine) -> None:
-        self.seconds = 0.0
-        self.statements = 0
-        self.on = False
-        event.listen(engine, "before_cursor_execute", self._before)
-        event.listen(engine, "after_cursor_execute", self._after)
-
-    def _before(self, conn, cursor, statement, parameters, context, executemany):
-        conn.info["bench.started"] = time.perf_counter()
-
-    def _after(self, conn, cursor, statement, parameters, context, executemany):
-        if self.on:
-            self.seconds += time.perf_counter() - conn.info.pop("bench.started", time.perf_counter())
-            self.statements += 1
 
 
 def _admin(url: str) -> str:
@@ -177,30 +171,45 @@ def measure(app, store_id: int, size: int, due: int, rounds: int, run_no: int) -
     """The median DB time of `rounds` push cycles of `due` entries, and their median statement count."""
     with app.app_context():
         clock = app.extensions["bench.clock"]
-        times, statements = [], []
+        times, statements, copies = [], [], []
         for round_no in range(rounds):
             schedule_due(size, due, run_no * rounds + round_no)
-            clock.seconds, clock.statements, clock.on = 0.0, 0, True
+            clock.reset()
+            clock.on = True
             queueing.stores_due_for_push()
             outcome = push.push_store(store_id, "schedule", connector=AcceptEverything())
             clock.on = False
             assert outcome.run.succeeded == due, outcome.run.succeeded
             times.append(clock.seconds)
             statements.append(clock.statements)
+            copies.append(clock.by_statement.get(HISTORY_LINES, [0.0])[0])
         db.session.remove()
         print(f"  {size:,} listings: rounds {' '.join(f'{t * 1000:.0f}' for t in times)} ms, "
-              f"median {statistics.median(times) * 1000:.0f} ms in {int(statistics.median(statements))} statements",
-              flush=True)
+              f"median {statistics.median(times) * 1000:.0f} ms in {int(statistics.median(statements))} statements "
+              f"(the history's COPY: median {statistics.median(copies) * 1000:.0f} ms)", flush=True)
         return statistics.median(times), int(statistics.median(statements))
 
 
-def daily_prune(app, size: int, built_at: datetime, days: int, run_no: int) -> tuple[float, int]:
+def built(size: int) -> Optional[int]:
+    """The store of a catalog build_catalog left in this database (--reuse), or None."""
+    try:
+        listings = db.session.scalar(select(func.count()).select_from(Listing))
+    except Exception:  # no tables yet
+        db.session.rollback()
+        return None
+    whole = select(SyncRun.store_id).where(SyncRun.trigger == "schedule", SyncRun.total == size).limit(1)
+    return db.session.scalar(whole) if listings == size else None
+
+
+def daily_prune(app, size: int, days: int) -> tuple[float, int]:
     """The daily prune as the sweep queues it, the day after the history's oldest day left the window (run
     after run, the days go by: each run's prune takes the next oldest day)."""
     with app.app_context():
+        oldest = db.session.scalar(select(func.min(SyncAttempt.created_at)))
+        db.session.rollback()
         started = time.perf_counter()
         # A day's lines are stamped over a full push at the mall's pace (size ÷ 400 s after the day's start).
-        now = built_at + timedelta(days=run_no, seconds=size // 400 + 1)
+        now = oldest + timedelta(days=days, seconds=size // 400 + 1)
         pruned = retention.prune(days=days, now=now)
         return time.perf_counter() - started, pruned.attempts
 
@@ -216,10 +225,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7, help="push cycles per size per run")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the databases (for bench/history_pages.py)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure on the databases a --keep run left, as they are (implies --keep)")
     args = parser.parse_args()
+    args.keep = args.keep or args.reuse
     base = args.database.replace("postgresql://", "postgresql+psycopg://", 1)
     sizes = (args.small, args.large)
-    apps, stores, built_at = {}, {}, {}
+    apps, stores = {}, {}
     try:
         for size in sizes:
             url = f"{base}_{size}"
@@ -228,16 +240,21 @@ def main() -> int:
                                            "SECRET_KEY": "bench", "LOG_LEVEL": "WARNING"})
             with app.app_context():
                 started = time.perf_counter()
-                print(f"{size:,} listings with {args.days} days of history:", flush=True)
-                stores[size], built_at[size] = build_catalog(size, args.days)
-                print(f"  built in {time.perf_counter() - started:.0f} s", flush=True)
-                app.extensions["bench.clock"] = DbClock(db.engine)
+                stores[size] = built(size) if args.reuse else None
+                if stores[size] is None:
+                    print(f"{size:,} listings with {args.days} days of history:", flush=True)
+                    stores[size], _now = build_catalog(size, args.days)
+                    print(f"  built in {time.perf_counter() - started:.0f} s", flush=True)
+                else:
+                    print(f"{size:,} listings: the kept database", flush=True)
+                app.extensions["bench.clock"] = clock = DbClock(db.engine)
+                clock.on = False
                 db.session.remove()
         results = []
         for run_no in range(args.runs):
             print(f"-- run {run_no + 1} of {args.runs}", flush=True)
             result = {size: measure(apps[size], stores[size], size, args.due, args.rounds, run_no) for size in sizes}
-            prunes = {size: daily_prune(apps[size], size, built_at[size], args.days, run_no) for size in sizes}
+            prunes = {size: daily_prune(apps[size], size, args.days) for size in sizes}
             for size in sizes:
                 print(f"  daily prune at {size:,} listings: {prunes[size][1]:,} lines in {prunes[size][0]:.1f} s",
                       flush=True)
@@ -248,6 +265,8 @@ def main() -> int:
                 with app.app_context():
                     db.engine.dispose()
                 drop_database(f"{base}_{size}")
+    if not results:  # --runs 0: build only
+        return 0
     small, large = sizes
     ratios = [r[large][0] / r[small][0] for r, _p in results]
     print()

@@ -399,6 +399,13 @@ class SyncRun(db.Model):
     """One push (or read-back) for one store: the run-level line of 在庫同期履歴."""
 
     __tablename__ = "sync_runs"
+    __table_args__ = (
+        # The runs that pushed nothing (a store-level ✗ line of 在庫同期履歴), newest first: few, however
+        # many runs a day of immediate pushes writes. sync.status.STORE_LEVEL_FAILURE is the same predicate.
+        Index("ix_sync_runs_store_level", "started_at", "id",
+              sqlite_where=text("status = 'blocked' OR (status = 'failed' AND total = 0)"),
+              postgresql_where=text("status = 'blocked' OR (status = 'failed' AND total = 0)")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     store_id: Mapped[Optional[int]] = mapped_column(

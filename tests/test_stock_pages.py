@@ -68,6 +68,40 @@ def test_filters_by_store_link_and_sync_state(client, auth, make):
 
 
 
+def test_a_search_alone_takes_its_count_from_the_index_and_with_filters_counts_itself(client, auth, make):
+    rakuten = make.store(mall="rakuten", name="楽天店")
+    for code in ("ABC-1", "ABC-2"):
+        make.listing(rakuten, make.product(code=code))
+    make.product(code="ABC-3")
+    make.product(code="XYZ-1")
+    auth.login()
+    counts = []  # the page's own count statements (views.tables.paginate)
+
+    def count_statements(conn, cursor, statement, parameters, context, executemany):
+        counts.append(statement.startswith("SELECT count(*) AS count_1") and "FROM (SELECT 1" in statement)
+
+    with client.application.app_context():
+        event.listen(db.engine, "before_cursor_execute", count_statements)
+        sqlite = db.engine.dialect.name == "sqlite"
+    try:
+        for address, shown, rows, counted_by_page in (
+            ("/products?q=abc", "3件中 1–3件", ("ABC-1", "ABC-2", "ABC-3"), not sqlite),  # the index counted
+            ("/products?q=ＡＢＣ-1", "1件中 1–1件", ("ABC-1",), not sqlite),
+            ("/products?q=nothing", "0件中 0–0件", (), not sqlite),
+            (f"/products?q=abc&store={rakuten.id}", "2件中 1–2件", ("ABC-1", "ABC-2"), True),
+            ("/products?q=abc&link=unlinked", "1件中 1–1件", ("ABC-3",), True),
+            ("/products?q=ab", "3件中 1–3件", ("ABC-1", "ABC-2", "ABC-3"), True),  # under three characters: no index
+        ):
+            counts.clear()
+            page = client.get(address).get_data(as_text=True)
+            assert shown in page, address
+            assert [code for code in ("ABC-1", "ABC-2", "ABC-3", "XYZ-1") if f">{code}<" in page] == list(rows)
+            assert any(counts) == counted_by_page, address
+    finally:
+        with client.application.app_context():
+            event.remove(db.engine, "before_cursor_execute", count_statements)
+
+
 def test_the_failed_filter_reads_few_failures_by_id_and_many_by_the_history(client, auth, make, monkeypatch):
     # stock.table.failed_products: up to FEW_FAILED_ROWS the ✗ products are read once and passed by id; above
     # it the page falls back to the history subquery. Both must show the same products, store filter and all.
@@ -247,8 +281,21 @@ def test_a_search_with_very_many_matches_stops_counting_but_still_pages(app, cli
     # Past the counted matches the pages go on: the last rows are still reachable.
     last = client.get("/products?q=マグ&page=42").get_data(as_text=True)
     assert "M02059" in last and 'rel="next"' not in last
-    # Without a search the count is exact.
-    assert "2,060件中 1–50件" in client.get("/products").get_data(as_text=True)
+    # Without a search the count stops at the cap too (a catalogue of 100,000 is not counted on every view),
+    # and the pager still reaches the last products.
+    unfiltered = client.get("/products").get_data(as_text=True)
+    assert "1–50件目（2,000件以上）" in unfiltered and 'href="/products?page=2" rel="next"' in unfiltered
+    last = client.get("/products?page=42").get_data(as_text=True)
+    assert "2,051–2,060件目（2,000件以上）" in last and "M02059" in last and 'rel="next"' not in last
+    assert 'href="/products?page=41" rel="prev"' in last
+
+
+def test_a_catalogue_within_the_cap_is_counted_exactly(client, auth, make):
+    for i in range(3):
+        make.product(code=f"EXACT-{i}")
+    auth.login()
+    page = client.get("/products").get_data(as_text=True)
+    assert "3件中 1–3件" in page and 'rel="next"' not in page
 
 
 def test_typing_a_search_refreshes_only_the_table(client, auth, make):
@@ -349,3 +396,19 @@ def test_rows_drawn_by_many_threads_at_once_stay_whole_and_escaped(app):
         assert raw not in page_row and raw not in edit_row, raw
     assert "X&amp;&lt;1&gt;" in page_row and "&lt;svg onload=1&gt;" in page_row and "&lt;b&gt;店" in page_row
     assert "<u>" not in edit_row and "&lt;u&gt;bad&lt;/u&gt;" in edit_row and 'value="&lt;i&gt;"' in edit_row
+
+
+def test_the_menu_follows_the_role_the_language_and_the_current_page(client, auth, make):
+    # base.html's menu is worked out once per role and language (views.templating.menu_of): each must still get
+    # its own, and the current page its aria-current.
+    make.user(email="en@example.jp", role="staff", locale="en")
+    client.post("/login", data={"email": "en@example.jp", "password": "correct horse battery"})
+    english = client.get("/products").get_data(as_text=True)
+    assert '<a href="/products" aria-current="page">Products & stock</a>' in english
+    assert '<a href="/listings">Listings</a>' in english and 'href="/users"' not in english
+    assert '<a href="/sync" aria-current="page">' in client.get("/sync").get_data(as_text=True)
+    auth.logout()
+    auth.login(email="owner@example.jp", role="admin")
+    japanese = client.get("/products").get_data(as_text=True)
+    assert '<a href="/products" aria-current="page">商品・在庫</a>' in japanese and 'href="/users"' in japanese
+    assert "Products & stock" not in japanese

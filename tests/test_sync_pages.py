@@ -306,3 +306,27 @@ def test_the_history_shows_fifty_lines_a_page_and_older_ones_page_after_page(app
     assert seen == [f"LINE-{i:03d}" for i in range(120, -1, -1)]  # every line once, newest first
     bad = client.get("/sync?older=yesterday").get_data(as_text=True)
     assert "履歴の位置ではありません" in bad and "<td>LINE-120</td>" in bad
+
+
+def test_the_history_escapes_what_shops_and_malls_wrote(app, make, client, auth):
+    # The lines are drawn with autoescaping off (templates/sync/_table.html): every text from the shop or a
+    # mall must come out escaped by hand — store names, codes, the mall's message and its code.
+    store = make.store(name="<b>店</b>")
+    make.attempt(store, ok=False, listing_code="<i>item</i>", product_code="<u>P</u>",
+                 message="<script>alert(1)</script>", error_code="E<1>", hint="item")
+    make.attempt(store, ok=True, listing_code="ok&go", message="<em>済</em>", reflected=False, read_back_quantity=4)
+    with app.app_context():
+        db.session.add(SyncRun(store_id=store.id, trigger="schedule", status="blocked", total=1234,
+                               message="<img src=x>", started_at=utcnow(), finished_at=utcnow()))
+        db.session.commit()
+    auth.login()
+    for address in ("/sync", "/sync?result=ng"):
+        page = client.get(address).get_data(as_text=True)
+        for raw in ("<script>", "<i>item", "<u>P", "E<1>", "<img src=x>", "<b>店</b></td>"):
+            assert raw not in page, (address, raw)
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;i&gt;item&lt;/i&gt;" in page
+        assert "(E&lt;1&gt;)" in page and "&lt;img src=x&gt;" in page and "&lt;b&gt;店&lt;/b&gt;" in page
+        assert "実行全体（1,234 件）" in page  # the run's line, its count filled into the label
+    page = client.get("/sync").get_data(as_text=True)
+    assert "&lt;u&gt;P&lt;/u&gt;" in page and "ok&amp;go" in page and "&lt;em&gt;済&lt;/em&gt;" in page
+    assert "モールの在庫数 4" in page

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from tatenpo.listings.bulk import BulkWriter
 from tatenpo.listings.records import Problems, Record
-from tatenpo.models import Product, fold, search_key
+from tatenpo.models import Product, fold
 from tatenpo.platform.extensions import db
 
 encode_json = BulkWriter.json
@@ -154,9 +154,17 @@ def build_plan(
         progress("read", plan.rows, total or plan.rows)
 
     existing = existing_listings(store_id)
-    known = product_ids({product_code(r) for r in kept})
-    for record in kept:
-        _plan_record(plan, record, existing.get((record.item_code, record.variant_code)), known, create_products, store_id)
+    currents = [existing.get((record.item_code, record.variant_code)) for record in kept]
+    del existing
+    # Products are looked up for the listings that may link to one: new listings, unlinked ones and rows that
+    # name their product (system-product-code); a linked listing keeps its product (_plan_record). A weekly
+    # re-import looks up none.
+    known = product_ids({
+        product_code(record) for record, current in zip(kept, currents)
+        if current is None or current[1] is None or record.product_code
+    })
+    for record, current in zip(kept, currents):
+        _plan_record(plan, record, current, known, create_products, store_id)
     return plan
 
 
@@ -164,22 +172,28 @@ def _checked(plan: Plan, records: Iterable[Record], problems: Problems, progress
     """The records that can be imported: not a second row for the same listing, codes within limits."""
     kept: list[Record] = []
     first_row: dict[tuple[str, str], int] = {}
+    rows = 0
     for record in records:
-        plan.rows += 1
-        if progress is not None and plan.rows % 2000 == 0:
-            progress("read", plan.rows, total)
+        rows += 1
+        if progress is not None and rows % 2000 == 0:
+            progress("read", rows, total)
         key = (record.item_code, record.variant_code)
-        if key in first_row:
+        first = first_row.get(key)
+        if first is not None:
             problems.add(
                 record.row, "",
                 _l("The same listing (%(code)s) appears twice: rows %(first)s and %(row)s.",
-                   code=_identity(record), first=first_row[key], row=record.row),
+                   code=_identity(record), first=first, row=record.row),
                 record.filename,
             )
             continue
         first_row[key] = record.row
-        if _valid(record, problems):
+        # Every code within its column's limit (the common case, tested at once), else the error (_valid).
+        if (len(record.item_code) <= CODE_LIMIT and len(record.variant_code) <= CODE_LIMIT
+                and len(record.code) <= CODE_LIMIT and len(record.product_code) <= CODE_LIMIT
+                and len(record.sell_code) <= CODE_LIMIT) or _valid(record, problems):
             kept.append(record)
+    plan.rows += rows
     return kept
 
 
@@ -291,16 +305,27 @@ def prepared_texts(record: Record, titles: dict[str, str]) -> tuple[str, str, st
     """What writing a record needs that depends on the record alone: the listing's search text
     (models.search_key of code, item, variant, title), the search text of the product it would create (code,
     name) and the attributes as JSON. `titles` caches folded titles: a product's SKUs share one."""
-    title = record.title[:TITLE_LIMIT]
-    folded = titles.get(title)
-    if folded is None:
-        folded = titles[title] = fold(title)
-    codes = search_key(listing_code(record), record.item_code, record.variant_code)
+    folded = fold_title(record.title[:TITLE_LIMIT], titles)
+    # search_key(code, item, variant): the same text, without a generator per record.
+    codes = fold(" ".join(filter(None, (record.sell_code or record.code, record.item_code, record.variant_code))))
     return (
         (f"{codes} {folded}" if folded else codes)[:1100],
         f"{fold(product_code(record))} {folded}".strip()[:800],
         attributes_json(record),
     )
+
+
+def fold_title(title: str, titles: dict[str, str]) -> str:
+    """models.fold(title), its part before the last space folded once for all the titles that share it (the
+    SKUs of one product: 「Tシャツ① 赤」, 「Tシャツ① 青」). Folding the parts on either side of a space gives the
+    same text as folding them joined (models.search_key)."""
+    head, space, tail = title.rpartition(" ")
+    if not space:
+        return fold(title)
+    folded = titles.get(head)
+    if folded is None:
+        folded = titles[head] = fold(head)
+    return f"{folded} {fold(tail)}"
 
 
 def attributes_json(record: Record) -> str:

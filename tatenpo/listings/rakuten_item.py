@@ -14,12 +14,15 @@ from flask_babel import lazy_gettext as _l
 from tatenpo.listings.base import Format, Overrides
 from tatenpo.listings.reading import Columns, Table
 from tatenpo.listings.records import Problems, Record, read_quantity
+from tatenpo.stock.inventory import MAX_QUANTITY
 
 ITEM = ("商品管理番号（商品URL）", "商品管理番号")
 SKU = "SKU管理番号"
 SYSTEM_SKU = "システム連携用SKU番号"
 SINGLE_SKU = "normal-inventory"
 LEGACY_CONTROL = ("コントロールカラム", "項目選択肢用コントロールカラム")
+# A stock of this many ASCII digits or fewer is within MAX_QUANTITY: read without read_quantity's checks.
+_DIGITS = len(str(MAX_QUANTITY)) - 1
 
 
 def matches(columns: Columns, settings: dict[str, Any]) -> bool:
@@ -53,8 +56,10 @@ def _read_table(table: Table, problems: Problems) -> Iterator[Record]:
     overrides = Overrides(c)
     name = table.filename
 
-    # The product row seen last, until we know whether SKU rows follow it.
+    # The product row seen last, until we know whether SKU rows follow it; `item_key` is its 商品管理番号 as
+    # stored (lowercase), `number` its 商品番号 (stripped).
     item: Optional[str] = None
+    item_key = ""
     title = ""
     number = ""
     pending: Optional[tuple[int, list[str]]] = None
@@ -89,34 +94,40 @@ def _read_table(table: Table, problems: Problems) -> Iterator[Record]:
                 problems.add(row_no, item_column, _l("商品管理番号 is empty."), name)
                 item = None
                 continue
-            item, title, number = manage, row[i_name], row[i_number]
+            item, item_key, title, number = manage, manage.lower(), row[i_name], row[i_number].strip()
             pending = (row_no, row)
             continue
+        # The SKU rows are most of a file: what follows is written for speed (read_quantity's common case
+        # inline, the Record's fields in order, the product row's values worked out once).
         if not manage:
             if item is None:
                 problems.add(row_no, item_column, _l("商品管理番号 is empty."), name)
                 continue
             manage = item
-        elif item is None or manage.lower() != item.lower():  # RMS treats 商品管理番号 case-insensitively
+        elif item is None or manage.lower() != item_key:  # RMS treats 商品管理番号 case-insensitively
             if pending is not None:
                 yield single_sku(*pending)
             # A SKU row without its product row (a stock-only file): it carries its own fields.
-            item, title, number = manage, row[i_name], row[i_number]
+            item, item_key, title, number = manage, manage.lower(), row[i_name], row[i_number].strip()
         pending = None
         system_sku = row[i_system].strip()
         choices = [row[i].strip() for i in i_choices]
         if "" in choices:
             choices = [value for value in choices if value]
+        attributes = {"item_number": number} if number else {}  # 商品番号
+        if system_sku:
+            attributes["system_sku"] = system_sku  # システム連携用SKU番号
+        if choices:
+            attributes["choices"] = choices
+        text = row[i_quantity]
+        if len(text) <= _DIGITS and text.isdigit() and text.isascii():
+            quantity: Optional[int] = int(text)
+        else:
+            quantity = quantity_of(row_no, text)
         record = Record(
-            row=row_no,
-            item_code=manage.lower(),
-            variant_code=sku,
-            code=system_sku or (sku if sku != SINGLE_SKU else manage),
-            title=f"{title} {' / '.join(choices)}".strip() if choices else title,
-            quantity=quantity_of(row_no, row[i_quantity]),
-            attributes=_attributes(number, system_sku, choices),
-            filename=name,
-            keep_code=keep_code,
+            row_no, item_key, sku, system_sku or (sku if sku != SINGLE_SKU else manage),
+            f"{title} {' / '.join(choices)}".strip() if choices else title, quantity, attributes,
+            "", "", True, name, keep_code,
         )
         yield overrides.apply(record, row) if overrides.any else record
     if pending is not None:

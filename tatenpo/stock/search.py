@@ -17,6 +17,8 @@ A text shorter than three characters has no trigram: it is always tested row by 
 """
 from __future__ import annotations
 
+import weakref
+
 from sqlalchemy import DDL, Boolean, String, bindparam, event, literal, literal_column, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
@@ -110,21 +112,41 @@ def search_params(typed: str, key: str = "q") -> dict[str, str]:
 def plan(typed: str, connection) -> str:
     """FEW when products' trigram index shows the typed text in at most FEW_ROWS products (SQLite; the
     statement then reads those rows only), else MANY. PostgreSQL's planner makes this choice itself."""
+    return planned(typed, connection)[0]
+
+
+def planned(typed: str, connection) -> tuple[str, int | None]:
+    """`plan`, and how many products contain the typed text as the index counted them, up to FEW_ROWS + 1
+    (exact up to FEW_ROWS: a trigram phrase of three characters or more matches exactly the substrings);
+    None where the index cannot say (PostgreSQL, a database without it, a text under three characters). A
+    search that is the page's only filter needs no count of its own then."""
     folded = search_key(typed)
     if connection.dialect.name != "sqlite" or len(folded) < 3 or not _has_index(connection):
-        return MANY
+        return MANY, None
     found = connection.execute(
         text(f"SELECT count(*) FROM (SELECT 1 FROM {PRODUCTS_FTS} WHERE {PRODUCTS_FTS} MATCH :phrase LIMIT :cap)"),
         {"phrase": _phrase(folded), "cap": FEW_ROWS + 1},
     ).scalar()
-    return FEW if found <= FEW_ROWS else MANY
+    return (FEW if found <= FEW_ROWS else MANY), found
+
+
+# The engines whose database has the index: once found it stays (only a downgrade drops it), so each process
+# asks the schema once per engine rather than on every search. A database without it is asked again on the
+# next search: the migration may reach it while the app runs.
+_INDEXED_ENGINES: weakref.WeakSet = weakref.WeakSet()
 
 
 def _has_index(connection) -> bool:
-    # One lookup in the schema (microseconds): a database the migration has not reached yet searches as before.
-    return connection.execute(
+    # A database the migration has not reached yet searches as before.
+    engine = connection.engine
+    if engine in _INDEXED_ENGINES:
+        return True
+    found = connection.execute(
         text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"), {"name": PRODUCTS_FTS}
     ).first() is not None
+    if found:
+        _INDEXED_ENGINES.add(engine)
+    return found
 
 
 def _folded(typed: str) -> tuple[str, str]:

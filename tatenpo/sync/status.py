@@ -4,16 +4,18 @@ Plain queries and plain values; nothing here knows about HTTP or Redis.
 """
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Optional
+from typing import NamedTuple, Optional
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import case, func, or_, select, tuple_
+from sqlalchemy import (Integer, and_, bindparam, case, cast, func, literal, literal_column, null, or_, select, tuple_,
+                        union_all)
 
 from tatenpo.malls.base import HINT_APPLICATION, HINT_ITEM, HINT_LOGIN
 from tatenpo.models import Listing, Product, Store, SyncAttempt, SyncEntry, SyncRun, utcnow
@@ -98,25 +100,59 @@ def local_day_bounds(day: date) -> tuple[datetime, datetime]:
 EXPORT_ROWS = 100_000
 
 
-def _history_queries(store_id, result, day, older_than):
-    """The two sources of the history's lines, filtered: the attempts, and the runs that pushed nothing (None
-    when the filter leaves them out)."""
-    # Plain columns (no ORM objects): the CSV export reads up to EXPORT_ROWS of them.
-    attempts = select(*_ATTEMPT_COLUMNS, SyncRun.trigger).join(SyncRun, SyncRun.id == SyncAttempt.run_id)
-    runs = select(SyncRun).where(
-        or_(SyncRun.status == "blocked", (SyncRun.status == "failed") & (SyncRun.total == 0))
-    )
+def _history_queries(store_id, result, day, older_than, export: bool = False):
+    """The two sources of the history's lines, filtered: the attempts and the runs that pushed nothing (None
+    when the filter leaves them out) — the statements of this shape of filters (_history_statements) — and
+    the parameters that carry the filters' values."""
+    params = {}
     if store_id:
+        params["store_id"] = store_id
+    if day:
+        params["day_start"], params["day_end"] = local_day_bounds(day)
+    after = None
+    if older_than:
+        params["older_at"], after_attempt, params["older_id"] = older_than
+        after = "attempt" if after_attempt else "run"
+    attempts, runs = _history_statements(bool(store_id), result, bool(day), after, export)
+    return attempts, runs, params
+
+
+# A run that pushed nothing: its line is the store-level ✗ (gate closed, store unreachable). Written with its
+# values in the SQL, as the partial index ix_sync_runs_store_level says it (bound values would keep the
+# planners, SQLite's and PostgreSQL's alike, from seeing that the index covers the query).
+STORE_LEVEL_FAILURE = or_(
+    SyncRun.status == literal_column("'blocked'"),
+    and_(SyncRun.status == literal_column("'failed'"), SyncRun.total == literal_column("0")),
+)
+_AT = SyncAttempt.created_at.type  # the bound times are converted as the stored ones are (text on SQLite)
+
+
+@functools.lru_cache(maxsize=64)
+def _history_statements(by_store: bool, result: Optional[str], by_day: bool, after: Optional[str],
+                        export: bool = False):
+    """The history's two statements for one shape of filters (which filters are set, not their values: those
+    are parameters), built once per process as the big tables' are (views.tables.statement_for): building and
+    keying them on every request cost as much as running them. `after`: "attempt" or "run", the kind of the
+    line a page starts after (`older_than`). `export`: the attempts with the columns the CSV writes
+    (_EXPORT_COLUMNS) — no run's trigger, so no join: the index's order is the lines' order, read as it goes."""
+    # Plain columns (no ORM objects): the CSV export reads up to EXPORT_ROWS of them.
+    if export:
+        attempts = select(*_EXPORT_COLUMNS)
+    else:
+        attempts = select(*_ATTEMPT_COLUMNS, SyncRun.trigger).join(SyncRun, SyncRun.id == SyncAttempt.run_id)
+    runs = select(*_RUN_COLUMNS).where(STORE_LEVEL_FAILURE)
+    if by_store:
+        store_id = bindparam("store_id", type_=Integer())
         attempts = attempts.where(SyncAttempt.store_id == store_id)
         runs = runs.where(SyncRun.store_id == store_id)
-    if day:
-        start, end = local_day_bounds(day)
+    if by_day:
+        start, end = bindparam("day_start", type_=_AT), bindparam("day_end", type_=_AT)
         attempts = attempts.where(SyncAttempt.created_at >= start, SyncAttempt.created_at < end)
         runs = runs.where(SyncRun.started_at >= start, SyncRun.started_at < end)
-    if older_than:
+    if after:
         # In the order of the page (time, then an attempt before a run of the same time, then id), newest first.
-        at, after_attempt, line_id = older_than
-        if after_attempt:
+        at, line_id = bindparam("older_at", type_=_AT), bindparam("older_id", type_=Integer())
+        if after == "attempt":
             attempts = attempts.where(tuple_(SyncAttempt.created_at, SyncAttempt.id) < tuple_(at, line_id))
             runs = runs.where(SyncRun.started_at <= at)
         else:
@@ -133,14 +169,16 @@ def _history_queries(store_id, result, day, older_than):
         runs = None
     # Newest first, as the indexes on (created_at, id) read it — all lines, one day's, the ✗ lines alone
     # (ix_sync_attempts_created, ix_sync_attempts_failed_created), or one store's (…_store_created): a page
-    # reads its lines, not the months of history behind them.
-    attempts = attempts.order_by(SyncAttempt.created_at.desc(), SyncAttempt.id.desc())
+    # reads its lines, not the months of history behind them. At most `lines` of each.
+    lines = bindparam("lines", type_=Integer())
+    attempts = attempts.order_by(SyncAttempt.created_at.desc(), SyncAttempt.id.desc()).limit(lines)
     if runs is not None:
-        runs = runs.order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
+        runs = runs.order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(lines)
     return attempts, runs
 
 
-def _run_line(run: SyncRun, names: dict[int, str]) -> HistoryRow:
+def _run_line(run, names: dict[int, str]) -> HistoryRow:
+    """A run's store-level ✗ (`run`: a row of _RUN_COLUMNS)."""
     return HistoryRow(
         kind="run", id=run.id, at=run.started_at, store_id=run.store_id,
         store_name=names.get(run.store_id, "—"), listing_code=None, product_code=None, quantity=None,
@@ -164,23 +202,55 @@ def history(
     names by id, when the caller has read them already."""
     if names is None:
         names = _names()
-    attempts, runs = _history_queries(store_id, result, day, older_than)
+    attempts, runs, params = _history_queries(store_id, result, day, older_than)
     rows: list[HistoryRow] = []
     described: dict = {}  # a message is described once per page, however many lines repeat it
-    for attempt in db.session.execute(attempts.limit(limit)):
-        message = attempt.message
+    for (is_attempt, line_id, at, store, listing_code, product_code, quantity, ok, will_retry, message, error_code,
+         hint, reflected, read_back_quantity, trigger, total) in db.session.execute(
+            _page_lines(attempts, runs), dict(params, lines=limit)):
+        if not is_attempt:
+            rows.append(_run_line(_RunLine(line_id, at, store, message, trigger, total), names))
+            continue
         if message not in described:
             described[message] = describe(message)
         rows.append(HistoryRow(
-            "attempt", attempt.id, attempt.created_at, attempt.store_id, names.get(attempt.store_id, "—"),
-            attempt.listing_code, attempt.product_code, attempt.quantity, attempt.ok, attempt.will_retry,
-            described[message], attempt.error_code, attempt.hint, attempt.reflected, attempt.read_back_quantity,
-            attempt.trigger,
+            "attempt", line_id, at, store, names.get(store, "—"), listing_code, product_code, quantity, ok,
+            will_retry, described[message], error_code, hint, reflected, read_back_quantity, trigger,
         ))
-    if runs is not None:
-        rows.extend(_run_line(run, names) for run in db.session.scalars(runs.limit(limit)))
-    rows.sort(key=lambda r: r.key, reverse=True)
-    return rows[:limit]
+    return rows
+
+
+class _RunLine(NamedTuple):
+    """A run's line as _page_lines reads it: the fields _run_line needs (those of _RUN_COLUMNS)."""
+
+    id: int
+    started_at: datetime
+    store_id: Optional[int]
+    message: Optional[str]
+    trigger: Optional[str]
+    total: Optional[int]
+
+
+@functools.lru_cache(maxsize=64)
+def _page_lines(attempts, runs):
+    """One statement for a page of the history (_history_statements' pair, memoised with it): the newest
+    `lines` attempts and the newest `lines` runs' lines, each read down its own index, merged in the page's
+    order (HistoryRow.key) and cut to `lines`. One round trip rather than two: on a busy server each one
+    waits its turn for the processor."""
+    a = attempts.subquery().c
+    if runs is None:
+        return select(literal(True), *(a[c.name] for c in _ATTEMPT_COLUMNS), a.trigger, null()).order_by(
+            a.created_at.desc(), a.id.desc())
+    r = runs.subquery().c
+    lines = union_all(
+        select(literal(True).label("is_attempt"), a.id, a.created_at.label("at"), a.store_id, a.listing_code,
+               a.product_code, a.quantity, a.ok, a.will_retry, a.message, a.error_code, a.hint, a.reflected,
+               a.read_back_quantity, a.trigger, cast(null(), Integer).label("total")),
+        select(literal(False), r.id, r.started_at, r.store_id, null(), null(), null(), literal(False),
+               literal(False), r.message, null(), null(), null(), null(), r.trigger, r.total),
+    ).subquery()
+    return select(lines).order_by(lines.c.at.desc(), lines.c.is_attempt.desc(), lines.c.id.desc()).limit(
+        bindparam("lines", type_=Integer()))
 
 
 # The export's columns, in its order (plain tuples: a line's cost is what the CSV writer does with it).
@@ -203,21 +273,22 @@ def export_lines(
     limit = limit or EXPORT_ROWS
     if names is None:
         names = _names()
-    attempts, runs = _history_queries(store_id, result, day, None)
+    attempts, runs, params = _history_queries(store_id, result, day, None, export=True)
     run_lines = [] if runs is None else [
         (r.at, False, r.id, (r.at, r.store_name, None, None, None, "ng", r.message, None, None, r.total))
-        for r in (_run_line(run, names) for run in db.session.scalars(runs.limit(limit + 1)))
+        for r in (_run_line(run, names) for run in db.session.execute(runs, dict(params, lines=limit + 1)))
     ]
     described: dict = {}
 
     def attempt_lines():
         # A chunk per statement, each starting after the last line of the one before (the page's `older_than`):
         # an index range each, and no cursor held open while a slow download drains.
-        query, left = attempts, limit + 1
+        query, query_params, left = attempts, params, limit + 1
         while left > 0:
-            chunk = db.session.execute(query.limit(min(EXPORT_CHUNK, left))).tuples().all()
-            for (line_id, at, store, listing_code, product_code, quantity, ok, will_retry, message, _error_code,
-                 _hint, reflected, read_back_quantity, _trigger) in chunk:
+            # Through the session's connection: plain rows, without the ORM's loading steps per line.
+            chunk = db.session.connection().execute(query, dict(query_params, lines=min(EXPORT_CHUNK, left))).all()
+            for (line_id, at, store, listing_code, product_code, quantity, ok, will_retry, message, reflected,
+                 read_back_quantity) in chunk:
                 if message not in described:
                     described[message] = describe(message)
                 yield (at, True, line_id, (at, names.get(store, "—"), listing_code, product_code, quantity,
@@ -226,9 +297,13 @@ def export_lines(
             if len(chunk) < min(EXPORT_CHUNK, left):
                 return
             left -= len(chunk)
-            query, _runs = _history_queries(store_id, result, day, (chunk[-1][1], True, chunk[-1][0]))
+            query, _runs, query_params = _history_queries(store_id, result, day, (chunk[-1][1], True, chunk[-1][0]),
+                                                          export=True)
 
-    merged = heapq.merge(attempt_lines(), run_lines, key=lambda line: line[:3], reverse=True)
+    # Merged with the runs' lines in the page's order — when there are any: most filters and most shops have
+    # none, and the merge costs as much a line as writing it.
+    merged = heapq.merge(attempt_lines(), run_lines, key=lambda line: line[:3], reverse=True) if run_lines else (
+        attempt_lines())
     for line in itertools.islice(merged, limit + 1):
         yield line[3]
 
@@ -248,6 +323,14 @@ _ATTEMPT_COLUMNS = (
 )
 
 
+_EXPORT_COLUMNS = (
+    SyncAttempt.id, SyncAttempt.created_at, SyncAttempt.store_id, SyncAttempt.listing_code, SyncAttempt.product_code,
+    SyncAttempt.quantity, SyncAttempt.ok, SyncAttempt.will_retry, SyncAttempt.message, SyncAttempt.reflected,
+    SyncAttempt.read_back_quantity,
+)
+_RUN_COLUMNS = (SyncRun.id, SyncRun.started_at, SyncRun.store_id, SyncRun.message, SyncRun.trigger, SyncRun.total)
+
+
 def _store_ids() -> list[int]:
     return list(db.session.scalars(select(Store.id)))
 
@@ -256,7 +339,16 @@ def in_flight() -> bool:
     """Is anything moving right now (a push running or about to, a read-back just started)? The history
     page polls only while this is true. One statement: the page asks on every poll."""
     now = utcnow()
-    running = select(SyncRun.id).where(SyncRun.status == "running", SyncRun.started_at > now - timedelta(hours=1))
+    return bool(db.session.scalar(_in_flight_statement(), {
+        "now": now, "hour_ago": now - timedelta(hours=1), "minutes_ago": now - timedelta(minutes=2)}))
+
+
+@functools.lru_cache(maxsize=1)
+def _in_flight_statement():
+    """in_flight's statement, built once (its times are parameters): four subqueries to build and key on every
+    poll cost more than running them."""
+    now, hour_ago, minutes_ago = (bindparam(name, type_=_AT) for name in ("now", "hour_ago", "minutes_ago"))
+    running = select(SyncRun.id).where(SyncRun.status == "running", SyncRun.started_at > hour_ago)
     leased = select(SyncEntry.id).where(SyncEntry.lease_until > now)
     immediate_due = (
         select(SyncEntry.id)
@@ -265,10 +357,10 @@ def in_flight() -> bool:
     )
     recent_unread = select(SyncAttempt.id).where(
         SyncAttempt.store_id.is_not(None),  # a store still there (its deletion sets this to NULL)
-        SyncAttempt.created_at > now - timedelta(minutes=2),  # ix_sync_attempts_created serves this
+        SyncAttempt.created_at > minutes_ago,  # ix_sync_attempts_created serves this
         SyncAttempt.ok.is_(True), SyncAttempt.reflected.is_(None),
     )
-    return bool(db.session.scalar(select(or_(*(q.exists() for q in (running, leased, immediate_due, recent_unread))))))
+    return select(or_(*(q.exists() for q in (running, leased, immediate_due, recent_unread))))
 
 
 def scheduler_state() -> dict:
@@ -286,35 +378,53 @@ def scheduler_state() -> dict:
 def store_states(stores: Optional[list[Store]] = None) -> list[dict]:
     """Each store's health, its open entries and its last run. `stores`: the stores (by id), when the caller
     has read them already."""
-    now = utcnow()
-    pending, leased = {}, {}
-    for store_id, waiting, in_flight_now in db.session.execute(
-        select(SyncEntry.store_id, func.count(), func.count(case((SyncEntry.lease_until > now, 1))))
-        .group_by(SyncEntry.store_id)
-    ):
-        pending[store_id], leased[store_id] = waiting, in_flight_now
+    return stores_with_states(stores)[1]
+
+
+def stores_with_states(stores: Optional[list[Store]] = None) -> tuple[dict[int, Store], list[dict]]:
+    """The stores by id (every store, in id order, or `stores`, in their order) and their states (store_states),
+    read together in one statement: the counts of each store's open entries and its last run ride along with
+    the store (the 在庫同期履歴 page draws them on every visit)."""
+    params = {"now": utcnow()}
+    if stores is not None:
+        params["store_ids"] = [store.id for store in stores]
+    rows = db.session.execute(_states_statement(stores is not None), params)
+    found = {store.id: (store, waiting, in_flight_now, last) for store, waiting, in_flight_now, last in rows}
+    order = [store.id for store in stores] if stores is not None else list(found)
     states = []
-    if stores is None:
-        stores = list(db.session.scalars(select(Store).order_by(Store.id)))
-    for store in stores:
-        last = db.session.scalar(
-            select(SyncRun).where(SyncRun.store_id == store.id).order_by(SyncRun.id.desc()).limit(1)
-        )
+    for store_id in order:
+        if store_id not in found:  # deleted meanwhile
+            continue
+        store, waiting, in_flight_now, last = found[store_id]
         states.append({
             "id": store.id,
             "name": store.name,
             "mall": store.mall,
             "auto_sync": store.auto_sync,
             "immediate_sync": store.immediate_sync,
-            "pending": pending.get(store.id, 0),
-            "in_flight": leased.get(store.id, 0),
+            "pending": waiting,
+            "in_flight": in_flight_now,
             "consecutive_failures": store.consecutive_failures,
             "last_success_at": store.last_success_at,
             "last_error_at": store.last_error_at,
             "last_error": store.last_error,
             "last_run": run_data(last) if last else None,
         })
-    return states
+    return {store_id: found[store_id][0] for store_id in order if store_id in found}, states
+
+
+@functools.lru_cache(maxsize=2)
+def _states_statement(given: bool):
+    """stores_with_states' statement, built once (`given`: for the stores in the parameter `store_ids`)."""
+    pending = select(func.count()).where(SyncEntry.store_id == Store.id).correlate(Store).scalar_subquery()
+    leased = select(func.count()).where(
+        SyncEntry.store_id == Store.id, SyncEntry.lease_until > bindparam("now", type_=_AT)
+    ).correlate(Store).scalar_subquery()
+    last_run = select(func.max(SyncRun.id)).where(SyncRun.store_id == Store.id).correlate(Store).scalar_subquery()
+    query = select(Store, pending, leased, SyncRun).outerjoin(SyncRun, SyncRun.id == last_run).order_by(Store.id)
+    if given:
+        query = query.where(Store.id.in_(bindparam("store_ids", expanding=True)))
+    return query
 
 
 def run_data(run: SyncRun) -> dict:

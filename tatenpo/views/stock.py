@@ -3,7 +3,9 @@
 its parts (「セット商品にする」: tatenpo.stock.sets).
 
 Every stock change goes through tatenpo.stock.inventory (kind MANUAL, the current user), then one commit.
-The table's queries and rows are tatenpo.stock.table; the rows' markup is templates/_rows.html.
+The table's queries and rows are tatenpo.stock.table; the rows' markup is drawn here (product_rows, sync_badges,
+stock_link: the hot part of a 50-row page) and in templates/_rows.html (the edit form, a set's cell, the listing
+rows), each piece in one place.
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ from sqlalchemy.orm import joinedload
 
 from tatenpo.models import Listing, Product, StockChangeKind, StockHistory, Store
 from tatenpo.platform.extensions import db
-from tatenpo.platform.web import safe_next
-from tatenpo.stock import inventory, sets, table
+from tatenpo.platform.web import number, safe_next
+from tatenpo.stock import inventory, search, sets, table
 from tatenpo.sync import listing_state
 from tatenpo.views.tables import is_htmx, paginate, shaped, statement_for, table_filters
 
@@ -40,12 +42,14 @@ def row_labels() -> dict:
 
 @functools.lru_cache(maxsize=8)
 def _row_labels(locale: str) -> dict:
-    return _escaped(_row_words())
+    return escaped_labels(_row_words())
 
 
-def _escaped(words):
+def escaped_labels(words):
+    """Translated labels (a dict of them, nested or not) HTML-escaped once, those with %(name)s places as
+    RowPattern: for the rows drawn with autoescape off (here and views.sync.history_labels)."""
     if isinstance(words, dict):
-        return {key: _escaped(value) for key, value in words.items()}
+        return {key: escaped_labels(value) for key, value in words.items()}
     return RowPattern(escape(words)) if "%(" in words else escape(words)
 
 
@@ -61,6 +65,87 @@ class RowPattern(Markup):
             return super().__mod__(values)
         return Markup(str.__mod__(self, {key: value if type(value) is int else escape(value)
                                          for key, value in values.items()}))
+
+
+# The rows of the product table in Python. A page draws fifty rows of some thirty values each; as Jinja macros
+# they cost as much as the rest of the request (each value an attribute lookup, an escape check and a call
+# through Jinja's runtime), written out here a fifth of that. templates/_rows.html keeps the rest of the rows'
+# markup (the edit form, a set's cell, the listing rows) and calls these for the pieces it shares with them, so
+# each piece has one source. What comes from the shop or a mall is escaped here (codes, names, store names,
+# mall messages); `labels` is escaped once per language (row_labels); the rest is numbers, fixed words and the
+# escaped table address. tests/test_stock_pages.py checks that a product's, a store's and a mall message's
+# markup comes out escaped.
+
+def sync_badges(states, labels) -> Markup:
+    """The sync badges of a row's listings (listing_state.ListingBadge), one per listing, a space after each:
+    the store and where its stock stands; none: "No listings"."""
+    return Markup(_badges(states, labels, {}))
+
+
+def _badges(states, labels, names: dict) -> str:
+    if not states:
+        return f'<span class="muted">{labels["no_listings"]}</span>'
+    words, parts = labels["states"], []
+    for badge in states:
+        listing, state = badge.listing, badge.state
+        name = names.get(listing.store_id)
+        if name is None:  # once per store and page, not per badge
+            name = names[listing.store_id] = escape(listing.store.name)
+        message = f" — {escape(badge.message)}" if badge.message else ""
+        reflected = f" {labels['reflected']}" if state == listing_state.OK and listing.reflected else ""
+        parts.append(
+            f'<span class="badge sync sync-{state}" data-store="{listing.store_id}" data-state="{state}" '
+            f'title="{name} · {escape(listing.code)}{message}"><span class="sync-store">{name}</span> '
+            f'<span class="sync-state">{words[state]}{reflected}</span></span> '
+        )
+    return "".join(parts)
+
+
+def stock_link(product, row_url, labels, link_id: str) -> Markup:
+    """The 在庫数 cell's content outside editing: a link that opens the edit row (`row_url` an escaped address,
+    `link_id` the id htmx keeps the focus on)."""
+    return Markup(_stock_link(product.code, product.on_hand, row_url, labels, link_id))
+
+
+def _stock_link(code, on_hand, row_url, labels, link_id) -> str:
+    return (f'<a class="stock-edit" id="{link_id}" href="{row_url}/stock/edit" hx-get="{row_url}/stock/edit" '
+            f'hx-target="closest tr" hx-swap="outerHTML" title="{labels["edit"]}" '
+            f'aria-label="{labels["edit_aria"] % {"code": code, "n": on_hand}}">{number(on_hand)}</a>')
+
+
+def product_rows(rows, labels, base: str, edit=None, stock_cell=None) -> Markup:
+    """The rows of the product table (stock.table.ProductRow) under `base` (the table's address): the page's,
+    or the one row htmx redraws. Without `edit` a row shows the stock as a link and, while a listing waits for
+    its push, asks for its new state every few seconds; with `edit` (a StockEdit) its 在庫数 cell is the edit
+    form, which, like a set's cell, `stock_cell` (the template's macro) draws."""
+    base = escape(base)
+    names: dict = {}
+    drawn = []
+    for p in rows:
+        row_url = Markup(f"{base}/{p.id}")
+        poll = None if edit else p.poll_seconds
+        polling = (f' hx-get="{row_url}/row" hx-trigger="every {poll}s" hx-swap="outerHTML"' if poll else "")
+        badges = (f' <span class="badge set-badge">{labels["set"]}</span>' if p.is_set else "") + (
+            f' <span class="badge">{labels["not_managed"]}</span>' if not p.stock_managed else "")
+        if edit is not None or p.is_set:
+            cell = stock_cell(p, row_url, labels, f"product-{p.id}-stock", edit)
+        else:
+            cell = (f'<td class="num stock-cell">'
+                    f'{_stock_link(p.code, p.on_hand, row_url, labels, f"product-{p.id}-stock")}</td>')
+        drawn.append(
+            f'<tr id="product-{p.id}" class="stock-row{" editing" if edit else ""}"{polling}>\n'
+            f'  <td class="select"><input type="checkbox" name="ids" value="{p.id}" form="bulk-form" '
+            f'class="row-select" id="select-{p.id}" hx-preserve '
+            f'aria-label="{labels["select"] % {"code": p.code}}"></td>\n'
+            f'  <td class="code"><a href="{row_url}">{escape(p.code)}</a></td>\n'
+            f'  <td class="name">{escape(p.name)}{badges}</td>\n'
+            f'  {cell}\n'
+            f'  <td class="num">{number(p.allocated)}</td>\n'
+            f'  <td class="num">{number(p.sellable)}</td>\n'
+            f'  <td class="badges">{_badges(p.states, labels, names)}</td>\n'
+            f'</tr>'
+        )
+    return Markup("\n".join(drawn))
 
 
 def _row_words() -> dict:
@@ -122,11 +207,16 @@ def index():
         failed = table.failed_products(filters["store"])
         if failed is not None:  # few: the count and the page read them by id (stock.table.failed_products)
             shape = dict(filters, state=table.FEW_FAILED)
-    statement, params = shaped(_statement, shape)
+    statement, params, counted = _shaped(shape)
     if failed is not None:
         params["failed_ids"] = failed
-    page = paginate(statement, "stock.index", filters, filtered=any(filters.values()), load=table.product_rows,
-                    params=params)
+        if not filters["q"]:  # the ✗ products are the page's rows (FEW_FAILED): counted already
+            counted = len(failed)
+    # The count stops at views.tables.COUNT_CAP on every view of the table, the unfiltered one too: counting a
+    # catalogue of 100,000 products on each page view cost PostgreSQL more than drawing the page. Past the cap
+    # the page says 「2,000件以上」 and its pager offers the next page rather than the last.
+    page = paginate(statement, "stock.index", filters, filtered=True, load=table.product_rows, params=params,
+                    counted=counted)
     context = dict(
         page=page, filters=filters, list_url=request.full_path, labels=row_labels(), base=url_for("stock.index"),
     )
@@ -135,6 +225,20 @@ def index():
     # The store filter's choices: only the whole page has them (typing a search redraws the table alone).
     stores = db.session.execute(select(Store.id, Store.name).order_by(Store.id)).all()
     return render_template("stock/index.html", stores=stores, **context)
+
+
+def _shaped(filters: dict) -> tuple:
+    """views.tables.shaped for the product table, and the count when the search index gave it already (a
+    search that is the only filter: stock.search.planned), else None."""
+    if not filters["q"]:
+        return (*shaped(_statement, filters), None)
+    plan, found = search.planned(filters["q"], db.session.connection())
+    params = search.search_params(filters["q"])
+    if filters["store"]:
+        params["store_id"] = filters["store"]
+    statement = _statement(plan, bool(filters["store"]), filters["link"], filters["state"])
+    alone = not (filters["store"] or filters["link"] or filters["state"])
+    return statement, params, found if alone else None
 
 
 def _product_row(product_id: int) -> table.ProductRow:

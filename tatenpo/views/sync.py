@@ -5,12 +5,14 @@ The table polls (htmx, every 5 s) only while something is in flight and answers 
 from __future__ import annotations
 
 import csv
+import functools
 import io
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, stream_with_context, url_for
-from flask_babel import get_timezone
+from flask import (Blueprint, Response, current_app, flash, redirect, render_template, request, stream_with_context,
+                   url_for)
+from flask_babel import get_locale, get_timezone
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -21,6 +23,7 @@ from tatenpo.models import Store
 from tatenpo.platform.extensions import db
 from tatenpo.stock.stock_csv import neutralise
 from tatenpo.sync import queueing, readback, status
+from tatenpo.views.stock import escaped_labels
 from tatenpo.views.tables import is_htmx
 
 bp = Blueprint("sync", __name__)
@@ -35,8 +38,8 @@ STATUS_LABELS = {
 }
 
 def _stores() -> dict[int, Store]:
-    """The shop's stores, read once per request: the filter, the store names of the lines, the checks of the ✗
-    lines and the stores' table all use them."""
+    """The shop's stores, read once per request: the filter, the store names of the lines and the checks of the
+    ✗ lines use them (the whole page reads them with their states: status.stores_with_states)."""
     return {s.id: s for s in db.session.scalars(select(Store).order_by(Store.id))}
 
 
@@ -65,28 +68,72 @@ def _filters(stores: dict[int, Store]) -> tuple[dict, list[str]]:
     return values, errors
 
 
+def history_labels() -> dict:
+    """The words every history line repeats, in the user's language: translated and HTML-escaped once per
+    language and process, as the product rows' labels are (views.stock.row_labels; templates/sync/_table.html
+    prints them as they are, and `|format` escapes the values it is given)."""
+    return _history_labels(str(get_locale()))
+
+
+@functools.lru_cache(maxsize=8)
+def _history_labels(locale: str) -> dict:
+    return escaped_labels({
+        "ok": _("Succeeded"),
+        "failed": _("Failed"),
+        "retry": _("will retry"),
+        "reflected": _("Reflected"),
+        "unreflected": _("Not reflected"),
+        "checking": _("Checking…"),
+        "reason": _("Reason"),
+        "whole_run": _("Whole run (%(n)s items)"),
+        "mall_shows": _("mall shows %(n)s"),
+        "none_yet": _("No sync attempts yet."),
+    })
+
+
 def _checks(rows: list[status.HistoryRow], stores: dict[int, Store]) -> dict[tuple, Markup]:
     """The three troubleshooting checks (docs/FLOW.md) of each ✗ line, each with what Tatenpo could verify by
     itself — rendered once per store and hint, which is all they depend on: two hundred failures of one store
     are one block (and one look at its application), not two hundred."""
     rendered: dict[tuple, Markup] = {}
     by_line = {}
+    template = None
     for row in rows:
         if row.ok:
             continue
         key = (row.store_id, row.hint)
         if key not in rendered:
             checks = status.troubleshooting(stores.get(row.store_id), row.hint)
-            rendered[key] = Markup(render_template("sync/_checks.html", checks=checks))
+            # The block needs only its checks and the translations (globals): drawn by the template alone,
+            # without the context processors render_template runs for a page.
+            template = template or current_app.jinja_env.get_template("sync/_checks.html")
+            rendered[key] = Markup(template.render(checks=checks))
         by_line[(row.kind, row.id)] = rendered[key]
     return by_line
 
 
 def _stamp():
-    """Times as the table shows them (yyyy/MM/dd HH:mm:ss in the reader's zone), by strftime: the same text as
-    the `localtime` filter, without a Babel pattern per line (a fifth of the page's time at 200 lines)."""
+    """Times as the table shows them (yyyy/MM/dd HH:mm:ss in the reader's zone): the same text as the
+    `localtime` filter, without a Babel pattern per line (a fifth of the page's time at 200 lines). The zone's
+    offset is a whole number of minutes (every zone's, these decades), so a UTC minute is one local minute with
+    the same seconds: it is converted and formatted once, and each line adds its seconds — a CSV of a day's ✗
+    has a thousand lines, each at another second."""
     zone = ZoneInfo(str(get_timezone()))  # Babel's pytz zone, as the standard library's (converts faster)
-    return lambda value: value.replace(tzinfo=timezone.utc).astimezone(zone).strftime("%Y/%m/%d %H:%M:%S")
+    minutes: dict = {}
+
+    def convert(value):
+        return value.replace(tzinfo=timezone.utc).astimezone(zone).strftime("%Y/%m/%d %H:%M:%S")
+
+    def stamp(value):
+        key = (value.year, value.month, value.day, value.hour, value.minute)
+        start = minutes.get(key)
+        if start is None:
+            local = value.replace(second=0, microsecond=0, tzinfo=timezone.utc).astimezone(zone)
+            whole = local.utcoffset() % timedelta(minutes=1) == timedelta(0)
+            start = minutes[key] = local.strftime("%Y/%m/%d %H:%M:") if whole else ""
+        return f"{start}{value.second:02d}" if start else convert(value)
+
+    return stamp
 
 
 # Lines per page: the newest fifty, then “older lines” page after page. Each line is drawn (its ✗ with the
@@ -119,8 +166,7 @@ def _names(stores: dict[int, Store]) -> dict[int, str]:
     return {store_id: store.name for store_id, store in stores.items()}
 
 
-def _page_data():
-    stores = _stores()
+def _page_data(stores: dict[int, Store]):
     filters, errors = _filters(stores)
     older = _older(errors)
     rows = status.history(limit=PAGE_LINES + 1, older_than=older, names=_names(stores), **filters)
@@ -128,15 +174,19 @@ def _page_data():
     args = {k: v for k, v in request.args.items() if k != "older"}
     pages = {"older": url_for("sync.index", **args, older=_place(rows[-1])) if more else None,
              "newest": url_for("sync.index", **args) if older else None}
-    return filters, errors, rows, stores, _checks(rows, stores), pages
+    return filters, errors, rows, _checks(rows, stores), pages
 
 
 @bp.route("/sync")
 def index():
-    filters, errors, rows, stores, checks, pages = _page_data()
+    if is_htmx():  # the table alone: the stores' states are not drawn
+        stores, states = _stores(), None
+    else:
+        stores, states = status.stores_with_states()
+    filters, errors, rows, checks, pages = _page_data(stores)
     polling = status.in_flight()
     context = dict(rows=rows, checks=checks, polling=polling, filters=filters, stores=stores,
-                   query=request.query_string.decode(), stamp=_stamp(), pages=pages)
+                   query=request.query_string.decode(), stamp=_stamp(), pages=pages, labels=history_labels())
     if is_htmx():
         response = Response(render_template("sync/_table.html", **context))
         if not polling:
@@ -145,7 +195,7 @@ def index():
     for message in errors:
         flash(message, "error")
     return render_template(
-        "sync/index.html", result_choices=RESULT_CHOICES, states=status.store_states(list(stores.values())),
+        "sync/index.html", result_choices=RESULT_CHOICES, states=states,
         status_labels=STATUS_LABELS, **context,
     )
 

@@ -115,9 +115,10 @@ def _entities(statement, params: dict) -> list:
 
 
 def paginate(statement, endpoint: str, args: dict, filtered: bool = False, load=_entities,
-             params: dict | None = None) -> Page:
+             params: dict | None = None, counted: int | None = None) -> Page:
     """One page of the statement's rows (run with `params`), as `load(page's statement, params)` reads them —
-    by default the ORM objects it selects. With `filtered`, the count stops at COUNT_CAP matches.
+    by default the ORM objects it selects. With `filtered`, the count stops at COUNT_CAP matches; `counted`
+    is the count when the caller has it already (capped the same way: a search index's, stock.search.planned).
 
     `statement` is one built once (a `statement_for`'s): the count and page statements derived from it are
     kept per statement object."""
@@ -125,7 +126,9 @@ def paginate(statement, endpoint: str, args: dict, filtered: bool = False, load=
     per_page = request.args.get("per", 50, type=int)
     if per_page not in PER_PAGE_CHOICES:
         per_page = PER_PAGE_CHOICES[0]
-    total = db.session.connection().execute(_count_statement(statement, filtered), params).scalar() or 0
+    if counted is None:
+        counted = db.session.connection().execute(_count_statement(statement, filtered), params).scalar() or 0
+    total = counted
     capped = filtered and total > COUNT_CAP
     total = min(total, COUNT_CAP) if capped else total
     pages = max(1, -(-total // per_page))
