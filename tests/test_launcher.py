@@ -42,6 +42,29 @@ def _descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
+def _left_running(processes, timeout: float) -> list[str]:
+    """The command lines of `processes` still running after waiting up to `timeout` s for them to end; those
+    that would not are killed. A zombie has ended: only its exit status waits to be collected, and an orphan's
+    parent here may be a container's first process that never collects it."""
+    def ended(process: psutil.Process) -> bool:
+        try:
+            return process.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    _gone, alive = psutil.wait_procs(list(processes), timeout=timeout)
+    running = []
+    for process in alive:
+        if ended(process):
+            continue
+        try:
+            running.append(" ".join(process.cmdline()))
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    return running
+
+
 def test_everything_starts_healthy_and_ctrl_c_stops_every_process(tmp_path):
     port = _free_port()
     env = dict(os.environ)
@@ -95,8 +118,7 @@ def test_everything_starts_healthy_and_ctrl_c_stops_every_process(tmp_path):
             for child in children.values():
                 if child.is_running():
                     child.kill()
-    gone, alive = psutil.wait_procs(list(children.values()), timeout=10)
-    assert alive == [], [p.cmdline() for p in alive]
+    assert _left_running(children.values(), timeout=10) == []
     assert not (tmp_path / "instance" / "redis.sock").exists() or not _socket_answers(tmp_path / "instance" / "redis.sock")
 
 
@@ -120,10 +142,7 @@ def test_children_die_with_a_launcher_that_is_killed_outright(tmp_path):
     finally:
         launcher.kill()
         launcher.wait()
-    gone, alive = psutil.wait_procs(children, timeout=20)
-    for process in alive:
-        process.kill()
-    assert alive == [], [p.cmdline() for p in alive]
+    assert _left_running(children, timeout=20) == []
 
 
 def test_ctrl_c_also_stops_a_job_that_is_running(tmp_path):
@@ -172,10 +191,7 @@ def test_ctrl_c_also_stops_a_job_that_is_running(tmp_path):
     finally:
         if launcher.poll() is None:
             _stop(launcher, 60)
-    _gone, alive = psutil.wait_procs(list(seen.values()), timeout=10)
-    for process in alive:
-        process.kill()
-    assert alive == [], [p.cmdline() for p in alive]
+    assert _left_running(seen.values(), timeout=10) == []
 
 
 def _socket_answers(path: Path) -> bool:
@@ -247,10 +263,7 @@ class Running:
         if self.launcher.poll() is None:
             _stop(self.launcher, 60)
         self._out.close()
-        _gone, alive = psutil.wait_procs(list(self.seen.values()), timeout=10)
-        for process in alive:
-            process.kill()
-        assert alive == [], [p.cmdline() for p in alive]
+        assert _left_running(self.seen.values(), timeout=10) == []
         assert self.launcher.returncode == 0, self.console.read_text()
 
 
