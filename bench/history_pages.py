@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BIN = Path(sys.executable).parent
 
-from bench.pages import PASSWORD, ROUNDS, _free_port, hammer, login, p95, server_times  # noqa: E402
+from bench.pages import PASSWORD, ROUNDS, _free_port, hammer, login, p95, print_medians, server_times  # noqa: E402
 
 SCENARIOS = ("trivial", "history", "✗ only", "one day", "one store", "CSV of a day's ✗")
 MARK = {name: f"s{i}" for i, name in enumerate(SCENARIOS)}
@@ -168,13 +168,7 @@ def main() -> int:
         for run in range(1, args.repeat + 1):
             print(f"-- run {run} of {args.repeat}", flush=True)
             runs.append(one_run(args, env, run, store_id, day))
-        print(f"\np95 ÷ trivial p95, server (client) side, each run and the median of {args.repeat} (target ≤ 4):")
-        for name in SCENARIOS[1:]:
-            each = "  ".join(f"{r[name][0]:.2f} ({r[name][1]:.2f})" for r in runs)
-            server_median = statistics.median(r[name][0] for r in runs)
-            client_median = statistics.median(r[name][1] for r in runs)
-            verdict = "OK" if max(server_median, client_median) <= 4 else "OVER"
-            print(f"  {name:<18} {each}   median {server_median:.2f} ({client_median:.2f})  {verdict}")
+        print_medians(runs, SCENARIOS[1:])
     finally:
         embedded_redis.stop(redis_process)
         shutil.rmtree(folder, ignore_errors=True)

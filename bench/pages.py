@@ -281,13 +281,7 @@ def main() -> int:
             print(f"-- run {run} of {args.repeat}", flush=True)
             log, client_times = serve_and_hammer(args, env, run)
             runs.append(report(log, client_times, args.clients))
-        print(f"\np95 ÷ trivial p95, server (client) side, each run and the median of {args.repeat} (target ≤ 4):")
-        for name in SCENARIOS[1:]:
-            each = "  ".join(f"{r[name][0]:.2f} ({r[name][1]:.2f})" for r in runs)
-            server_median = statistics.median(r[name][0] for r in runs)
-            client_median = statistics.median(r[name][1] for r in runs)
-            verdict = "OK" if max(server_median, client_median) <= 4 else "OVER"
-            print(f"  {name:<12} {each}   median {server_median:.2f} ({client_median:.2f})  {verdict}")
+        print_medians(runs, SCENARIOS[1:])
     finally:
         if args.database_url:
             drop_tables()
@@ -295,6 +289,19 @@ def main() -> int:
             embedded_redis.stop(redis_process)
         shutil.rmtree(folder, ignore_errors=True)  # the instance, its 50 MB SQLite file and the access log
     return 0
+
+
+def print_medians(runs: list[dict], scenarios) -> None:
+    """Each scenario's p95 ÷ the trivial view's, server (client) side, for every run and their median: the
+    summary bench/pages.py and bench/history_pages.py end with."""
+    width = max(len(name) for name in scenarios)
+    print(f"\np95 ÷ trivial p95, server (client) side, each run and the median of {len(runs)} (target ≤ 4):")
+    for name in scenarios:
+        each = "  ".join(f"{r[name][0]:.2f} ({r[name][1]:.2f})" for r in runs)
+        server_median = statistics.median(r[name][0] for r in runs)
+        client_median = statistics.median(r[name][1] for r in runs)
+        verdict = "OK" if max(server_median, client_median) <= 4 else "OVER"
+        print(f"  {name:<{width}} {each}   median {server_median:.2f} ({client_median:.2f})  {verdict}")
 
 
 # The scenarios, in the order of their turns in each round; a request is (method, address, data) for a client
