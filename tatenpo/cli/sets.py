@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from tatenpo.cli.output import emit, fail, write_csv
+from tatenpo.cli.output import emit, export_command, fail
 from tatenpo.cli.stock import find_product
 from tatenpo.listings.reading import FileProblem
 from tatenpo.platform.extensions import db
@@ -33,17 +33,8 @@ def register(app) -> None:
             click.echo(f"  {part['code']} ×{part['quantity']}  販売可能数 {part['sellable']:,} → "
                        f"{part['allows']:,} セット{mark}")
 
-    @group.command("export")
-    @click.argument("file", type=click.Path(dir_okay=False, writable=True))
-    @click.option("--encoding", type=click.Choice(["cp932", "utf-8-sig"]), default="cp932", show_default=True,
-                  help="cp932 opens in Japanese Excel; utf-8-sig is UTF-8 with a BOM.")
-    def export(file: str, encoding: str) -> None:
-        """セット商品CSV: write セット商品コード, 構成商品コード, 数量 (one row per part) to FILE."""
-        try:
-            data = set_csv.export_csv(encoding)
-        except FileProblem as problem:
-            fail(problem.message)
-        write_csv(file, data, "rows")
+    export_command(group, set_csv.export_csv, "rows",
+                   "セット商品CSV: write セット商品コード, 構成商品コード, 数量 (one row per part) to FILE.")
 
     @group.command("import")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False))

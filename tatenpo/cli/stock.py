@@ -5,7 +5,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from tatenpo.cli.output import emit, fail, write_csv
+from tatenpo.cli.output import emit, export_command, fail
 from tatenpo.listings import uploads
 from tatenpo.listings.reading import FileProblem
 from tatenpo.models import ImportJob, Listing, Product, StockChangeKind, SyncEntry
@@ -96,17 +96,8 @@ def register(app) -> None:
             pending = f"同期待ち {l['pending_quantity']}" if l["pending"] else "同期済み"
             click.echo(f"  [{l['store']}] {l['code']}  {pending}  最終送信 {l['last_pushed_quantity']}")
 
-    @group.command("export")
-    @click.argument("file", type=click.Path(dir_okay=False, writable=True))
-    @click.option("--encoding", type=click.Choice(["cp932", "utf-8-sig"]), default="cp932", show_default=True,
-                  help="cp932 opens in Japanese Excel; utf-8-sig is UTF-8 with a BOM.")
-    def export(file: str, encoding: str) -> None:
-        """在庫出力: write 商品コード, 商品名, 在庫数, 引当数, 販売可能数 of every product to FILE."""
-        try:
-            data = stock_csv.export_csv(encoding)
-        except FileProblem as problem:
-            fail(problem.message)
-        write_csv(file, data, "products")
+    export_command(group, stock_csv.export_csv, "products",
+                   "在庫出力: write 商品コード, 商品名, 在庫数, 引当数, 販売可能数 of every product to FILE.")
 
     @group.command("import")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False))
