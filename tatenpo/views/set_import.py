@@ -9,12 +9,10 @@ from __future__ import annotations
 import base64
 import binascii
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
-from flask import Response, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import to_user_timezone
 from flask_login import current_user
 
 from tatenpo.listings.reading import FileProblem
@@ -22,6 +20,7 @@ from tatenpo.platform.extensions import db
 from tatenpo.stock import inventory, set_csv, sets
 from tatenpo.stock.stock_csv import ENCODINGS
 from tatenpo.views.listing_import import bp
+from tatenpo.views.stock_import import csv_download
 
 MAX_BYTES = 2 * 1024 * 1024  # some 50,000 parts: far beyond any shop's sets
 
@@ -85,15 +84,4 @@ def sets_confirm():
 
 @bp.route("/imports/sets/export")
 def sets_export():
-    encoding = request.args.get("encoding", "cp932")
-    if encoding not in ENCODINGS:
-        encoding = "cp932"
-    try:
-        data = set_csv.export_csv(encoding)
-    except FileProblem as problem:
-        flash(str(problem.message), "error")
-        return redirect(url_for(".sets_csv"))
-    stamp = to_user_timezone(datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M")
-    response = Response(data, mimetype="text/csv")
-    response.headers["Content-Disposition"] = f"attachment; filename=sets-{stamp}.csv"
-    return response
+    return csv_download(set_csv.export_csv, "sets", ".sets_csv")

@@ -30,15 +30,21 @@ def stock():
 
 @bp.route("/imports/stock/export")
 def stock_export():
+    return csv_download(stock_csv.export_csv, "stock", ".stock")
+
+
+def csv_download(export_csv, name: str, back: str):
+    """The CSV `export_csv(encoding)` builds, in the encoding the form asked for (cp932 by default), as the
+    download `<name>-<local time>.csv`; a FileProblem goes back to the page `back` with its message."""
     encoding = request.args.get("encoding", "cp932")
     if encoding not in stock_csv.ENCODINGS:
         encoding = "cp932"
     try:
-        data = stock_csv.export_csv(encoding)
+        data = export_csv(encoding)
     except FileProblem as problem:
         flash(str(problem.message), "error")
-        return redirect(url_for(".stock"))
+        return redirect(url_for(back))
     stamp = to_user_timezone(datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M")
     response = Response(data, mimetype="text/csv")
-    response.headers["Content-Disposition"] = f"attachment; filename=stock-{stamp}.csv"
+    response.headers["Content-Disposition"] = f"attachment; filename={name}-{stamp}.csv"
     return response
