@@ -1,6 +1,6 @@
 """The time a bench's code spends in the database: the driver's execute calls, seen by SQLAlchemy's cursor
 events, and the push's history lines, which on PostgreSQL go by COPY through the raw driver connection
-(push.insert_attempts) where no cursor event sees them. bench/engine_overhead.py and bench/sync_db_cost.py
+(push.write_lines) where no cursor event sees them. bench/engine_overhead.py and bench/sync_db_cost.py
 both count with it, so both count the COPY. Commits are not counted.
 
     clock = DbClock(db.engine)   # counts while clock.on (from the start)
@@ -23,7 +23,7 @@ _clocks: dict = {}  # engine → its clock: the history's writer finds the clock
 class DbClock:
     """Wall time and this process's CPU time inside the database calls made on `engine`, their number, and
     both by statement (its opening). A call inside another (SQLite's history INSERT goes through the cursor
-    events inside insert_attempts) is counted once, as the outer one."""
+    events inside write_lines) is counted once, as the outer one."""
 
     def __init__(self, engine) -> None:
         self.on = True
@@ -64,11 +64,11 @@ class DbClock:
 
 
 def _time_history_lines() -> None:
-    """Wrap push.insert_attempts (once) so that the lines it writes count as DB time on the clock of their
+    """Wrap push.write_lines (once) so that the lines it writes count as DB time on the clock of their
     engine: on PostgreSQL they go by COPY, which no cursor event sees."""
-    if getattr(push.insert_attempts, "bench_timed", False):
+    if getattr(push.write_lines, "bench_timed", False):
         return
-    write = push.insert_attempts
+    write = push.write_lines
 
     def timed(rows):
         clock = _clocks.get(db.session.get_bind())
@@ -81,4 +81,4 @@ def _time_history_lines() -> None:
             clock._after(None, None, HISTORY_LINES)
 
     timed.bench_timed = True
-    push.insert_attempts = timed
+    push.write_lines = timed

@@ -82,8 +82,10 @@ class Factory:
         return self._save(application)
 
     def attempt(self, store, listing=None, ok=True, quantity=1, **fields):
-        """One push of one listing as the sync engine records it (a SyncRun with one SyncAttempt)."""
+        """One push of one listing as the sync engine records it (a SyncRun with one SyncAttempt, and the
+        listing's ✗ mark kept as the push keeps it: sync.push.mark_newest)."""
         from tatenpo.models import SyncAttempt, SyncRun
+        from tatenpo.sync.push import mark_newest
 
         with self.app.app_context():
             run = SyncRun(store_id=store.id, trigger="schedule", status="success" if ok else "failed")
@@ -95,6 +97,8 @@ class Factory:
                 quantity=quantity, ok=ok, **fields,
             )
             db.session.add(attempt)
+            db.session.flush()
+            mark_newest([{"listing_id": attempt.listing_id, "ok": attempt.ok}])
             db.session.commit()
             db.session.refresh(attempt)
             db.session.expunge(attempt)

@@ -102,11 +102,9 @@ def test_a_search_alone_takes_its_count_from_the_index_and_with_filters_counts_i
             event.remove(db.engine, "before_cursor_execute", count_statements)
 
 
-def test_the_failed_filter_reads_few_failures_by_id_and_many_by_the_history(client, auth, make, monkeypatch):
-    # stock.table.failed_products: up to FEW_FAILED_ROWS the ✗ products are read once and passed by id; above
-    # it the page falls back to the history subquery. Both must show the same products, store filter and all.
-    from tatenpo.stock import table
-
+def test_the_failed_filter_reads_the_listings_mark_not_the_history(client, auth, make):
+    # The ✗ filter reads Listing.push_failed (a partial index), never the failed lines of the history: no
+    # statement checks a failed line for a newer push. The store filter and a search narrow it.
     rakuten = make.store(mall="rakuten", name="楽天店")
     yahoo = make.store(mall="yahoo", name="ヤフー店")
     for code, store in (("F-1", rakuten), ("F-2", rakuten), ("F-3", yahoo), ("FIXED-1", rakuten), ("OK-1", rakuten)):
@@ -116,7 +114,7 @@ def test_the_failed_filter_reads_few_failures_by_id_and_many_by_the_history(clie
         if code == "FIXED-1":
             make.attempt(store, listing, ok=True)  # failed once, pushed since: not ✗
     auth.login()
-    walks = []  # statements that walk the failed pushes (the NOT EXISTS newer attempt's alias)
+    walks = []  # statements that walk the failed pushes (a second alias of the history's table)
 
     def count_walks(conn, cursor, statement, parameters, context, executemany):
         walks.append("AS sync_attempts_2" in statement)
@@ -124,17 +122,12 @@ def test_the_failed_filter_reads_few_failures_by_id_and_many_by_the_history(clie
     with client.application.app_context():
         event.listen(db.engine, "before_cursor_execute", count_walks)
     try:
-        for few_rows, expected_walks in ((table.FEW_FAILED_ROWS, 1), (2, 3)):  # 3 ✗: few, then many
-            monkeypatch.setattr(table, "FEW_FAILED_ROWS", few_rows)
-            table._failed_products.cache_clear()
-            walks.clear()
-            page = client.get("/products?state=failed").get_data(as_text=True)
-            assert sum(walks) == expected_walks
-            _check_failed_pages(client, page, rakuten)
+        page = client.get("/products?state=failed").get_data(as_text=True)
+        _check_failed_pages(client, page, rakuten)
     finally:
         with client.application.app_context():
             event.remove(db.engine, "before_cursor_execute", count_walks)
-        table._failed_products.cache_clear()
+    assert walks and not any(walks)
 
 
 def _check_failed_pages(client, page, rakuten):

@@ -10,7 +10,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Optional
 
-from sqlalchemy import ARRAY, Integer, any_, bindparam, cast, exists, func, select
+from sqlalchemy import Integer, bindparam, exists, select
 
 from tatenpo.models import Listing, Product
 from tatenpo.platform.extensions import db
@@ -86,55 +86,21 @@ def _with_states(statement):
     return listing_state.with_states(products).order_by(products.c.code, Listing.store_id, Listing.id)
 
 
-# A shape of the ✗ filter: its products read beforehand by `failed_products` and passed by id (`failed_ids`).
-FEW_FAILED = "few-failed"
-FEW_FAILED_ROWS = 500
-
-
-def failed_products(store_id: int | None) -> list[int] | None:
-    """The products with a listing (of the store) whose newest push failed, when there are at most
-    FEW_FAILED_ROWS of them; None when more. Finding them walks the failed pushes and checks each has no newer
-    one: the ✗ page's count and its rows would each walk them again, so the page reads them once and passes
-    their ids (statement's FEW_FAILED)."""
-    params = {"store_id": store_id} if store_id else {}
-    connection = db.session.connection()
-    ids = connection.execute(_failed_products(bool(store_id), connection.dialect.name), params).scalars().all()
-    return ids if len(ids) <= FEW_FAILED_ROWS else None
-
-
-@functools.lru_cache(maxsize=4)
-def _failed_products(by_store: bool, dialect: str):
-    failed = listing_state.failed_listings()
-    if dialect == "postgresql":
-        # PostgreSQL guesses hundreds of ✗ listings for `id IN (…)` and hashes the whole listings table to
-        # find them (a sequential scan of every listing, 3× the cost at 100,000); as one array, computed once,
-        # they are looked up by primary key.
-        ids = select(func.array_agg(failed.subquery().c.listing_id)).scalar_subquery()
-        listing_is_failed = Listing.id == any_(cast(ids, ARRAY(Integer)))
-    else:
-        listing_is_failed = Listing.id.in_(failed)
-    conditions = [listing_is_failed, Listing.product_id.is_not(None)]
-    if by_store:
-        conditions.append(Listing.store_id == bindparam("store_id", type_=Integer()))
-    return select(Listing.product_id).where(*conditions).distinct().limit(FEW_FAILED_ROWS + 1)
-
-
 def statement(search: str | None, by_store: bool, link: str | None, state: str | None):
     """The products of one shape of the table's filters (which are set, not their values), by code: a search
     (`q_text`/`q_like`/`q_phrase`; search.FEW or MANY, as search.plan says), a store (`store_id`), linked or
-    not, a listing in a sync state (FEW_FAILED: the ✗ products by id, `failed_ids`)."""
+    not, a listing in a sync state."""
     products = select(*ProductRow.COLUMNS).order_by(Product.code)
     if search:
         products = products.where(matches(Product.search_text, indexed=search == FEW))
-    if state == FEW_FAILED:
-        return products.where(Product.id.in_(bindparam("failed_ids", expanding=True)))
     listing_of_product = [Listing.product_id == Product.id]
     if by_store:
         listing_of_product.append(Listing.store_id == bindparam("store_id", type_=Integer()))
     if state:
         listing_of_product.append(listing_state.condition(state))
     if state == listing_state.FAILED:
-        # The ✗ listings are few (a partial index finds them): look their products up, not test every product.
+        # The ✗ listings are few, marked in a partial index (ix_listings_push_failed): look their products up,
+        # not test every product.
         products = products.where(Product.id.in_(select(Listing.product_id).where(*listing_of_product[1:])))
     elif by_store or state or link == "linked":
         products = products.where(exists().where(*listing_of_product))

@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Optional, Protocol
 
 from sqlalchemy import and_, exists, func, select
-from sqlalchemy.orm import aliased
 
 from tatenpo.models import Listing, Product, Store, SyncAttempt, SyncEntry, utcnow
 from tatenpo.platform.extensions import db
@@ -194,18 +193,9 @@ def condition(state: str):
     if state == PENDING:
         return exists().where(SyncEntry.listing_id == Listing.id)
     if state == FAILED:
-        return Listing.id.in_(failed_listings())
+        # The newest push failed: the mark the push keeps with the history (sync.push.mark_newest), the ✗
+        # listings alone in a partial index (ix_listings_push_failed), however long the history.
+        return Listing.push_failed
     if state == UNREFLECTED:
         return and_(Listing.reflected.is_(False))
     raise ValueError(state)
-
-
-def failed_listings():
-    """SELECT the ids of the listings whose newest push failed (✗). From the ✗ lines alone (a partial index,
-    ix_sync_attempts_failed), each kept when its listing has no newer attempt (ix_sync_attempts_listing_newest):
-    the cost follows the failures, not the history."""
-    failed, newer = aliased(SyncAttempt), aliased(SyncAttempt)
-    return select(failed.listing_id).where(
-        failed.ok.is_(False), failed.listing_id.is_not(None),
-        ~exists().where(newer.listing_id == failed.listing_id, newer.id > failed.id),
-    )

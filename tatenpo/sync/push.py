@@ -24,7 +24,7 @@ from typing import Optional
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Integer, any_, bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import Integer, and_, any_, bindparam, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from tatenpo.malls.base import HINT_APPLICATION, HINT_LOGIN, ItemRef, ItemResult, MallError, PushItem
@@ -518,9 +518,9 @@ def _record_results(run: SyncRun, store: Store, items, results: list[ItemResult]
             retry.append((snapshot, result.message, None))
         else:
             park.append((snapshot, result.message))
-    if attempts:
-        insert_attempts(attempts)
+    held = insert_attempts(attempts) if attempts else []
     db.session.commit()
+    mark_held(held)
     _close(closed_ok, token, now, verified=verified)
     _reschedule(retry, token, now, transient=True)
     _reschedule([(s, m, None) for s, m in park], token, now, transient=False)
@@ -543,8 +543,9 @@ def _record_call_failure(run: SyncRun, store: Store, items, token: str, error: M
                      error_code=error.code, hint=error.hint, now=now)
         for s in snapshots
     ]
-    insert_attempts(rows)
+    held = insert_attempts(rows)
     db.session.commit()
+    mark_held(held)
     _reschedule([(s, error.message, error.retry_after) for s in snapshots], token, now, transient=error.transient)
     counts["total"] += len(snapshots)
     counts["failed"] += len(snapshots)
@@ -557,8 +558,16 @@ def _record_call_failure(run: SyncRun, store: Store, items, token: str, error: M
 _ATTEMPT_COLUMNS = tuple(column.name for column in SyncAttempt.__table__.columns if column.name != "id")
 
 
-def insert_attempts(rows: list[dict]) -> None:
-    """Write a batch's history lines (dicts of _attempt_row), in the caller's transaction.
+def insert_attempts(rows: list[dict]) -> list[int]:
+    """Write a batch's history lines (dicts of _attempt_row) and, with them, each listing's ✗ mark
+    (mark_newest), in the caller's transaction. Returns the listings whose mark another transaction holds
+    right now (PostgreSQL): the caller marks them after its commit (mark_held)."""
+    write_lines(rows)
+    return mark_newest(rows)
+
+
+def write_lines(rows: list[dict]) -> None:
+    """The history lines themselves, in the caller's transaction.
 
     PostgreSQL: by COPY. A 400-line INSERT … VALUES carries 5,200 parameters, and parsing and planning them
     cost the server more than writing the rows; COPY streams the same rows in well under half the time
@@ -573,6 +582,48 @@ def insert_attempts(rows: list[dict]) -> None:
     ) as copy:
         for row in rows:
             copy.write_row([row.get(name) for name in _ATTEMPT_COLUMNS])
+
+
+def mark_newest(rows: list[dict]) -> list[int]:
+    """Set Listing.push_failed (✗: the newest push failed) from history lines just written (dicts with
+    `listing_id` and `ok`, the later one of a listing its newest), in the caller's transaction.
+
+    Only the listings whose mark changes are written: a batch of ✓ for listings without ✗ — the common
+    case — is one statement that finds nothing to write (bench/engine_overhead.py: the engine's DB time per
+    batch). PostgreSQL: the ids as arrays (see _among), and never a wait for a listing another transaction
+    holds (an edit, an import: see lockable); those are returned, to be marked after the commit (mark_held)."""
+    newest = {row["listing_id"]: row["ok"] for row in rows if row["listing_id"] is not None}
+    failed = [listing_id for listing_id, ok in newest.items() if not ok]
+    cleared = [listing_id for listing_id, ok in newest.items() if ok]
+    changes = []
+    if failed:
+        changes.append(and_(_among(Listing.id, failed), ~Listing.push_failed))
+    if cleared:
+        changes.append(and_(_among(Listing.id, cleared), Listing.push_failed))
+    if not changes:
+        return []
+    mark = _among(Listing.id, failed) if failed and cleared else bool(failed)
+    if db.session.get_bind().dialect.name != "postgresql":  # one writer at a time: nothing is held
+        db.session.execute(update(Listing).where(or_(*changes)).values(push_failed=mark)
+                           .execution_options(synchronize_session=False))
+        return []
+    # One statement: the listings to change (read, not locked), those of them no one else holds (locked,
+    # skipping the others), their marks written; what it answers is the listings it had to skip.
+    wanted = select(Listing.id).where(or_(*changes)).cte("wanted")
+    locked = (select(Listing.id).where(Listing.id.in_(select(wanted.c.id)))
+              .with_for_update(skip_locked=True, key_share=True).cte("locked"))
+    done = (update(Listing).where(Listing.id.in_(select(locked.c.id))).values(push_failed=mark)
+            .returning(Listing.id).cte("done"))
+    return list(db.session.scalars(select(wanted.c.id).where(wanted.c.id.not_in(select(done.c.id)))))
+
+
+def mark_held(listing_ids: list[int]) -> None:
+    """Mark the listings mark_newest had to skip, each in its own transaction (waiting for one row while
+    holding none), from its newest history line: right whatever happened meanwhile."""
+    newest_failed = (select(~SyncAttempt.ok).where(SyncAttempt.listing_id == Listing.id)
+                     .order_by(SyncAttempt.id.desc()).limit(1).scalar_subquery())
+    mark = update(Listing).where(Listing.id == bindparam("b_id")).values(push_failed=func.coalesce(newest_failed, False))
+    _one_by_one((mark, {"b_id": listing_id}) for listing_id in listing_ids)
 
 
 def _attempt_row(run, store, snapshot: _EntrySnapshot, codes, *, ok, will_retry, message, error_code, hint, now) -> dict:

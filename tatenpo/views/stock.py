@@ -202,16 +202,7 @@ def change_stock(product_id: int, typed: str, note: str | None = None, seen: int
 @bp.route("/products")
 def index():
     filters = table_filters()
-    shape, failed = filters, None
-    if filters["state"] == listing_state.FAILED:
-        failed = table.failed_products(filters["store"])
-        if failed is not None:  # few: the count and the page read them by id (stock.table.failed_products)
-            shape = dict(filters, state=table.FEW_FAILED)
-    statement, params, counted = _shaped(shape)
-    if failed is not None:
-        params["failed_ids"] = failed
-        if not filters["q"]:  # the ✗ products are the page's rows (FEW_FAILED): counted already
-            counted = len(failed)
+    statement, params, counted = _shaped(filters)
     # The count stops at views.tables.COUNT_CAP on every view of the table, the unfiltered one too: counting a
     # catalogue of 100,000 products on each page view cost PostgreSQL more than drawing the page. Past the cap
     # the page says 「2,000件以上」 and its pager offers the next page rather than the last.
