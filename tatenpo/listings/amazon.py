@@ -37,7 +37,8 @@ def read(tables: list[Table], problems: Problems, settings: dict[str, Any]) -> I
         i_asin = c.find(*ASIN)
         i_listing = c.find(*LISTING_ID)
         overrides = Overrides(c)
-        for row_no, row in table.rows():
+        read_columns = [i_sku, i_name, i_quantity, i_channel, i_asin, i_listing, overrides.product, overrides.sell]
+        for row_no, row in table.rows(columns=read_columns):
             sku = cell(row, i_sku).strip()
             if not sku:
                 problems.add(row_no, c.name(i_sku), _l("The seller SKU is empty."), table.filename)

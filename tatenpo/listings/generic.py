@@ -44,7 +44,7 @@ def read(tables: list[Table], problems: Problems, settings: dict[str, Any]) -> I
         c = table.columns
         positions = {field: c.require(header) for field, header in saved.items()}
         overrides = Overrides(c)
-        for row_no, row in table.rows():
+        for row_no, row in table.rows(columns=[*positions.values(), overrides.product, overrides.sell]):
             item = cell(row, positions["item_code"]).strip()
             if not item:
                 problems.add(row_no, saved["item_code"], _l("The item code is empty."), table.filename)

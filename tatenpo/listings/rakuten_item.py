@@ -6,7 +6,8 @@ stock-only file is `商品管理番号（商品URL）,SKU管理番号,在庫数`
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from operator import itemgetter
 from typing import Any, Optional
 
 from flask_babel import lazy_gettext as _l
@@ -53,8 +54,12 @@ def _read_table(table: Table, problems: Problems) -> Iterator[Record]:
     quantity_column = c.name(c.find("在庫数"))
     item_column = c.name(c.find(*ITEM))
     i_choices = [i for i in (c.find(f"バリエーション項目選択肢{n}") for n in range(1, 7)) if i is not None]
+    pick_choices = _picker(i_choices)
     overrides = Overrides(c)
     name = table.filename
+    # The columns read: only their cells are decoded (Table.rows), the descriptions and images never are.
+    read_columns = [i_item, i_sku, i_system, i_name, i_number, i_quantity, *i_choices, overrides.product,
+                    overrides.sell]
 
     # The product row seen last, until we know whether SKU rows follow it; `item_key` is its 商品管理番号 as
     # stored (lowercase), `number` its 商品番号 (stripped).
@@ -83,7 +88,7 @@ def _read_table(table: Table, problems: Problems) -> Iterator[Record]:
         )
         return overrides.apply(record, row)
 
-    for row_no, row in table.rows(pad=True):
+    for row_no, row in table.rows(columns=read_columns):
         manage = row[i_item].strip()
         sku = row[i_sku].strip()
         if not sku:
@@ -104,15 +109,17 @@ def _read_table(table: Table, problems: Problems) -> Iterator[Record]:
                 problems.add(row_no, item_column, _l("商品管理番号 is empty."), name)
                 continue
             manage = item
-        elif item is None or manage.lower() != item_key:  # RMS treats 商品管理番号 case-insensitively
+        elif manage != item and (item is None or manage.lower() != item_key):
+            # Another item: RMS treats 商品管理番号 case-insensitively (the product row's own text, the common
+            # case, is the same item without lower()).
             if pending is not None:
                 yield single_sku(*pending)
             # A SKU row without its product row (a stock-only file): it carries its own fields.
             item, item_key, title, number = manage, manage.lower(), row[i_name], row[i_number].strip()
         pending = None
         system_sku = row[i_system].strip()
-        choices = [row[i].strip() for i in i_choices]
-        if "" in choices:
+        choices = [value.strip() for value in pick_choices(row) if value]
+        if "" in choices:  # a cell of spaces
             choices = [value for value in choices if value]
         attributes = {"item_number": number} if number else {}  # 商品番号
         if system_sku:
@@ -132,6 +139,14 @@ def _read_table(table: Table, problems: Problems) -> Iterator[Record]:
         yield overrides.apply(record, row) if overrides.any else record
     if pending is not None:
         yield single_sku(*pending)
+
+
+def _picker(positions: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
+    """The cells at `positions` of a row, as a tuple (itemgetter's, whatever the number of positions)."""
+    if len(positions) == 1:
+        position = positions[0]
+        return lambda row: (row[position],)
+    return itemgetter(*positions) if positions else lambda row: ()
 
 
 def _attributes(number: str, system_sku: str, choices: list[str]) -> dict[str, Any]:

@@ -64,7 +64,8 @@ def _read_items(table: Table, problems: Problems, known: dict, per_choice: dict)
     i_name = c.find("商品名")
     i_number = c.find("商品番号")
     overrides = Overrides(c)
-    for row_no, row in table.rows():
+    read_columns = [i_item, i_control, i_type, i_quantity, i_name, i_number, overrides.product, overrides.sell]
+    for row_no, row in table.rows(columns=read_columns):
         if _deleted(cell(row, i_control)):
             problems.skip(_l("Rows marked d (delete) in the control column"))
             continue
@@ -105,7 +106,8 @@ def _read_selects(table: Table, problems: Problems, known: dict, with_choices: s
     i_v_no = c.find("項目選択肢別在庫用縦軸選択肢子番号")
     i_quantity = c.find("項目選択肢別在庫用在庫数")
     overrides = Overrides(c)
-    for row_no, row in table.rows():
+    read_columns = [i_item, i_control, i_type, i_h, i_h_no, i_v, i_v_no, i_quantity, overrides.product, overrides.sell]
+    for row_no, row in table.rows(columns=read_columns):
         if _deleted(cell(row, i_control)):
             problems.skip(_l("Rows marked d (delete) in the control column"))
             continue

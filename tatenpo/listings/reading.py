@@ -3,6 +3,10 @@ any line ending (CRLF, LF, bare CR from old spreadsheets), quoted commas and new
 header name in any order. Anything that is not a readable table stops with a message naming the row.
 
 Rows are streamed, never loaded whole, so a 100 MB file costs little memory.
+
+A reader that names the columns it reads (`Table.rows(columns=…)`) has only those cells decoded: the rest of
+a mall's file (long HTML descriptions, image paths) is split into cells but never decoded, which is most of
+the cost of reading it. See Table.rows.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, NoReturn, Optional
 
 from flask_babel import lazy_gettext as _l
 
@@ -29,6 +33,11 @@ ENCODING_LABELS = {
     "utf-8-sig": "UTF-8 (BOM)",
     "utf-16": "UTF-16",
 }
+# The encodings whose multibyte characters never contain the bytes CSV's structure is made of (", the
+# delimiter, CR, LF): CP932's second bytes are 0x40–0x7E and 0x80–0xFC, UTF-8's are 0x80–0xBF. A file in one
+# of them splits into the same cells read byte for byte (latin-1, which maps every byte to one character) as
+# read decoded, so only the cells used need decoding. The codec that decodes a cell, by encoding.
+_CELL_CODECS = {"cp932": "cp932", "utf-8": "utf-8", "utf-8-sig": "utf-8"}
 
 # Files people upload by mistake, by their first bytes: say what they are instead of "cannot read".
 _SIGNATURES = [
@@ -113,6 +122,40 @@ def cell(row: list[str], position: Optional[int]) -> str:
     return row[position]
 
 
+class UndeclaredColumn(RuntimeError):
+    """A reader used a cell of a column it did not name in Table.rows(columns=…): a bug in the reader."""
+
+
+class _Undeclared:
+    """Stands in a row for the cell of a column the reader did not name (Table.rows(columns=…)): that cell is
+    never decoded, so any use of it stops the import instead of reading mojibake."""
+
+    __slots__ = ("header", "position")
+
+    def __init__(self, position: int, header: str) -> None:
+        self.position = position
+        self.header = header
+
+    def _refuse(self, *args, **kwargs) -> NoReturn:
+        raise UndeclaredColumn(
+            f"column {self.position} ({self.header!r}) was read but not named in Table.rows(columns=…)"
+        )
+
+    def __getattr__(self, name: str) -> NoReturn:
+        self._refuse()
+
+    __str__ = __format__ = __bool__ = __len__ = __iter__ = __contains__ = __hash__ = _refuse
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __add__ = __radd__ = __getitem__ = _refuse
+
+    def __repr__(self) -> str:
+        return f"<undeclared column {self.position} {self.header!r}>"
+
+
+def _line_breaks(data: bytes) -> int:
+    """How many line endings (CRLF, LF or CR, as bytes.splitlines counts them) `data` holds."""
+    return len((data + b"x").splitlines()) - 1
+
+
 @dataclass
 class Table:
     """One CSV file: where it is, how it is encoded, its header row and its data rows (streamed)."""
@@ -126,14 +169,66 @@ class Table:
     # Told how many bytes of the file have been read, every few thousand rows (the preview's progress bar).
     on_progress: Optional[Callable[[int], None]] = None
 
-    def rows(self, pad: bool = False) -> Iterator[tuple[int, list[str]]]:
+    def rows(self, pad: bool = False, columns: list[int | None] | None = None) -> Iterator[tuple[int, list[str]]]:
         """(row number, cells) for every non-empty data row; the header is row 1, as in Excel. With `pad`,
-        short rows are filled up and one blank cell is appended (see Columns.at)."""
+        short rows are filled up and one blank cell is appended (see Columns.at).
+
+        With `columns` (the positions the reader reads, from Columns.find/at/require; None, an absent column,
+        is left out), rows are padded and only those cells are decoded: every other cell is a stand-in that
+        raises UndeclaredColumn when used, so a column a reader forgot to name fails loudly rather than reading
+        undecoded bytes. The bytes of the columns Tatenpo does not read are then not checked for the file's
+        encoding: they are never shown or stored, and they cannot change how the file splits into rows and
+        cells (see _CELL_CODECS). Undecodable bytes in a named column stop the import with their line, as
+        before; a file that is not text at all is refused by open_table (its first bytes) whatever the columns."""
+        if columns is None:
+            yield from self._padded(self._records(self.encoding), pad)
+        elif self.encoding in _CELL_CODECS:
+            yield from self._declared(self._records("latin-1"), columns, _CELL_CODECS[self.encoding])
+        else:
+            yield from self._declared(self._records(self.encoding), columns, None)
+
+    def _padded(self, records: Iterator[tuple[int, list[str]]], pad: bool) -> Iterator[tuple[int, list[str]]]:
+        if not pad:
+            yield from records
+            return
         width = len(self.headers) + 1
+        for number, row in records:
+            row.extend([""] * (width - len(row)) if len(row) < width else ("",))
+            yield number, row
+
+    def _declared(
+        self, records: Iterator[tuple[int, list[str]]], columns: list[int | None], codec: str | None
+    ) -> Iterator[tuple[int, list[str]]]:
+        """Rows of the named columns' cells (decoded with `codec` when read as latin-1), stand-ins elsewhere,
+        and the blank cell of Columns.at at the end."""
+        width = len(self.headers)
+        template: list = [_Undeclared(position, header) for position, header in enumerate(self.headers)] + [""]
+        wanted = sorted({position for position in columns if position is not None and position < width})
+        for number, row in records:
+            if len(row) < width:
+                row.extend([""] * (width - len(row)))
+            out = template.copy()
+            for position in wanted:
+                value = row[position]
+                if codec is not None and not value.isascii():
+                    try:
+                        value = value.encode("latin-1").decode(codec)
+                    except UnicodeDecodeError as exc:
+                        raise _bad_bytes(self._line_of(number, row, position, exc.start), self.encoding) from None
+                out[position] = value
+            yield number, out
+
+    def _reader(self, raw, encoding: str):
+        """A csv reader over the open file decoded as `encoding`."""
+        if encoding == "latin-1" and self.encoding == "utf-8-sig":
+            raw.seek(len(codecs.BOM_UTF8))  # as the utf-8-sig codec does, so the first cell splits alike
+        return csv.reader(io.TextIOWrapper(raw, encoding=encoding, newline=""), delimiter=self.delimiter)
+
+    def _records(self, encoding: str) -> Iterator[tuple[int, list[str]]]:
+        """The csv records of the file decoded as `encoding`, numbered, without the header and empty rows."""
         on_progress = self.on_progress
         with self.path.open("rb") as raw:
-            text = io.TextIOWrapper(raw, encoding=self.encoding, newline="")
-            reader = csv.reader(text, delimiter=self.delimiter)
+            reader = self._reader(raw, encoding)
             number = 0
             while True:
                 try:
@@ -154,9 +249,31 @@ class Table:
                     on_progress(raw.tell())
                 if not any(row):
                     continue
-                if pad:
-                    row.extend([""] * (width - len(row)) if len(row) < width else ("",))
                 yield number, row
+
+    def _decoded(self, number: int, row: list[str], codec: str) -> list[str]:
+        """Every cell of record `number`, read as latin-1, decoded (the header row)."""
+        decoded = []
+        for position, value in enumerate(row):
+            try:
+                decoded.append(value.encode("latin-1").decode(codec))
+            except UnicodeDecodeError as exc:
+                raise _bad_bytes(self._line_of(number, row, position, exc.start), self.encoding) from None
+        return decoded
+
+    def _line_of(self, number: int, row: list[str], position: int, offset: int) -> int:
+        """The line (1-based, counted as _first_bad_line counts) of character `offset` of cell `position` of
+        record `number`, a row read as latin-1 (a character per byte): the lines before the record, then the
+        line endings inside it before that byte. Only runs when a cell cannot be decoded."""
+        lines_before = 0
+        with self.path.open("rb") as raw:
+            reader = self._reader(raw, "latin-1")
+            for counted, _ in enumerate(reader, start=1):
+                if counted == number:
+                    break
+                lines_before = reader.line_num
+        inside = sum(_line_breaks(value.encode("latin-1")) for value in row[:position])
+        return lines_before + 1 + inside + _line_breaks(row[position][:offset].encode("latin-1"))
 
 
 def follow_reading(tables: list[Table], report: Callable[[int, int], None]) -> None:
@@ -185,7 +302,10 @@ def _first_bad_line(path: Path, encoding: str) -> int:
 
 
 def _undecodable(path: Path, encoding: str) -> FileProblem:
-    line = _first_bad_line(path, encoding)
+    return _bad_bytes(_first_bad_line(path, encoding), encoding)
+
+
+def _bad_bytes(line: int, encoding: str) -> FileProblem:
     return FileProblem(
         _l(
             "Line %(row)s contains bytes that are not %(encoding)s text. Save the file again as CSV.",
@@ -235,9 +355,11 @@ def open_table(path: Path | str, filename: Optional[str] = None, encoding: Optio
     if not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         _check_not_binary(head)
     encoding = encoding or detect_encoding(path)
+    # Only the header row is decoded here: bytes further on are checked where they are read (Table.rows).
+    read_as = "latin-1" if encoding in _CELL_CODECS else encoding
     try:
         with path.open("rb") as raw:
-            text = io.TextIOWrapper(raw, encoding=encoding, newline="")
+            text = io.TextIOWrapper(raw, encoding=read_as, newline="")
             first_line = text.readline()
     except UnicodeDecodeError:
         raise _undecodable(path, encoding) from None
@@ -245,13 +367,15 @@ def open_table(path: Path | str, filename: Optional[str] = None, encoding: Optio
     delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
     table = Table(path, filename or path.name, encoding, delimiter, [], Columns([]))
     with path.open("rb") as raw:
-        reader = csv.reader(io.TextIOWrapper(raw, encoding=encoding, newline=""), delimiter=delimiter)
+        reader = table._reader(raw, read_as)
         try:
             headers = next(reader)
         except UnicodeDecodeError:
             raise _undecodable(path, encoding) from None
         except (StopIteration, csv.Error):
             raise FileProblem(_l("The header row cannot be read."), row=1) from None
+    if read_as == "latin-1":
+        headers = table._decoded(1, headers, _CELL_CODECS[encoding])
     headers = [h.replace("\ufeff", "").strip() for h in headers]
     if not any(headers):
         raise FileProblem(_l("The first row must hold the column names, but it is empty."), row=1)

@@ -58,7 +58,9 @@ def read(tables: list[Table], problems: Problems, settings: dict[str, Any]) -> I
                 c.require("Available (not editable)")
         overrides = Overrides(c)
         titles: dict[str, str] = {}
-        for row_no, row in table.rows():
+        read_columns = [i_handle, i_title, *i_options, i_sku, i_location, i_quantity, *location_columns,
+                        overrides.product, overrides.sell]
+        for row_no, row in table.rows(columns=read_columns):
             handle = cell(row, i_handle).strip()
             if not handle:
                 problems.add(row_no, "Handle", _l("Handle is empty."), table.filename)

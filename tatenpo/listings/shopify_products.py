@@ -63,7 +63,9 @@ def read(tables: list[Table], problems: Problems, settings: dict[str, Any]) -> I
         i_item_id = c.find("Variant Inventory Item ID", "Inventory Item ID")
         overrides = Overrides(c)
         titles: dict[str, str] = {}
-        for row_no, row in table.rows():
+        read_columns = [i_handle, i_title, *i_options, i_sku, i_quantity, i_price, i_tracker, i_item_id,
+                        overrides.product, overrides.sell]
+        for row_no, row in table.rows(columns=read_columns):
             handle = cell(row, i_handle).strip()
             if not handle:
                 problems.add(row_no, "Handle", _l("Handle is empty."), table.filename)

@@ -1,10 +1,18 @@
 """Uploaded files waiting to be imported: kept under instance/uploads/<random id>/ until the import is done,
-with their size and SHA-256 recorded on the ImportJob. Shared by 販売取込 and 在庫取込."""
+with their size and SHA-256 recorded on the ImportJob. Shared by 販売取込, 在庫取込 and 受注取込.
+
+The web request writes each uploaded file straight under instance/uploads/incoming/ as it arrives (an
+IncomingFile, see platform/web.py's Request), and save_upload moves it into its upload's folder: a 100 MB
+file is written to disk once, not to a temporary file first and copied after.
+"""
 from __future__ import annotations
 
 import hashlib
+import io
+import os
 import secrets
 import shutil
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO, Optional
@@ -28,6 +36,41 @@ def size_limit() -> int:
     return int(current_app.config.get("MAX_CONTENT_LENGTH") or 100 * 1024 * 1024)
 
 
+# Incoming files older than this are what a crashed web process left: prune removes them.
+_INCOMING_HOURS = 24
+
+
+class IncomingFile(io.BufferedRandom):
+    """An uploaded file as the web request receives it, on disk under instance/uploads/incoming/. save_upload
+    keeps it (moves it into the upload's folder); closing it removes it otherwise, so an upload the request
+    refused or never finished leaves nothing behind (the request closes its files at its end)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(io.FileIO(path, "w+", opener=_private))
+
+    def keep(self, target: Path) -> None:
+        """Move the file to `target`; closed first (Windows moves no open file)."""
+        super().close()
+        os.replace(self.path, target)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.path.unlink(missing_ok=True)  # a kept file is no longer there
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)  # the shop's data: owner only, whatever the umask
+
+
+def incoming() -> IncomingFile:
+    """A new file for an upload the web request is receiving (platform/web.py)."""
+    folder = private_folder(upload_root() / "incoming")
+    return IncomingFile(folder / f"{secrets.token_hex(12)}.part")
+
+
 def _safe_name(filename: str) -> str:
     name = Path(filename or "upload.csv").name.strip() or "upload.csv"
     return name[:200]
@@ -41,7 +84,8 @@ def save_upload(
     user_id: Optional[int],
     options: Optional[dict] = None,
 ) -> ImportJob:
-    """Copy the uploaded streams to disk and add an ImportJob (status `uploaded`); the caller commits."""
+    """Copy the uploaded streams to disk (move them, for IncomingFiles) and add an ImportJob (status
+    `uploaded`); the caller commits."""
     files = [(name, stream) for name, stream in files if name]
     if not files:
         raise FileProblem(_l("Choose a CSV file to upload."))
@@ -54,15 +98,12 @@ def save_upload(
     try:
         for number, (filename, stream) in enumerate(files, start=1):
             path = folder / f"{number}.csv"
-            with path.open("wb") as out:
-                while block := stream.read(_BLOCK):
-                    total += len(block)
-                    if total > limit:
-                        raise FileProblem(
-                            _l("The file is too large (the limit is %(mb)s MB).", mb=limit // (1024 * 1024))
-                        )
-                    digest.update(block)
-                    out.write(block)
+            if isinstance(stream, IncomingFile):
+                total = _read(stream, digest, total, limit)
+                stream.keep(path)
+            else:
+                with path.open("wb") as out:
+                    total = _read(stream, digest, total, limit, out.write)
             saved.append({"path": str(path), "name": _safe_name(filename)})
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -81,6 +122,19 @@ def save_upload(
     )
     db.session.add(job)
     return job
+
+
+def _read(stream: BinaryIO, digest, total: int, limit: int, write=None) -> int:
+    """Read the stream to its end into `digest` (and `write`); returns `total` plus its size, which may not
+    pass `limit`."""
+    while block := stream.read(_BLOCK):
+        total += len(block)
+        if total > limit:
+            raise FileProblem(_l("The file is too large (the limit is %(mb)s MB).", mb=limit // (1024 * 1024)))
+        digest.update(block)
+        if write is not None:
+            write(block)
+    return total
 
 
 def job_files(job: ImportJob) -> list[tuple[Path, str]]:
@@ -120,4 +174,16 @@ def prune(days: int = KEEP_DAYS) -> int:
         discard(job)
         job.stored_path = None
         job.options = {**(job.options or {}), "files": []}
+    _prune_incoming()
     return len(stale)
+
+
+def _prune_incoming() -> None:
+    """Remove the incoming files a web process that stopped mid-upload left (a live request closes its own)."""
+    before = time.time() - _INCOMING_HOURS * 3600
+    for path in (upload_root() / "incoming").glob("*.part"):
+        try:
+            if path.stat().st_mtime < before:
+                path.unlink()
+        except FileNotFoundError:  # its request closed it meanwhile
+            pass

@@ -50,7 +50,8 @@ def read(tables: list[Table], problems: Problems, settings: dict[str, Any]) -> I
         i_sub = c.find("sub-code")
         i_quantity = c.find("quantity")
         overrides = Overrides(c)
-        for row_no, row in table.rows():
+        read_columns = [i_code, i_name, i_sub, i_quantity, overrides.product, overrides.sell]
+        for row_no, row in table.rows(columns=read_columns):
             code = cell(row, i_code).strip()
             if not code:
                 problems.add(row_no, "code", _l("The item code (code) is empty."), table.filename)

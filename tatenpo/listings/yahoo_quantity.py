@@ -30,7 +30,8 @@ def read(tables: list[Table], problems: Problems, settings: dict[str, Any]) -> I
         overrides = Overrides(c)
         records: list[Record] = []
         with_subs: set[str] = set()
-        for row_no, row in table.rows():
+        read_columns = [i_code, i_quantity, i_sub, i_name, i_mode, i_overdraft, overrides.product, overrides.sell]
+        for row_no, row in table.rows(columns=read_columns):
             code = cell(row, i_code).strip()
             if not code:
                 problems.add(row_no, "code", _l("The item code (code) is empty."), table.filename)

@@ -1,4 +1,4 @@
-"""What every page shares: security headers, template helpers, friendly error pages."""
+"""What every page shares: security headers, template helpers, friendly error pages, the request class."""
 from __future__ import annotations
 
 import json
@@ -6,6 +6,7 @@ import logging
 import unicodedata
 from urllib.parse import unquote, urlsplit
 
+import flask
 from flask import flash, g, jsonify, render_template, request
 from flask_babel import format_datetime, format_decimal, get_locale
 from flask_babel import gettext as _
@@ -90,7 +91,28 @@ def datetime_local(value, fmt: str = "yyyy/MM/dd HH:mm") -> str:
     return format_datetime(value, fmt)
 
 
+class Request(flask.Request):
+    """Uploaded files are written once, as they arrive, where the upload is kept (listings/uploads.py), not
+    to a temporary file that storing the upload would copy again; the request removes at its end those it
+    did not keep (a refused form, an upload cut short)."""
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        from tatenpo.listings import uploads  # at use: loading the platform loads no domain module
+
+        stream = uploads.incoming()
+        self.__dict__.setdefault("_incoming", []).append(stream)
+        return stream
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            for stream in self.__dict__.pop("_incoming", ()):
+                stream.close()
+
+
 def init_app(app) -> None:
+    app.request_class = Request
     app.after_request(_security_headers)
     app.after_request(_push_deferred_notice)
     # Browsers ask for /favicon.ico on every page whatever the <link rel=icon> says: the same icon, public
