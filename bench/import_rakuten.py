@@ -339,7 +339,6 @@ def import_child(path: str, database_url: str | None, reimport_of: str | None) -
             clock.wrap(uploads, "save_upload", "store the upload")
             clock.wrap(importer, "analyse", "analyse")
             clock.wrap(importer, "build_plan", "plan")
-            clock.wrap(importer, "prepare_new", "prepare new listings")
             clock.wrap(staging, "keep", "keep the records")
             clock.wrap(staging, "load", "load the records")
             clock.wrap(importer, "write", "write")
@@ -389,7 +388,6 @@ STEPS = [
     ("preview job", "preview job (worker: read the file, plan, keep the records)"),
     ("read", "  read: decode, csv-parse, a Record per listing"),
     ("preview plan", "  plan against the database"),
-    ("prepare new listings", "  work out new listings' search texts and JSON (for the import)"),
     ("keep the records", "  keep the records for the import (marshal to disk)"),
     ("preview page", "progress poll (286) + preview page"),
     ("confirm request", "confirm request (取り込む: queue the import)"),
@@ -419,7 +417,6 @@ def breakdown(result: dict) -> dict[str, list[float]]:
     steps["store the upload"] = spent.get("web:store the upload", zero)
     steps["read"] = minus(spent.get("preview:analyse", zero), spent.get("preview:plan", zero))
     steps["preview plan"] = spent.get("preview:plan", zero)
-    steps["prepare new listings"] = spent.get("preview:prepare new listings", zero)
     steps["keep the records"] = spent.get("preview:keep the records", zero)
     steps["load the records"] = spent.get("import:load the records", zero)
     steps["import plan"] = spent.get("import:plan", zero)

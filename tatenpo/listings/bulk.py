@@ -45,14 +45,16 @@ class BulkWriter:
     def __init__(self) -> None:
         self.connection = db.session.connection()
         dialect = self.connection.dialect
-        self.sqlite = dialect.name == "sqlite"
         self.postgresql = dialect.name == "postgresql"
         self.marker = "?" if dialect.paramstyle == "qmark" else "%s"
         self._quote = dialect.identifier_preparer.quote
 
-    def time(self, value: datetime) -> Any:
-        # SQLAlchemy stores SQLite datetimes as this text; other drivers take the datetime itself.
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else value
+    @staticmethod
+    def time(value: datetime) -> str:
+        """A time as a row's value. SQLAlchemy stores SQLite datetimes as this text, and PostgreSQL's COPY (which
+        takes the rows there) reads it as the timestamp: psycopg sends a text as it is, where adapting a datetime
+        costs it more than the rest of the row."""
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
     @staticmethod
     def json(value: Any) -> str:
@@ -80,7 +82,8 @@ class BulkWriter:
         constants = constants or {}
         names = ", ".join(self._quote(c) for c in (*columns, *constants))
         if self.postgresql:
-            self._copy(f"COPY {self._quote(table.name)} ({names}) FROM STDIN", rows, tuple(constants.values()))
+            tail = tuple(self.time(v) if isinstance(v, datetime) else v for v in constants.values())
+            self._copy(f"COPY {self._quote(table.name)} ({names}) FROM STDIN", rows, tail)
             return
         values = [self.marker] * len(columns) + [self._literal(table, c, v) for c, v in constants.items()]
         if not self._has_triggers(table):
@@ -123,16 +126,20 @@ class BulkWriter:
         expression = literal(value, table.c[column].type)
         return str(expression.compile(dialect=self.connection.dialect, compile_kwargs={"literal_binds": True}))
 
-    def update(self, table: Table, columns: Sequence[str], key: str, rows: Iterable[tuple]) -> None:
-        """rows: (values of `columns`…, key value); a list or a generator. On PostgreSQL they COPY into a
-        temporary table and one UPDATE … FROM takes them all (an UPDATE per row is a round trip per row)."""
+    def update(self, table: Table, columns: Sequence[str], key: str, rows: Iterable[tuple],
+               constants: Mapping[str, Any] | None = None) -> None:
+        """rows: (values of `columns`…, key value); a list or a generator. `constants` (the same for every row)
+        are written once, as in insert. On PostgreSQL the rows COPY into a temporary table and one UPDATE … FROM
+        takes them all (an UPDATE per row is a round trip per row)."""
+        fixed = [f"{self._quote(c)} = {self._literal(table, c, v)}" for c, v in (constants or {}).items()]
         if self.postgresql:
-            self._update_from(table, columns, key, rows)
+            self._update_from(table, columns, key, rows, fixed)
             return
-        sets = ", ".join(f"{self._quote(c)} = {self.marker}" for c in columns)
+        sets = ", ".join([*(f"{self._quote(c)} = {self.marker}" for c in columns), *fixed])
         self._executemany(f"UPDATE {self._quote(table.name)} SET {sets} WHERE {self._quote(key)} = {self.marker}", rows)
 
-    def _update_from(self, table: Table, columns: Sequence[str], key: str, rows: Iterable[tuple]) -> None:
+    def _update_from(self, table: Table, columns: Sequence[str], key: str, rows: Iterable[tuple],
+                     fixed: list[str]) -> None:
         quote = self._quote
         target, source = quote(table.name), quote(f"bulk_{table.name}")
         names = ", ".join(quote(c) for c in (*columns, key))
@@ -140,7 +147,7 @@ class BulkWriter:
         # The temporary table takes the target's column types (json, timestamp…), so COPY parses as it would.
         run(f"CREATE TEMPORARY TABLE {source} ON COMMIT DROP AS SELECT {names} FROM {target} WITH NO DATA")
         self._copy(f"COPY {source} ({names}) FROM STDIN", rows, ())
-        sets = ", ".join(f"{quote(c)} = source.{quote(c)}" for c in columns)
+        sets = ", ".join([*(f"{quote(c)} = source.{quote(c)}" for c in columns), *fixed])
         run(f"UPDATE {target} AS target SET {sets} FROM {source} AS source WHERE target.{quote(key)} = source.{quote(key)}")
         run(f"DROP TABLE {source}")
 

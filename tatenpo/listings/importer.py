@@ -10,14 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable, Optional
 
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import ARRAY, DateTime, Integer, Text, and_, any_, bindparam, cast, insert, literal, select
 
 from tatenpo.listings import detect, lifecycle, progress, scheduling, staging, uploads
 from tatenpo.listings.base import Format
 from tatenpo.listings.bulk import BulkWriter, cycle_collection_paused
-from tatenpo.listings.linking import Plan, build_plan, prepare, select_subset
+from tatenpo.listings.linking import (
+    Plan,
+    attributes_json,
+    build_plan,
+    listing_search_text,
+    product_search_text,
+    select_subset,
+)
 from tatenpo.listings.reading import ENCODING_LABELS, FileProblem, Table, follow_reading, open_table
 from tatenpo.listings.records import ERRORS_ON_JOB, Problems, Record
 from tatenpo.models import ImportJob, Listing, Product, StockChangeKind, StockHistory, Store, search_key, utcnow
@@ -105,7 +114,7 @@ def write(store: Store, plan: Plan, *, note: str, user_id: Optional[int], report
     moment = utcnow()
     now = bulk.time(moment)
     stamps = {"created_at": moment, "updated_at": moment}
-    total = len(plan.create) + len(plan.new) + len(plan.changed)
+    total = len(plan.create) + len(plan.new) + plan.updated
     done = 0
 
     def step(n: int) -> None:
@@ -114,7 +123,7 @@ def write(store: Store, plan: Plan, *, note: str, user_id: Optional[int], report
         if report is not None:
             report("write", done, total)
 
-    titles: dict[str, str] = {}  # folded titles, shared by a product's SKUs (see linking.prepare)
+    titles: dict[str, str] = {}  # folded titles, shared by a product's SKUs (see linking.fold_title)
 
     def counted(rows: Iterator[tuple]) -> Iterator[tuple]:
         # The rows stream into one statement (COPY on PostgreSQL keeps the server busy while Python builds
@@ -132,28 +141,23 @@ def write(store: Store, plan: Plan, *, note: str, user_id: Optional[int], report
     bulk.insert(
         products,
         ("code", "name", "on_hand", "search_text"),
-        counted((code, data["name"], data["quantity"], prepare(data["record"], titles)[1]) for code, data in items),
+        counted((code, record.title, record.quantity or 0, product_search_text(record, titles))
+                for code, record in items),
         {"allocated": 0, "stock_managed": True, "version": 0, **stamps},
     )
     created: dict[str, int] = {}
     if items:
         wanted = plan.create
         created = {code: id_ for id_, code in bulk.ids_after(products, before, ("id", "code")) if code in wanted}
-        bulk.insert(
-            StockHistory.__table__,
-            ("product_id", "product_code", "change", "quantity_after"),
-            ((created[code], code, data["quantity"], data["quantity"]) for code, data in items if data["quantity"] > 0),
-            {"kind": int(StockChangeKind.LISTING_IMPORT), "user_id": user_id, "note": note, "created_at": moment},
-        )
+        _book_starting_stock(bulk, before, list(created.values()), note=note, user_id=user_id, moment=moment)
 
     def new_listings() -> Iterator[tuple]:
         for record, product_id, to_create in plan.new:
-            listing_text, _, attributes = prepare(record, titles)
             quantity = record.quantity
             yield (
                 created[to_create] if to_create is not None else product_id, record.item_code, record.variant_code,
-                record.sell_code or record.code, record.title, attributes, record.sync_enabled, quantity,
-                now if quantity is not None else None, listing_text,
+                record.sell_code or record.code, record.title, attributes_json(record), record.sync_enabled,
+                quantity, now if quantity is not None else None, listing_search_text(record, titles),
             )
 
     listings = Listing.__table__
@@ -167,12 +171,8 @@ def write(store: Store, plan: Plan, *, note: str, user_id: Optional[int], report
     )
 
     columns = ("product_id", "code", "title", "attributes", "mall_quantity", "search_text", "updated_at")
-    with_quantity, without_quantity, only_quantity = [], [], []
+    with_quantity, without_quantity = [], []
     for row in plan.changed:
-        if row["_only_quantity"]:
-            # The columns that changed only: the search text and the code indexes stay as they are.
-            only_quantity.append((row["mall_quantity"], now, now, row["id"]))
-            continue
         product_code = row.get("_product")
         values = (
             created[product_code] if product_code is not None else row["product_id"],
@@ -183,13 +183,13 @@ def write(store: Store, plan: Plan, *, note: str, user_id: Optional[int], report
             with_quantity.append(values + (now, row["id"]))
         else:
             without_quantity.append(values + (row["id"],))
-    for changed_columns, rows in (
-        (columns + ("mall_quantity_at",), with_quantity),
-        (columns, without_quantity),
-        (("mall_quantity", "mall_quantity_at", "updated_at"), only_quantity),
-    ):
+    for changed_columns, rows in ((columns + ("mall_quantity_at",), with_quantity), (columns, without_quantity)):
         if rows:
             bulk.update(listings, changed_columns, "id", counted(iter(rows)))
+    if plan.restocked:
+        # The column that changed only: the search text and the code indexes stay as they are.
+        bulk.update(listings, ("mall_quantity",), "id", counted(iter(plan.restocked)),
+                    {"mall_quantity_at": moment, "updated_at": moment})
 
     scheduled = 0
     if store.auto_sync:
@@ -205,7 +205,7 @@ def write(store: Store, plan: Plan, *, note: str, user_id: Optional[int], report
         report("write", total, total)
     return {
         "new": len(plan.new),
-        "updated": len(plan.changed),
+        "updated": plan.updated,
         "unchanged": plan.unchanged,
         "products_created": len(created),
         "linked_existing": plan.linked_existing,
@@ -213,6 +213,23 @@ def write(store: Store, plan: Plan, *, note: str, user_id: Optional[int], report
         "not_pushed": plan.not_pushed,
         "scheduled": scheduled,
     }
+
+
+def _book_starting_stock(bulk: BulkWriter, before: int, created: list[int], *, note: str, user_id: int | None,
+                         moment: datetime) -> None:
+    """A 在庫履歴 row (LISTING_IMPORT) for each product just created with stock, copied from the products by
+    the database (one statement, no row through Python), in the products' order. The products are the ones
+    above `before`; on PostgreSQL, where another transaction may have added products meanwhile, only those of
+    `created`."""
+    ours = Product.id > before
+    if bulk.postgresql:
+        ours = and_(ours, Product.id == any_(cast(bindparam("created", created), ARRAY(Integer))))
+    db.session.execute(insert(StockHistory).from_select(
+        ["product_id", "product_code", "change", "quantity_after", "kind", "user_id", "note", "created_at"],
+        select(Product.id, Product.code, Product.on_hand, Product.on_hand, literal(int(StockChangeKind.LISTING_IMPORT)),
+               literal(user_id, Integer), literal(note, Text), literal(moment, DateTime))
+        .where(ours, Product.on_hand > 0).order_by(Product.id),
+    ))
 
 
 def job_options(job: ImportJob) -> dict[str, Any]:
@@ -270,19 +287,9 @@ def _preview(job: ImportJob, report: Progress) -> Optional[Analysis]:
     job.status = "previewed"
     job.message = None
     if not analysis.problems.error_count:  # a file with errors is refused, never imported
-        prepare_new(analysis.plan)
         staging.keep(job, _reading(options), staging.Staged(
             analysis.format.name, analysis.encoding, analysis.records, analysis.problems.skipped_reasons))
     return analysis
-
-
-def prepare_new(plan: Plan) -> None:
-    """What writing a new listing needs (search texts, attributes as JSON: linking.prepare), worked out by the
-    preview and kept with its records (staging), so the import after 取り込む need not; rows that update a
-    listing do not need it."""
-    titles: dict[str, str] = {}
-    for record, _product_id, _to_create in plan.new:
-        prepare(record, titles)
 
 
 def import_note(job: ImportJob) -> str:

@@ -43,8 +43,11 @@ class Plan:
 
     new: list[tuple[Record, Optional[int], Optional[str]]] = field(default_factory=list)  # (record, product id, code to create)
     changed: list[dict[str, Any]] = field(default_factory=list)  # listing rows to update (by id)
+    # Listings whose stock the mall showed is all that changed (the weekly re-import): (mall_quantity, id).
+    restocked: list[tuple[int | None, int]] = field(default_factory=list)
     unchanged: int = 0
-    create: dict[str, dict[str, Any]] = field(default_factory=dict)  # 商品コード → {name, quantity, record}
+    # 商品コード → the record a product is created from: named after its title, starting with its stock.
+    create: dict[str, Record] = field(default_factory=dict)
     unlinked: int = 0
     linked_existing: int = 0
     not_pushed: int = 0  # FBA and other listings imported with sync off
@@ -52,11 +55,15 @@ class Plan:
     rows: int = 0
     samples: list[dict[str, Any]] = field(default_factory=list)  # a few planned rows to show
 
+    @property
+    def updated(self) -> int:
+        return len(self.changed) + len(self.restocked)
+
     def counts(self) -> dict[str, int]:
         return {
             "rows": self.rows,
             "new": len(self.new),
-            "updated": len(self.changed),
+            "updated": self.updated,
             "unchanged": self.unchanged,
             "products_to_create": len(self.create),
             "linked_existing": self.linked_existing,
@@ -231,7 +238,7 @@ def _plan_record(plan: Plan, record: Record, current: Optional[tuple], known: di
             if create:
                 to_create = pcode
                 if pcode not in plan.create:
-                    plan.create[pcode] = _product(record)
+                    plan.create[pcode] = record
             else:
                 plan.unlinked += 1
         else:
@@ -249,7 +256,7 @@ def _plan_record(plan: Plan, record: Record, current: Optional[tuple], known: di
     if product_id is None:
         if create:
             new_product = pcode
-            plan.create.setdefault(pcode, _product(record))
+            plan.create.setdefault(pcode, record)
         else:
             plan.unlinked += 1
     # What the file does not say (a subset of columns) keeps its current value.
@@ -264,55 +271,53 @@ def _plan_record(plan: Plan, record: Record, current: Optional[tuple], known: di
         or title != old_title
         or attributes_changed
     )
-    if not described and quantity == old_quantity:
-        plan.unchanged += 1
-        return
-    row = {
-        "id": listing_id,
-        "product_id": product_id,
-        "item_code": record.item_code,
-        "variant_code": record.variant_code,
-        "code": code,
-        "title": title,
-        "attributes": attributes,
-        "mall_quantity": quantity,
-        "_quantity_changed": quantity != old_quantity,
-        # Only the stock the mall showed changed (the weekly re-import): the writer touches that column alone.
-        "_only_quantity": not described,
-    }
-    if new_product is not None:
-        row["_product"] = new_product
-    if (product_id is not None and product_id != old_product) or new_product is not None:
-        plan.relinked_ids.append(listing_id)
-    plan.changed.append(row)
+    if not described:
+        if quantity == old_quantity:
+            plan.unchanged += 1
+            return
+        # Only the stock the mall showed changed: no row of columns, the writer sets that column alone.
+        plan.restocked.append((quantity, listing_id))
+    else:
+        row = {
+            "id": listing_id,
+            "product_id": product_id,
+            "item_code": record.item_code,
+            "variant_code": record.variant_code,
+            "code": code,
+            "title": title,
+            "attributes": attributes,
+            "mall_quantity": quantity,
+            "_quantity_changed": quantity != old_quantity,
+        }
+        if new_product is not None:
+            row["_product"] = new_product
+        if (product_id is not None and product_id != old_product) or new_product is not None:
+            plan.relinked_ids.append(listing_id)
+        plan.changed.append(row)
     if len(plan.samples) < 20:
         plan.samples.append(_sample(record, pcode, "updated", product_id is not None or create))
 
 
-def _product(record: Record) -> dict[str, Any]:
-    """A product to create: named after the listing (the record), starting with the file's stock."""
-    return {"name": record.title, "quantity": record.quantity or 0, "record": record}
-
-
-def prepare(record: Record, titles: dict[str, str]) -> tuple[str, str, str]:
-    """record.prepared, worked out once (see prepared_texts)."""
-    if record.prepared is None:
-        record.prepared = prepared_texts(record, titles)
-    return record.prepared
-
-
-def prepared_texts(record: Record, titles: dict[str, str]) -> tuple[str, str, str]:
-    """What writing a record needs that depends on the record alone: the listing's search text
-    (models.search_key of code, item, variant, title), the search text of the product it would create (code,
-    name) and the attributes as JSON. `titles` caches folded titles: a product's SKUs share one."""
-    folded = fold_title(record.title[:TITLE_LIMIT], titles)
+def listing_search_text(record: Record, titles: dict[str, str]) -> str:
+    """The search text of the listing the record creates: models.search_key(code, item, variant, title).
+    `titles` caches folded titles (fold_title): a product's SKUs share one."""
     # search_key(code, item, variant): the same text, without a generator per record.
     codes = fold(" ".join(filter(None, (record.sell_code or record.code, record.item_code, record.variant_code))))
-    return (
-        (f"{codes} {folded}" if folded else codes)[:1100],
-        f"{fold(product_code(record))} {folded}".strip()[:800],
-        attributes_json(record),
-    )
+    folded = folded_title(record, titles)
+    return (f"{codes} {folded}" if folded else codes)[:1100]
+
+
+def product_search_text(record: Record, titles: dict[str, str]) -> str:
+    """The search text of the product the record creates: models.search_key(code, name)."""
+    return f"{fold(product_code(record))} {folded_title(record, titles)}".strip()[:800]
+
+
+def folded_title(record: Record, titles: dict[str, str]) -> str:
+    """The record's title folded, worked out once: a new listing's search text and its new product's both
+    contain it."""
+    if record.folded_title is None:
+        record.folded_title = fold_title(record.title[:TITLE_LIMIT], titles)
+    return record.folded_title
 
 
 def fold_title(title: str, titles: dict[str, str]) -> str:

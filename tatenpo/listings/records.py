@@ -37,9 +37,9 @@ class Record:
     keep_code: bool = False
     # `attributes` as JSON text, once worked out (linking.attributes_json).
     attributes_json: Optional[str] = None
-    # What writing the record needs that depends on the record alone — (listing search text, product search
-    # text, attributes as JSON), see linking.prepare — once worked out (by the preview, see staging).
-    prepared: Optional[tuple[str, str, str]] = None
+    # The title folded for the search texts, once worked out by the import's writer (linking.folded_title);
+    # not staged.
+    folded_title: str | None = None
 
 
 @dataclass

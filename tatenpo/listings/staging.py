@@ -27,11 +27,12 @@ from tatenpo.models import ImportJob
 log = logging.getLogger(__name__)
 
 _FILENAME = "records.marshal"
-_VERSION = 2
+_VERSION = 3
 _FRAME = 5000
-# Every field of a Record, `prepared` last: a stored row is the Record's arguments in order.
-_STORED = [name for name in Record.__slots__ if name != "prepared"]
-assert Record.__slots__[-1] == "prepared"
+# Every field of a Record but the writer's folded title (worked out by the import, see keep), which comes
+# last: a stored row is the Record's arguments in order.
+_STORED = [name for name in Record.__slots__ if name != "folded_title"]
+assert Record.__slots__[-1] == "folded_title"
 _fields = operator.attrgetter(*_STORED)  # a record's stored fields as a tuple, in one C call
 
 
@@ -52,10 +53,10 @@ def _key(job: ImportJob, reading: dict[str, Any]) -> tuple:
 
 
 def keep(job: ImportJob, reading: dict[str, Any], staged: Staged) -> None:
-    """Store the preview's records (`reading`: the options that chose them), each with what writing it needs
-    when the preview worked it out (record.prepared: for the listings it would create, see
-    importer._preview), so the import need not. Written in frames of a few thousand records (memory stays
-    flat) to a temporary name and renamed: a crash leaves no stage or a whole one."""
+    """Store the preview's records (`reading`: the options that chose them). The texts only the writer needs
+    (the new rows' search texts) are left to the import: working them out there costs less than storing and
+    loading them. Written in frames of a few thousand records (memory stays flat) to a temporary name and
+    renamed: a crash leaves no stage or a whole one."""
     path = _path(job)
     if path is None or not path.parent.is_dir():
         return
@@ -65,10 +66,7 @@ def keep(job: ImportJob, reading: dict[str, Any], staged: Staged) -> None:
         with partial.open("wb") as out:
             _frame(out, (_key(job, reading), staged.format, staged.encoding, staged.skipped_reasons, len(records)))
             for start in range(0, len(records), _FRAME):
-                _frame(out, [
-                    (*_fields(record), record.prepared)
-                    for record in records[start : start + _FRAME]
-                ])
+                _frame(out, list(map(_fields, records[start : start + _FRAME])))
         os.replace(partial, path)
     except (OSError, ValueError) as exc:  # a full disk, or a value marshal cannot store: the import reads the file
         log.warning("import %s: the preview's records were not kept (%s)", job.id, exc)
