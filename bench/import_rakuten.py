@@ -25,64 +25,60 @@ process, so the peak memory covers the web request, the preview and the import. 
 polling (htmx asks every second) is not counted: it is the same for every file.
 
 Where the time goes: the breakdown times the steps by wrapping the functions that do them (upload storage,
-the preview's read — decode, parse, a Record per listing —, the plan against the database, working out the
-new listings' search texts, keeping the records for the import (listings/staging.py), loading them, the
-writes, split by table (BulkWriter.insert / update), the rest of each job (mostly the commit)).
+the preview's read — decode, parse, a Record per listing —, the plan against the database, keeping the
+records for the import (listings/staging.py), loading them, the writes, split by table (BulkWriter.insert /
+update), the rest of each job (mostly the commit)).
 
-Measured on 2026-12-01 between 04:29 and 04:56 UTC, on 2 cores shared with two other benchmarks (load 4–10,
-so wall seconds swing by 2–3× from run to run and the wall ratio with them: the CPU ratio is the figure to
-compare). 100,000 rows, 3 runs each, medians (min–max), CPU seconds of the steps, before → after this
-round's changes (the before measured in the same window):
+Measured on 2026-12-01 at 10:30 UTC on a quiet 2-core machine (load < 1), 100,000 rows, 3 runs each, CPU
+seconds of the median run; the morning's figures on the same quiet machine before this round's changes in
+brackets:
 
   SQLite                          fresh                          re-import (every row's stock changed)
-  decode + parse alone (floor)    1.70 → 1.98                    2.08 → 1.87
-  upload request                  0.43 → 0.44                    0.39 → 0.37
-  preview: read                   2.62 → 2.63                    2.73 → 2.67
-  preview: plan                   0.47 → 0.42                    1.39 → 1.09
-  preview: search texts, JSON     1.27 → 0.90                    —
-  preview: keep records           0.58 → 0.55                    0.41 → 0.48
-  import: load records            0.37 → 0.35                    0.17 → 0.22
-  import: plan                    0.25 → 0.31                    0.91 → 0.69
-  import: write                   9.27 → 4.31                    0.50 → 0.45
-    products + FTS5 index              1.65
-    在庫履歴                            0.65
-    listings                           1.67                         (update) 0.42
-  import: commit, rest            0.90 → 0.89                    0.36 → 0.42
-  all, CPU                        17.0 → 11.3 (−34 %)            7.01 → 6.78
-  ratio on CPU                    10.5 (8.0–10.8) → 5.6 (5.6–6.3)    3.34 (3.33–3.52) → 3.40 (3.38–3.79)
-  ratio, wall                     10.9 (8.7–11.5) → 4.1 (3.0–8.5)    4.0 (3.8–5.3) → 4.8 (2.3–5.2)
-  peak memory                     264 → 266 MB                   264 → 266 MB
+  decode + parse alone (floor)    0.60                           0.60
+  upload request                  0.13 (0.59)                    0.12 (0.52)
+  preview: read                   0.59 (0.89)                    0.59 (0.73)
+  preview: plan                   0.10 (0.17)                    0.29 (0.35)
+  preview: search texts           — (0.33: now worked out as the rows are written)
+  preview: keep records           0.05 (0.19)                    0.08 (0.12)
+  import: load records, plan      0.11 (0.21)                    0.25 (0.28)
+  import: write                   1.11 (1.37)                    0.12 (0.14)
+    products + FTS5 index              0.51
+    listings                           0.47                         (update) 0.12
+  import: commit, rest            0.23 (0.30)                    0.12 (0.12)
+  all, CPU                        2.51 (4.41)                    1.71 (2.43)
+  ratio on CPU                    4.17 (4.09–4.18) (7.37)        2.71 (2.58–2.85) (4.07)
+  ratio, wall                     4.26 (4.19–4.27) (7.47)        2.76 (2.61–2.90) (4.13)
+  peak memory                     229 MB (267)                   239 MB (267)
 
   PostgreSQL (client CPU; the writes are the server's)
-  all, CPU                        8.79 (8.09–9.33) → 9.45 (9.42–9.48)   7.17 (6.88–7.29) → 6.56 (6.13–6.57)
-  ratio on CPU                    4.55 (3.92–5.45) → 4.55 (4.49–4.76)   3.49 (3.43–3.49) → 3.16 (2.80–3.18)
-  ratio, wall                     7.2 (5.8–7.8) → 7.9 (4.3–10.4)        5.6 (3.6–7.4) → 4.0 (3.3–5.3)
-  peak memory                     270 MB                         270 MB
+  all, CPU                        1.75                           1.44
+  ratio on CPU                    2.80 (2.74–2.86)               2.53 (2.37–2.59)
+  ratio, wall                     4.85 (4.56–4.93)               4.07 (3.94–4.23)
+  peak memory                     236 MB                         260 MB
+  the server's write (wall)       1.7 s: COPY into listings 0.8, products 0.25, the rest 在庫履歴 and linking
+                                  re-import: 0.9 s, one UPDATE … FROM of 66,000 rows
 
-The PostgreSQL after runs met a busier machine than its before runs (load 8–10 against 4–5: the untouched
-steps, the read and keeping the records, came out ~10 % dearer in CPU too). Run alternately right after
-(fresh, before / after / before / after): all, CPU 9.01, 9.42 → 7.93, 8.34; ratio on CPU 4.97, 4.74 → 4.91,
-4.21; wall 7.9, 6.0 → 12.2, 5.9. Its write is COPY, the same before and after.
+What changed this round: the readers name the columns they read and only those cells are decoded — the file
+is split into cells read as latin-1, which gives the same cells because CP932's and UTF-8's multibyte
+characters never contain `"`, `,`, CR or LF (listings/reading.py) — so the read now costs what the bare parse
+does; the upload is written once, into its place, as the request arrives (listings/uploads.py IncomingFile,
+platform/web.py); the search texts are worked out as the rows are written, stock-only updates travel as
+(quantity, id) pairs, the starting 在庫履歴 is one INSERT … SELECT. An earlier round (on a machine loaded
+with other benchmarks, so its ratios are not comparable with these) sent the rows of tables with triggers
+through a temporary table, so that FTS5 flushes its index once (bulk.BulkWriter.insert).
 
-What changed. The write of a fresh SQLite import was 9.3 s of CPU, most of it the FTS5 trigram index on
-products.search_text that tatenpo/stock/search.py keeps by a trigger: FTS5 flushes its pending terms at every
-statement, and executemany is a statement per row, so every product became a segment of its own to merge.
-BulkWriter.insert now sends the rows of a table with triggers to a temporary table and into the table in one
-INSERT … SELECT: the same trigger keeps the index in the same transaction, with one flush (products 1.65 s,
-FTS included). The preview's search texts fold a product's title once for all its SKUs and write the
-attributes' JSON directly (0.9 s); the plan looks up products only for listings that may link to one (none
-on a weekly re-import); the SKU rows of normal-item.csv are read with fewer calls per row.
-
-Still where the time goes: the read is the floor + ~35 % (a Record per listing); the fresh write is the
-inserts into indexed tables (listings has five indexes, products two plus the FTS5 index; FTS5's columnsize=0
-would save ~15 % of the index's upkeep, but changes the table: a migration); the re-import's plans read the
-store's 66,000 listings twice (preview and import). PostgreSQL: COPY into indexed tables, and for the
-re-import one UPDATE … FROM a COPY'd temporary table whose 66,000 new row versions update every index of
-listings (its full pages leave no room for HOT updates; a fillfactor below 100 on listings would be a
-migration). The databases the bench builds with create_all have no pg_trgm indexes (migration only), which
-would add to both. Not done: reusing the preview's plan in the import (tried: proving the database unchanged
-means reading the same rows the plan reads, and rebuilding 66,000 kept update rows from the stage costs as
-much as working them out again, so the re-import came out no quicker and 40 MB bigger).
+Where the rest goes, and why ≤ 2.0 is not in reach on SQLite: the floor is the bare parse (0.60 s), and the
+read alone now equals it, so everything else — the plan, the writes, the commit — must fit in one more
+floor. The fresh import's writes alone are 1.11 s (1.9 floors): 66,666 products with their FTS5 trigram index
+(0.51) and 66,666 listings into a table with seven B-trees (0.47). The re-import's two plans (preview and
+import) read the store's 66,000 listings twice (0.48 together); reusing the preview's plan was tried and
+reverted (proving the database unchanged reads the same rows). Left alone: FTS5 columnsize=0 (−0.03 s, a
+migration rebuilding the index), dropping the search_text B-trees (the listings page's capped count reads
+ix_listings_search_text as a covering index; −0.06 s), cache_size/temp_store pragmas (≤ −0.02 s). On
+PostgreSQL the client's part meets its 2.5 on CPU; the wall time is the server's COPY into indexed tables
+(the bench's create_all schema has no pg_trgm indexes, which would add to it). The bench starts a new RQ
+worker for each job, and RQ's unsubscribe sometimes waits a full second for its listener thread: a wall
+step that is exactly 1 s longer with no CPU is that, not the import.
 """
 from __future__ import annotations
 

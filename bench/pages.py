@@ -22,22 +22,27 @@ p50/p95 per scenario and p95 ÷ the trivial view's p95 (target ≤ 4) for both. 
 2-core machine one run's trivial p95 moves by a third from run to run. On SQLite the server runs with
 SQLITE_WRITER_LOCK on, as `make run` does.
 
-Measured (100,000 products, 16 clients, median of 3 runs, server p95 ÷ trivial (client), on a 2-core machine
-shared with two other benchmarks, so each run's trivial p95 moved between 38 and 120 ms):
-                 no search    common term  rare code    no hit       ✗ filter     inline save
-  SQLite         3.88 (2.92)  4.74 (3.37)  3.69 (2.66)  2.57 (1.82)  6.89 (5.00)  6.03 (4.21)
-  (no writer lock 2.57 (2.60)  3.77 (4.04)  2.67 (2.64)  1.99 (1.65)  5.94 (5.87)  8.42 (4.54))
-  PostgreSQL     3.46 (4.12)  4.01 (4.25)  3.06 (3.17)  3.19 (3.36)  5.52 (5.66)  4.21 (4.42)
-  before: SQLite 5.0 / 5.3 / 3.1 / 2.5 / 5.0, save 15; PostgreSQL 6.1 / 4.3 / 3.9 / 2.9 / 5.9, save 4.3 (server).
-Where a request's CPU goes (one thread, in-process, 100,000 products on SQLite; trivial ≈ 1 ms): the fixed
-part of any page of the table (login and session, base.html, the filters, the store list) ≈ 4.5 ms; 50 rows
-drawn (views.stock.product_rows) ≈ 1.5 ms and read (one statement) ≈ 1 ms; the common term's rows found
-row by row ≈ 2 ms (its count comes from the FTS index: stock.search.planned); the ✗ filter's walk of the
-failed pushes ≈ 4.5 ms (1,200 ✗ lines, each checked for a newer push: listing_state.failed_listings) — a stored
-"newest push failed" flag per listing would make it an index lookup. The inline save holds SQLite's write
-turn ≈ 4 ms (of which the sync entry's upsert, an uncacheable statement SQLAlchemy compiles on each save,
-≈ 0.3–0.5 ms). With SQLITE_WRITER_LOCK every statement, reads included, is prepared afresh
-(platform/sqlite_writers.py), which the page ratios above pay.
+Measured on 2026-12-01 (100,000 products, 16 clients), server p95 ÷ trivial (client) for each of three
+runs of --repeat 3 (each already the median of 3), on a quiet 2-core machine whose trivial p95 was only
+6–8 ms, so a few milliseconds of scheduling move a ratio by 1:
+                 no search         common term       rare code         no hit            ✗ filter          inline save
+  SQLite         3.96 3.26 4.23    5.23 4.61 5.26    3.31 3.32 3.84    2.64 2.72 3.42    4.15 3.83 4.61    4.33 3.78 4.48
+    (client)     (3.32 3.41 2.57)  (3.58 3.51 3.06)  (2.64 2.55 2.27)  (2.13 2.05 1.98)  (3.51 3.42 2.95)  (3.24 3.32 3.32)
+  PostgreSQL     3.13 (2.72)       3.86 (3.60)       4.03 (3.65)       2.78 (2.12)       3.99 (3.58)       3.89 (3.19)
+  before this round, on a machine busy with two other benchmarks (trivial p95 38–120 ms):
+  SQLite         3.88 (2.92)       4.74 (3.37)       3.69 (2.66)       2.57 (1.82)       6.89 (5.00)       6.03 (4.21)
+  PostgreSQL     3.46 (4.12)       4.01 (4.25)       3.06 (3.17)       3.19 (3.36)       5.52 (5.66)       4.21 (4.42)
+What changed: the ✗ filter reads a stored mark per listing (listings.push_failed, kept by sync/push.py with
+each batch's history lines, a partial index) instead of walking the failed history: its CPU per request fell
+from 4.3 to 2.8 ms (no search: 2.2 ms), 19 → 2.9 ms with a store chosen. SQLITE_WRITER_LOCK keeps sqlite3's
+statement cache (platform/sqlite_writers.py), which saved 0.2–0.3 ms a page.
+Where a request's CPU goes (one thread, in-process, 100,000 products on SQLite; trivial ≈ 0.4 ms): no search
+≈ 2.3 ms — the fixed part of any page of the table (login and session, base.html, the filters, the store
+list), 50 rows drawn (views.stock.product_rows) and read (one statement); the common term ≈ 3.1 ms, its rows
+found row by row (its count comes from the FTS index: stock.search.planned); a rare code ≈ 2.2 ms. What is
+over the target is the common term's server p95 on SQLite: about 1 ms of CPU more than the plain page, which
+on two cores shared by 16 clients and 8 server threads becomes 4–5× the trivial view's 7 ms p95 (as the
+clients wait for it, queue included, 3.1–3.6×).
 """
 from __future__ import annotations
 
