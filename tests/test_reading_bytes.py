@@ -20,6 +20,7 @@ from sqlalchemy import select
 from tatenpo.listings import uploads
 from tatenpo.listings.reading import FileProblem, UndeclaredColumn, open_table
 from tatenpo.models import ImportJob, Listing
+from tatenpo.platform import incoming_files
 from tatenpo.platform.extensions import db
 
 from .listing_helpers import fixture, import_file, listings_of, upload
@@ -233,7 +234,7 @@ def test_an_upload_cut_short_leaves_no_file(app, client, auth, make, monkeypatch
     store = make.store(mall="rakuten")
     # Held here, the half-written file is not closed by being dropped: the request itself must remove it.
     started = []
-    monkeypatch.setattr(uploads, "incoming", lambda new=uploads.incoming: started.append(new()) or started[-1])
+    monkeypatch.setattr(incoming_files, "incoming", lambda new=incoming_files.incoming: started.append(new()) or started[-1])
     body = (f'--XyZ\r\nContent-Disposition: form-data; name="store_id"\r\n\r\n{store.id}\r\n'
             '--XyZ\r\nContent-Disposition: form-data; name="files"; filename="item.csv"\r\n'
             'Content-Type: text/csv\r\n\r\n').encode() + fixture("rakuten-normal-item.csv")  # no closing boundary
@@ -247,7 +248,7 @@ def test_an_upload_cut_short_leaves_no_file(app, client, auth, make, monkeypatch
 
 def test_what_a_stopped_web_process_left_is_pruned(app):
     with app.app_context():
-        stale, fresh = uploads.incoming(), uploads.incoming()
+        stale, fresh = incoming_files.incoming(), incoming_files.incoming()
         stale.write(b"half an upload")
         stale.flush()
         old = time.time() - 2 * 24 * 3600

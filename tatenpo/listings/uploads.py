@@ -2,17 +2,15 @@
 with their size and SHA-256 recorded on the ImportJob. Shared by 販売取込, 在庫取込 and 受注取込.
 
 The web request writes each uploaded file straight under instance/uploads/incoming/ as it arrives (an
-IncomingFile, see platform/web.py's Request), and save_upload moves it into its upload's folder: a 100 MB
+IncomingFile: platform/incoming_files.py, platform/web.py's Request), and save_upload moves it into its upload's
+folder: a 100 MB
 file is written to disk once, not to a temporary file first and copied after.
 """
 from __future__ import annotations
 
 import hashlib
-import io
-import os
 import secrets
 import shutil
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO, Optional
@@ -23,6 +21,8 @@ from flask_babel import lazy_gettext as _l
 from tatenpo.listings.reading import FileProblem
 from tatenpo.models import ImportJob, utcnow
 from tatenpo.platform.extensions import db
+from tatenpo.platform import incoming_files
+from tatenpo.platform.incoming_files import IncomingFile
 from tatenpo.platform.instance import private_folder
 
 _BLOCK = 1 << 20
@@ -34,41 +34,6 @@ def upload_root() -> Path:
 
 def size_limit() -> int:
     return int(current_app.config.get("MAX_CONTENT_LENGTH") or 100 * 1024 * 1024)
-
-
-# Incoming files older than this are what a crashed web process left: prune removes them.
-_INCOMING_HOURS = 24
-
-
-class IncomingFile(io.BufferedRandom):
-    """An uploaded file as the web request receives it, on disk under instance/uploads/incoming/. save_upload
-    keeps it (moves it into the upload's folder); closing it removes it otherwise, so an upload the request
-    refused or never finished leaves nothing behind (the request closes its files at its end)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        super().__init__(io.FileIO(path, "w+", opener=_private))
-
-    def keep(self, target: Path) -> None:
-        """Move the file to `target`; closed first (Windows moves no open file)."""
-        super().close()
-        os.replace(self.path, target)
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self.path.unlink(missing_ok=True)  # a kept file is no longer there
-
-
-def _private(path: str, flags: int) -> int:
-    return os.open(path, flags, 0o600)  # the shop's data: owner only, whatever the umask
-
-
-def incoming() -> IncomingFile:
-    """A new file for an upload the web request is receiving (platform/web.py)."""
-    folder = private_folder(upload_root() / "incoming")
-    return IncomingFile(folder / f"{secrets.token_hex(12)}.part")
 
 
 def _safe_name(filename: str) -> str:
@@ -174,16 +139,5 @@ def prune(days: int = KEEP_DAYS) -> int:
         discard(job)
         job.stored_path = None
         job.options = {**(job.options or {}), "files": []}
-    _prune_incoming()
+    incoming_files.prune()
     return len(stale)
-
-
-def _prune_incoming() -> None:
-    """Remove the incoming files a web process that stopped mid-upload left (a live request closes its own)."""
-    before = time.time() - _INCOMING_HOURS * 3600
-    for path in (upload_root() / "incoming").glob("*.part"):
-        try:
-            if path.stat().st_mtime < before:
-                path.unlink()
-        except FileNotFoundError:  # its request closed it meanwhile
-            pass

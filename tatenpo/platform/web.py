@@ -12,6 +12,8 @@ from flask_babel import format_datetime, format_decimal, get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 
+from tatenpo.platform import incoming_files
+
 log = logging.getLogger(__name__)
 
 CSP = (
@@ -92,14 +94,12 @@ def datetime_local(value, fmt: str = "yyyy/MM/dd HH:mm") -> str:
 
 
 class Request(flask.Request):
-    """Uploaded files are written once, as they arrive, where the upload is kept (listings/uploads.py), not
-    to a temporary file that storing the upload would copy again; the request removes at its end those it
-    did not keep (a refused form, an upload cut short)."""
+    """Uploaded files are written once, as they arrive, beside where uploads are kept (platform/incoming_files.py),
+    not to a temporary file that storing the upload would copy again; the request removes at its end those
+    it did not keep (a refused form, an upload cut short)."""
 
     def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
-        from tatenpo.listings import uploads  # at use: loading the platform loads no domain module
-
-        stream = uploads.incoming()
+        stream = incoming_files.incoming()
         self.__dict__.setdefault("_incoming", []).append(stream)
         return stream
 
