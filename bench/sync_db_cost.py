@@ -27,16 +27,17 @@ load from the neighbours falls on both, and each run's ratio is printed with the
 Each size gets a database of its own, named after --database with the size appended (…_10000,
 …_1000000), created if missing and emptied first; they are dropped at the end unless --keep (then
 bench/history_pages.py can measure the 在庫同期履歴 page on the large one). 90 days at a million listings is
-about 20 GB on disk and takes 25 minutes to generate on a small shared machine (2 cores). --runs 0 builds
+about 20 GB on disk and takes 5 minutes to generate on a quiet 2-core machine (25 on a busy one). --runs 0 builds
 and stops; --reuse measures on the databases a --keep run left, as they are (each run's prune has taken
 one more day: run after run the history shortens by a day).
 
-Measured with the COPY counted (2 shared cores, other benches running; each run's median of 7 rounds):
-10,000 listings 250 / 668 / 344 ms, 1,000,000 listings 764 / 619 / 520 ms, in 56 statements of which the
-history's COPY takes 94–202 ms; ratio 3.05 / 0.93 / 1.51, median 1.51 (1.12 before, the COPY uncounted).
-The noise is the neighbours' (a run's 10,000-listing rounds moved from 183 ms to 2.5 s); what does grow with
-the history is the COPY's index upkeep — a thousand lines land on scattered pages of the (listing_id, id)
-index of 90 M lines. The daily prune at a million listings: 1,000,000 lines in 22–38 s.
+Measured on 2026-12-01 on a quiet 2-core machine, the COPY counted, each run's median of 7 rounds:
+10,000 listings 58 / 71 / 69 ms, 1,000,000 listings 88 / 89 / 97 ms, in 59 statements (the listings' ✗ mark
+is one of them) of which the history's COPY takes 21–23 ms and 28–29 ms; ratio 1.53 / 1.25 / 1.41, median
+1.41. The daily prune at a million listings: 1,000,000 lines in 4.9–8.1 s. The same bench beside two other
+benchmarks (2026-11-30) gave 250–668 ms and 520–764 ms, ratio 0.93–3.05 (median 1.51), prune 22–38 s: the
+noise is the neighbours'. What does grow with the history is the COPY's index upkeep — a thousand lines land
+on scattered pages of the (listing_id, id) index of 90 M lines.
 """
 from __future__ import annotations
 
