@@ -220,7 +220,9 @@ class Product(db.Model):
     is_set: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Bumped by every stock mutation; also the row lock taken first (see inventory.lock_product).
     version: Mapped[int] = mapped_column(Integer, default=0)
-    search_text: Mapped[str] = mapped_column(String(800), default="", index=True)
+    # Indexed as each database searches it best (tatenpo.stock.search.SEARCH_TEXT_INDEXES): with the code on
+    # SQLite, alone on PostgreSQL.
+    search_text: Mapped[str] = mapped_column(String(800), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 

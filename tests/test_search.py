@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, inspect, select, text
 
 from tatenpo.models import Listing, Product, search_key
 from tatenpo.platform.extensions import db
@@ -124,6 +124,42 @@ def test_a_common_word_is_tested_row_by_row_and_a_rare_one_looked_up(app, client
     assert "1件中 1–1件" in rare and ">C00042<" in rare
 
 
+
+def test_a_deep_page_of_a_common_word_shows_its_fifty_rows_in_code_order(app, client, auth):
+    from sqlalchemy import event
+
+    from tatenpo.stock.search import FEW_ROWS, PRODUCTS_BY_CODE
+
+    with app.app_context():
+        # Every other product has the word: page 3 of it is the 101st to 150th of them, in code order.
+        names = {i: "テスト" if i % 2 == 0 else "マグ" for i in range(2 * FEW_ROWS + 2)}
+        db.session.execute(Product.__table__.insert(), [
+            {"code": f"C{i:05d}", "name": name, "on_hand": i, "allocated": 0, "stock_managed": True, "version": 0,
+             "search_text": search_key(f"C{i:05d}", name)} for i, name in names.items()])
+        db.session.commit()
+        engine = db.engine
+    statements = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        if "sellable" in statement:
+            statements.append((statement, parameters))
+
+    auth.login()
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        page = client.get("/products?q=ﾃｽﾄ&page=3").get_data(as_text=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    shown = [code for code in (f"C{i:05d}" for i in range(2 * FEW_ROWS + 2)) if f">{code}<" in page]
+    assert shown == [f"C{i:05d}" for i in range(200, 300, 2)]
+    assert "101–150件目" in page
+    if engine.dialect.name == "sqlite":
+        # The rows tested on the way to page 3 are read from the index of codes with their search texts alone.
+        (statement, parameters), = statements
+        with engine.connect() as connection:
+            plan = " | ".join(row[3] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+        assert f"SCAN products USING COVERING INDEX {PRODUCTS_BY_CODE}" in plan
+
 def test_the_index_follows_new_renamed_and_deleted_products(app, client, auth, make):
     kept = make.product(code="KEEP-1", name="古い名前")
     gone = make.product(code="GONE-1", name="消える商品")
@@ -143,7 +179,7 @@ def test_the_index_follows_new_renamed_and_deleted_products(app, client, auth, m
 
 @pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="SQLite's FTS5 table (PostgreSQL: pg_trgm)")
 def test_the_migration_indexes_the_products_already_there(tmp_path):
-    from tatenpo.stock.search import PRODUCTS_FTS
+    from tatenpo.stock.search import PRODUCTS_BY_CODE, PRODUCTS_FTS
 
     url = "sqlite:///" + str(tmp_path / "old.db")
     env = dict(os.environ, DATABASE_URL=url, TATENPO_INSTANCE=str(tmp_path))
@@ -164,4 +200,7 @@ def test_the_migration_indexes_the_products_already_there(tmp_path):
     with engine.connect() as connection:
         found = connection.execute(text(f"SELECT rowid FROM {PRODUCTS_FTS} WHERE {PRODUCTS_FTS} MATCH '\"テスト\"'"))
         assert found.scalars().all() == [1]
+    # The search text is kept in one B-tree, with the code (stock.search.SEARCH_TEXT_INDEXES).
+    assert {index["name"]: index["column_names"] for index in inspect(engine).get_indexes("products")} == {
+        PRODUCTS_BY_CODE: ["code", "search_text"]}
     engine.dispose()

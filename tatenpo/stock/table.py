@@ -64,7 +64,8 @@ def product_rows(statement, params: dict) -> list[ProductRow]:
     stores: dict = {}
     width = len(ProductRow.COLUMNS)
     # Plain columns: Core execution, without the ORM's result machinery (a page reads, nothing is pending).
-    for columns in db.session.connection().execute(_with_states(statement), params):
+    connection = db.session.connection()
+    for columns in connection.execute(_with_states(statement, connection.dialect.name == "sqlite"), params):
         row = rows.get(columns[0])
         if row is None:
             row = rows[columns[0]] = ProductRow(*columns[:width])
@@ -81,7 +82,14 @@ def product_row(product_id: int) -> Optional[ProductRow]:
 
 
 @functools.lru_cache(maxsize=128)
-def _with_states(statement):
+def _with_states(statement, ids_first: bool):
+    # SQLite: the page's ids first, then their rows. The ids of a search tested row by row then come from an
+    # index alone (search.PRODUCTS_BY_CODE), and the table and the 販売可能数 are read for the page's fifty
+    # rows only, not for every row passed over on the way to page 40 (0.9 ms less there). PostgreSQL keeps
+    # the plain form: it plans the nested form 1–2 ms longer than that saves.
+    if ids_first:
+        page = statement.with_only_columns(Product.id).scalar_subquery()
+        statement = select(*ProductRow.COLUMNS).where(Product.id.in_(page))
     products = statement.subquery()
     return listing_state.with_states(products).order_by(products.c.code, Listing.store_id, Listing.id)
 
