@@ -1,5 +1,6 @@
 """The ✗ mark (Listing.push_failed): the push keeps it with the history lines it writes, the ✗ filters read
-it, and it always says what the newest line of the listing says — the badge's ✗ and the filter agree."""
+it, and it always says what the newest line of the listing says — the badge's ✗ and the filter agree. Every
+filter (同期待ち, ✗, 未反映) lists exactly the listings whose badge shows its state."""
 from __future__ import annotations
 
 import os
@@ -9,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text, update
 
 from tatenpo.malls.base import HINT_ITEM, HINT_LOGIN, ItemResult, MallError
-from tatenpo.models import Listing, SyncAttempt, SyncRun, utcnow
+from tatenpo.models import Listing, SyncAttempt, SyncEntry, SyncRun, utcnow
 from tatenpo.platform.extensions import db
 from tatenpo.stock import inventory
 from tatenpo.sync import listing_state, push, retention
@@ -248,3 +249,71 @@ def _history_before_the_mark(connection) -> None:
     connection.execute(text(
         "INSERT INTO sync_attempts (run_id, store_id, listing_id, listing_code, quantity, ok, will_retry, created_at) "
         "VALUES (:run, :store, NULL, 'GONE', 1, false, false, :now)"), {"run": run, "store": store, "now": now})
+
+
+# (name, the listing's situation, the badge it shows). Each situation: a failed or ok newest push (and whether
+# the engine retries it), an entry in the schedule due before or after now, the rules that decide whether the
+# listing is pushed at all, and the mall's reflection.
+SITUATIONS = [
+    ("pushed and shown", dict(attempt=(True, False)), listing_state.OK),
+    ("a failure being retried", dict(attempt=(False, True), entry=timedelta(seconds=30)), listing_state.PENDING),
+    ("a failure parked for an hour", dict(attempt=(False, False), entry=timedelta(hours=1)), listing_state.FAILED),
+    ("a parked failure due again (a stock edit)", dict(attempt=(False, False), entry=-timedelta(seconds=1)),
+     listing_state.PENDING),
+    ("a failure left without an entry", dict(attempt=(False, False)), listing_state.FAILED),
+    ("a failure, then sync switched off", dict(attempt=(False, False), sync_enabled=False), listing_state.OFF),
+    ("a failure, then the store stopped", dict(attempt=(False, False), auto_sync=False), listing_state.OFF),
+    ("a failure, then 在庫管理しない", dict(attempt=(False, False), stock_managed=False), listing_state.OFF),
+    ("a failure, then unlinked", dict(attempt=(False, False), linked=False), listing_state.OFF),
+    ("pushed, not shown by the mall", dict(attempt=(True, False), reflected=False), listing_state.UNREFLECTED),
+    ("not shown, then sync switched off", dict(attempt=(True, False), reflected=False, sync_enabled=False),
+     listing_state.OFF),
+    ("waiting for its first push", dict(entry=timedelta(0)), listing_state.PENDING),
+    ("never pushed", dict(), listing_state.NEVER),
+]
+
+
+def test_each_filter_lists_exactly_the_listings_whose_badge_shows_its_state(app, make, client, auth):
+    make.application(malls=("rakuten",))
+    running, stopped = make.store(name="楽天店"), make.store(name="停止中の店", auto_sync=False)
+    now = utcnow()
+    made = {}
+    with app.app_context():
+        run = SyncRun(store_id=running.id, trigger="schedule", status="partial")
+        db.session.add(run)
+        db.session.commit()
+        run_id = run.id
+    for number, (name, situation, _badge) in enumerate(SITUATIONS):
+        product = make.product(code=f"S-{number:02d}", stock_managed=situation.get("stock_managed", True))
+        store = stopped if situation.get("auto_sync", True) is False else running
+        listing = make.listing(store, product if situation.get("linked", True) else None, code=f"S-{number:02d}",
+                               sync_enabled=situation.get("sync_enabled", True), reflected=situation.get("reflected"))
+        made[listing.id] = (name, listing.code)
+        with app.app_context():
+            if "attempt" in situation:
+                ok, will_retry = situation["attempt"]
+                # An older push of the other outcome first: the badge and the filters read the newest.
+                for earlier, line_ok in ((True, not ok), (False, ok)):
+                    db.session.add(SyncAttempt(run_id=run_id, store_id=store.id, listing_id=listing.id,
+                                               listing_code=listing.code, quantity=1, ok=line_ok,
+                                               will_retry=will_retry and not earlier, message=None if line_ok else "✗"))
+                    db.session.flush()
+                db.session.get(Listing, listing.id).push_failed = not ok  # as sync.push.mark_newest keeps it
+            if "entry" in situation:
+                db.session.add(SyncEntry(listing_id=listing.id, store_id=store.id, target_quantity=1,
+                                         due_at=now + situation["entry"]))
+            db.session.commit()
+
+    with app.app_context():
+        listings = db.session.scalars(select(Listing).where(Listing.id.in_(made))).all()
+        badges = {listing_id: badge.state for listing_id, badge in listing_state.states(listings).items()}
+    assert {made[i][0]: state for i, state in badges.items()} == {name: badge for name, _s, badge in SITUATIONS}
+    auth.login()
+    for state in listing_state.FILTERS:
+        with app.app_context():
+            filtered = set(db.session.scalars(select(Listing.id).where(listing_state.condition(state))))
+        assert filtered == {i for i, badge in badges.items() if badge == state}, state
+        # 商品・在庫 lists the products of those listings (each product here has one listing).
+        page = client.get(f"/products?state={state}").get_data(as_text=True)
+        shown = {i for i, (_name, code) in made.items() if f">{code}<" in page}
+        assert shown == filtered, state

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional, Protocol
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import DateTime, and_, bindparam, exists, func, not_, or_, select
+from sqlalchemy.orm import aliased
 
 from tatenpo.models import Listing, Product, Store, SyncAttempt, SyncEntry, utcnow
 from tatenpo.platform.extensions import db
@@ -189,13 +190,44 @@ def _state(
 
 
 def condition(state: str):
-    """A WHERE condition on Listing for one of FILTERS."""
+    """A WHERE condition on Listing for one of FILTERS: the listings whose badge shows that state (`_state`
+    as SQL), so a filter never lists a row whose badge says otherwise — a failure being retried is 同期待ち,
+    an old failure of a listing no longer pushed is not ✗."""
     if state == PENDING:
-        return exists().where(SyncEntry.listing_id == Listing.id)
+        return and_(_has_entry(), not_(_parked_failure()))
     if state == FAILED:
-        # The newest push failed: the mark the push keeps with the history (sync.push.mark_newest), the ✗
-        # listings alone in a partial index (ix_listings_push_failed), however long the history.
-        return Listing.push_failed
+        # The newest push failed — the mark the push keeps with the history (sync.push.mark_newest), the ✗
+        # listings alone in a partial index (ix_listings_push_failed), however long the history: the rest is
+        # checked for those few rows only.
+        return and_(Listing.push_failed, or_(_parked_failure(), and_(not_(_has_entry()), _pushed())))
     if state == UNREFLECTED:
-        return and_(Listing.reflected.is_(False))
+        return and_(Listing.reflected.is_(False), not_(Listing.push_failed), not_(_has_entry()), _pushed())
     raise ValueError(state)
+
+
+def _has_entry():
+    entry = aliased(SyncEntry)
+    return exists().where(entry.listing_id == Listing.id)
+
+
+def _parked_failure():
+    """`_state`'s ✗ with an entry: the newest push failed for good (no retry) and the entry is parked until
+    later (sync.push parks it an hour). Once it is due again, a new push is on its way: 同期待ち."""
+    entry, newest = aliased(SyncEntry), aliased(SyncAttempt)
+    retries = (select(newest.will_retry).where(newest.listing_id == Listing.id).order_by(newest.id.desc())
+               .limit(1).scalar_subquery())
+    # The time of each execution, not of the statement's building: pages keep their statements.
+    now = bindparam("state_now", callable_=utcnow, type_=DateTime())
+    return and_(Listing.push_failed, exists().where(entry.listing_id == Listing.id, entry.due_at > now),
+                not_(func.coalesce(retries, False)))
+
+
+def _pushed():
+    """rules.is_pushed for the listing, its product and store read by id (aliases: the statement around may
+    select products or stores itself)."""
+    product, store = aliased(Product), aliased(Store)
+    return rules.is_pushed_sql(
+        Listing.product_id, Listing.sync_enabled,
+        select(product.stock_managed).where(product.id == Listing.product_id).scalar_subquery(),
+        select(store.auto_sync).where(store.id == Listing.store_id).scalar_subquery(),
+    )
