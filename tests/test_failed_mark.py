@@ -263,6 +263,8 @@ SITUATIONS = [
     ("a failure left without an entry", dict(attempt=(False, False)), listing_state.FAILED),
     ("a failure, then sync switched off", dict(attempt=(False, False), sync_enabled=False), listing_state.OFF),
     ("a failure, then the store stopped", dict(attempt=(False, False), auto_sync=False), listing_state.OFF),
+    ("a parked failure of a stopped store", dict(attempt=(False, False), entry=timedelta(hours=1), auto_sync=False),
+     listing_state.FAILED),
     ("a failure, then 在庫管理しない", dict(attempt=(False, False), stock_managed=False), listing_state.OFF),
     ("a failure, then unlinked", dict(attempt=(False, False), linked=False), listing_state.OFF),
     ("pushed, not shown by the mall", dict(attempt=(True, False), reflected=False), listing_state.UNREFLECTED),
@@ -307,6 +309,7 @@ def test_each_filter_lists_exactly_the_listings_whose_badge_shows_its_state(app,
     with app.app_context():
         listings = db.session.scalars(select(Listing).where(Listing.id.in_(made))).all()
         badges = {listing_id: badge.state for listing_id, badge in listing_state.states(listings).items()}
+        in_stopped = {listing.id for listing in listings if listing.store_id == stopped.id}
     assert {made[i][0]: state for i, state in badges.items()} == {name: badge for name, _s, badge in SITUATIONS}
     auth.login()
     for state in listing_state.FILTERS:
@@ -317,3 +320,8 @@ def test_each_filter_lists_exactly_the_listings_whose_badge_shows_its_state(app,
         page = client.get(f"/products?state={state}").get_data(as_text=True)
         shown = {i for i, (_name, code) in made.items() if f">{code}<" in page}
         assert shown == filtered, state
+        page = client.get(f"/products?state={state}&store={stopped.id}").get_data(as_text=True)
+        shown = {i for i, (_name, code) in made.items() if f">{code}<" in page}
+        assert shown == filtered & in_stopped, state
+    # The store filter was put to the test: the stopped store has a ✗ listing.
+    assert in_stopped & {i for i, badge in badges.items() if badge == listing_state.FAILED}

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from sqlalchemy import Integer, bindparam, exists, select
+from sqlalchemy.orm import aliased
 
 from tatenpo.models import Listing, Product
 from tatenpo.platform.extensions import db
@@ -101,17 +102,18 @@ def statement(search: str | None, by_store: bool, link: str | None, state: str |
     products = select(*ProductRow.COLUMNS).order_by(Product.code)
     if search:
         products = products.where(matches(Product.search_text, indexed=search == FEW))
-    listing_of_product = [Listing.product_id == Product.id]
-    if by_store:
-        listing_of_product.append(Listing.store_id == bindparam("store_id", type_=Integer()))
+    of_store = [Listing.store_id == bindparam("store_id", type_=Integer())] if by_store else []
     if state:
-        listing_of_product.append(listing_state.condition(state))
-    if state == listing_state.FAILED:
-        # The ✗ listings are few, marked in a partial index (ix_listings_push_failed): look their products up,
-        # not test every product.
-        products = products.where(Product.id.in_(select(Listing.product_id).where(*listing_of_product[1:])))
-    elif by_store or state or link == "linked":
-        products = products.where(exists().where(*listing_of_product))
+        # The listings in that state first, then their products: the ✗ ones are few and marked in a partial
+        # index (ix_listings_push_failed), the waiting ones are the schedule's entries — testing every product
+        # for such a listing read the whole catalog when there were none. The listing's product is joined (an
+        # alias: the products around are the page's) for the badge's 在庫管理しない.
+        product = aliased(Product)
+        in_state = (select(Listing.product_id).join(product, product.id == Listing.product_id)
+                    .where(listing_state.condition(state, managed=product.stock_managed), *of_store))
+        products = products.where(Product.id.in_(in_state))
+    elif by_store or link == "linked":
+        products = products.where(exists().where(Listing.product_id == Product.id, *of_store))
     elif link == "unlinked":
         products = products.where(~exists().where(Listing.product_id == Product.id))
     return products

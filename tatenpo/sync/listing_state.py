@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional, Protocol
 
-from sqlalchemy import DateTime, and_, bindparam, exists, func, not_, or_, select
+from sqlalchemy import DateTime, and_, bindparam, func, not_, or_, select
 from sqlalchemy.orm import aliased
 
 from tatenpo.models import Listing, Product, Store, SyncAttempt, SyncEntry, utcnow
@@ -189,25 +189,27 @@ def _state(
     return NEVER, None
 
 
-def condition(state: str):
+def condition(state: str, managed=None):
     """A WHERE condition on Listing for one of FILTERS: the listings whose badge shows that state (`_state`
     as SQL), so a filter never lists a row whose badge says otherwise — a failure being retried is 同期待ち,
-    an old failure of a listing no longer pushed is not ✗."""
+    an old failure of a listing no longer pushed is not ✗. `managed`: the listing's product's stock_managed
+    where the statement has it at hand (else it is looked up by id)."""
     if state == PENDING:
         return and_(_has_entry(), not_(_parked_failure()))
     if state == FAILED:
         # The newest push failed — the mark the push keeps with the history (sync.push.mark_newest), the ✗
         # listings alone in a partial index (ix_listings_push_failed), however long the history: the rest is
         # checked for those few rows only.
-        return and_(Listing.push_failed, or_(_parked_failure(), and_(not_(_has_entry()), _pushed())))
+        return and_(Listing.push_failed, or_(_parked_failure(), and_(not_(_has_entry()), _pushed(managed))))
     if state == UNREFLECTED:
-        return and_(Listing.reflected.is_(False), not_(Listing.push_failed), not_(_has_entry()), _pushed())
+        return and_(Listing.reflected.is_(False), not_(Listing.push_failed), not_(_has_entry()), _pushed(managed))
     raise ValueError(state)
 
 
 def _has_entry():
+    # As IN (…), not EXISTS: the schedule's entries are few, and both databases can start from them.
     entry = aliased(SyncEntry)
-    return exists().where(entry.listing_id == Listing.id)
+    return Listing.id.in_(select(entry.listing_id))
 
 
 def _parked_failure():
@@ -218,16 +220,17 @@ def _parked_failure():
                .limit(1).scalar_subquery())
     # The time of each execution, not of the statement's building: pages keep their statements.
     now = bindparam("state_now", callable_=utcnow, type_=DateTime())
-    return and_(Listing.push_failed, exists().where(entry.listing_id == Listing.id, entry.due_at > now),
+    return and_(Listing.push_failed, Listing.id.in_(select(entry.listing_id).where(entry.due_at > now)),
                 not_(func.coalesce(retries, False)))
 
 
-def _pushed():
-    """rules.is_pushed for the listing, its product and store read by id (aliases: the statement around may
-    select products or stores itself)."""
+def _pushed(managed=None):
+    """rules.is_pushed for the listing; its product's stock_managed is `managed`, or read by id, as its store's
+    auto_sync is (aliases: the statement around may select products or stores itself)."""
     product, store = aliased(Product), aliased(Store)
+    if managed is None:
+        managed = select(product.stock_managed).where(product.id == Listing.product_id).scalar_subquery()
     return rules.is_pushed_sql(
-        Listing.product_id, Listing.sync_enabled,
-        select(product.stock_managed).where(product.id == Listing.product_id).scalar_subquery(),
-        select(store.auto_sync).where(store.id == Listing.store_id).scalar_subquery(),
+        Listing.product_id, Listing.sync_enabled, managed,
+        Listing.store_id.in_(select(store.id).where(store.auto_sync.is_(True))).self_group(),
     )
