@@ -24,25 +24,29 @@ SQLITE_WRITER_LOCK on, as `make run` does.
 
 Measured on 2026-12-01 (100,000 products, 16 clients), server p95 ÷ trivial (client) for each of three
 runs of --repeat 3 (each already the median of 3), on a quiet 2-core machine whose trivial p95 was only
-6–8 ms, so a few milliseconds of scheduling move a ratio by 1:
+6–8 ms, so a few milliseconds of scheduling move a ratio by 1. Late that day, after this round's changes:
                  no search         common term       rare code         no hit            ✗ filter          inline save
+  SQLite         2.96 2.87 2.74    3.34 3.48 3.22    2.37 3.05 2.41    2.08 2.30 2.08    3.47 3.47 3.61    2.81 3.46 3.07
+    (client)     (2.87 2.90 2.57)  (3.22 3.26 2.83)  (2.55 2.57 2.36)  (1.94 2.16 1.96)  (3.60 3.17 3.19)  (3.05 3.24 3.09)
+  PostgreSQL     2.79 2.92         3.49 3.43         3.67 3.38         2.27 2.20         3.90 4.11         3.53 3.36
+    (client)     (2.55 2.93)       (3.39 3.59)       (3.03 3.33)       (2.19 2.14)       (3.79 4.24)       (3.04 3.57)
+  that morning, before them:
   SQLite         3.96 3.26 4.23    5.23 4.61 5.26    3.31 3.32 3.84    2.64 2.72 3.42    4.15 3.83 4.61    4.33 3.78 4.48
     (client)     (3.32 3.41 2.57)  (3.58 3.51 3.06)  (2.64 2.55 2.27)  (2.13 2.05 1.98)  (3.51 3.42 2.95)  (3.24 3.32 3.32)
   PostgreSQL     3.13 (2.72)       3.86 (3.60)       4.03 (3.65)       2.78 (2.12)       3.99 (3.58)       3.89 (3.19)
-  before this round, on a machine busy with two other benchmarks (trivial p95 38–120 ms):
-  SQLite         3.88 (2.92)       4.74 (3.37)       3.69 (2.66)       2.57 (1.82)       6.89 (5.00)       6.03 (4.21)
-  PostgreSQL     3.46 (4.12)       4.01 (4.25)       3.06 (3.17)       3.19 (3.36)       5.52 (5.66)       4.21 (4.42)
-What changed: the ✗ filter reads a stored mark per listing (listings.push_failed, kept by sync/push.py with
-each batch's history lines, a partial index) instead of walking the failed history: its CPU per request fell
-from 4.3 to 2.8 ms (no search: 2.2 ms), 19 → 2.9 ms with a store chosen. SQLITE_WRITER_LOCK keeps sqlite3's
-statement cache (platform/sqlite_writers.py), which saved 0.2–0.3 ms a page.
+What changed that day: on SQLite a page reads its fifty ids first and then their rows (stock/table.py), and the
+search text is indexed with the code (ix_products_code_search_text, stock/search.py): the rows a common word
+tests on the way to page 40 are read from that index alone, and the table and the 販売可能数 only for the page's
+rows — the common term's deepest pages cost 0.9 ms less, every page a little less. The state filters now list
+exactly the listings whose badge shows the state (a failure being retried is 同期待ち, not ✗; an old failure of
+a listing no longer pushed is not ✗): the ✗ filter checks its few marked listings against the schedule and the
+rules, about 1 ms more of PostgreSQL's time, which is why its ✗ figures moved up (3.8–4.1; one run of the six
+measured 7.6, a stall of the machine). PostgreSQL's connections run without JIT (a short query whose estimate
+passed jit_above_cost spent 300–400 ms compiling).
 Where a request's CPU goes (one thread, in-process, 100,000 products on SQLite; trivial ≈ 0.4 ms): no search
 ≈ 2.3 ms — the fixed part of any page of the table (login and session, base.html, the filters, the store
-list), 50 rows drawn (views.stock.product_rows) and read (one statement); the common term ≈ 3.1 ms, its rows
-found row by row (its count comes from the FTS index: stock.search.planned); a rare code ≈ 2.2 ms. What is
-over the target is the common term's server p95 on SQLite: about 1 ms of CPU more than the plain page, which
-on two cores shared by 16 clients and 8 server threads becomes 4–5× the trivial view's 7 ms p95 (as the
-clients wait for it, queue included, 3.1–3.6×).
+list), 50 rows drawn (views.stock.product_rows) and read (one statement); the common term ≈ 0.4 ms more on
+average (its count comes from the FTS index: stock.search.planned), page 40 ≈ 0.7 ms more; a rare code ≈ 2.2 ms.
 """
 from __future__ import annotations
 
