@@ -335,6 +335,10 @@ class Listing(db.Model):
         # term).
         Index("ix_listings_push_failed", "store_id", "code",
               sqlite_where=text("push_failed = 1"), postgresql_where=text("push_failed")),
+        # The 未反映 listings alone, the same way (the 未反映 filters, the top page's and the onboarding's counts):
+        # `Listing.reflected.is_(False)` as each database renders it.
+        Index("ix_listings_unreflected", "store_id", "code",
+              sqlite_where=text("reflected IS 0"), postgresql_where=text("reflected IS false")),
         CheckConstraint("max_quantity is null or max_quantity >= 0", name="max_quantity"),
     )
 

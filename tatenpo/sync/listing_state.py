@@ -202,7 +202,11 @@ def condition(state: str, managed=None):
         # checked for those few rows only.
         return and_(Listing.push_failed, or_(_parked_failure(), and_(not_(_has_entry()), _pushed(managed))))
     if state == UNREFLECTED:
-        return and_(Listing.reflected.is_(False), not_(Listing.push_failed), not_(_has_entry()), _pushed(managed))
+        # The rules as one expression: SQLite, which has no statistics, would otherwise read "product_id IS NOT
+        # NULL" as a range of ix_listings_product_id (every linked listing) rather than take the few 未反映
+        # listings from their partial index (ix_listings_unreflected).
+        return and_(Listing.reflected.is_(False), not_(Listing.push_failed), not_(_has_entry()),
+                    func.coalesce(_pushed(managed), False).is_(True))
     raise ValueError(state)
 
 
