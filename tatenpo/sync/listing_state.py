@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional, Protocol
 
-from sqlalchemy import DateTime, and_, bindparam, func, not_, or_, select
+from sqlalchemy import DateTime, and_, bindparam, exists, func, not_, or_, select
 from sqlalchemy.orm import aliased
 
 from tatenpo.models import Listing, Product, Store, SyncAttempt, SyncEntry, utcnow
@@ -195,11 +195,14 @@ def condition(state: str, managed=None):
     an old failure of a listing no longer pushed is not ✗. `managed`: the listing's product's stock_managed
     where the statement has it at hand (else it is looked up by id)."""
     if state == PENDING:
-        return and_(_has_entry(), not_(_parked_failure()))
+        # Started from the schedule's entries (IN: both databases can begin with them), each checked for a
+        # parked failure.
+        entry = aliased(SyncEntry)
+        return and_(Listing.id.in_(select(entry.listing_id)), not_(_parked_failure()))
+    # ✗ and 未反映 start from their marked listings (partial indexes), each looked up in the schedule by its
+    # listing (EXISTS): during a full push the schedule holds the whole catalog, too many to gather first.
     if state == FAILED:
-        # The newest push failed — the mark the push keeps with the history (sync.push.mark_newest), the ✗
-        # listings alone in a partial index (ix_listings_push_failed), however long the history: the rest is
-        # checked for those few rows only.
+        # The newest push failed: the mark the push keeps with the history (sync.push.mark_newest).
         return and_(Listing.push_failed, or_(_parked_failure(), and_(not_(_has_entry()), _pushed(managed))))
     if state == UNREFLECTED:
         # The rules as one expression: SQLite, which has no statistics, would otherwise read "product_id IS NOT
@@ -211,9 +214,8 @@ def condition(state: str, managed=None):
 
 
 def _has_entry():
-    # As IN (…), not EXISTS: the schedule's entries are few, and both databases can start from them.
     entry = aliased(SyncEntry)
-    return Listing.id.in_(select(entry.listing_id))
+    return exists().where(entry.listing_id == Listing.id)
 
 
 def _parked_failure():
@@ -224,7 +226,7 @@ def _parked_failure():
                .limit(1).scalar_subquery())
     # The time of each execution, not of the statement's building: pages keep their statements.
     now = bindparam("state_now", callable_=utcnow, type_=DateTime())
-    return and_(Listing.push_failed, Listing.id.in_(select(entry.listing_id).where(entry.due_at > now)),
+    return and_(Listing.push_failed, exists().where(entry.listing_id == Listing.id, entry.due_at > now),
                 not_(func.coalesce(retries, False)))
 
 
