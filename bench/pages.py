@@ -28,8 +28,9 @@ runs of --repeat 3 (each already the median of 3), on a quiet 2-core machine who
                  no search         common term       rare code         no hit            ✗ filter          inline save
   SQLite         2.96 2.87 2.74    3.34 3.48 3.22    2.37 3.05 2.41    2.08 2.30 2.08    3.47 3.47 3.61    2.81 3.46 3.07
     (client)     (2.87 2.90 2.57)  (3.22 3.26 2.83)  (2.55 2.57 2.36)  (1.94 2.16 1.96)  (3.60 3.17 3.19)  (3.05 3.24 3.09)
-  PostgreSQL     2.79 2.92         3.49 3.43         3.67 3.38         2.27 2.20         3.90 4.11         3.53 3.36
-    (client)     (2.55 2.93)       (3.39 3.59)       (3.03 3.33)       (2.19 2.14)       (3.79 4.24)       (3.04 3.57)
+  PostgreSQL     2.79 2.78         3.54 3.25         3.36 3.21         2.41 2.22         3.86 3.61         3.45 3.34
+    (client)     (2.63 2.90)       (3.54 3.33)       (3.13 3.15)       (2.36 2.35)       (3.68 3.60)       (3.37 3.47)
+  (SQLite once more on the last commit: 2.79 3.17 2.57 2.14 3.14 3.27, client 2.17 2.72 2.17 1.79 2.85 3.09)
   that morning, before them:
   SQLite         3.96 3.26 4.23    5.23 4.61 5.26    3.31 3.32 3.84    2.64 2.72 3.42    4.15 3.83 4.61    4.33 3.78 4.48
     (client)     (3.32 3.41 2.57)  (3.58 3.51 3.06)  (2.64 2.55 2.27)  (2.13 2.05 1.98)  (3.51 3.42 2.95)  (3.24 3.32 3.32)
@@ -40,9 +41,10 @@ tests on the way to page 40 are read from that index alone, and the table and th
 rows — the common term's deepest pages cost 0.9 ms less, every page a little less. The state filters now list
 exactly the listings whose badge shows the state (a failure being retried is 同期待ち, not ✗; an old failure of
 a listing no longer pushed is not ✗): the ✗ filter checks its few marked listings against the schedule and the
-rules, about 1 ms more of PostgreSQL's time, which is why its ✗ figures moved up (3.8–4.1; one run of the six
-measured 7.6, a stall of the machine). PostgreSQL's connections run without JIT (a short query whose estimate
-passed jit_above_cost spent 300–400 ms compiling).
+rules, about 1 ms more of PostgreSQL's time (3.07 before, 3.6–3.9 after). A first form of it gathered the
+whole schedule for each query: as the inline saves filled the schedule, PostgreSQL's ✗ rose to 7.6 and 10.6 in
+two of three runs; each marked listing now looks itself up (EXISTS). PostgreSQL's connections run without JIT
+(a short query whose estimate passed jit_above_cost spent 300–400 ms compiling).
 Where a request's CPU goes (one thread, in-process, 100,000 products on SQLite; trivial ≈ 0.4 ms): no search
 ≈ 2.3 ms — the fixed part of any page of the table (login and session, base.html, the filters, the store
 list), 50 rows drawn (views.stock.product_rows) and read (one statement); the common term ≈ 0.4 ms more on
