@@ -14,6 +14,7 @@ from tatenpo.models import Listing, SyncAttempt, SyncEntry, SyncRun, utcnow
 from tatenpo.platform.extensions import db
 from tatenpo.stock import inventory
 from tatenpo.sync import listing_state, push, retention
+from tests.sql_plans import sqlite_plan, statements_run
 from tests.test_migrations import _empty_database, _flask
 
 
@@ -333,34 +334,21 @@ def test_each_filter_lists_exactly_the_listings_whose_badge_shows_its_state(app,
                                           (listing_state.UNREFLECTED, "ix_listings_unreflected")])
 def test_on_sqlite_the_filters_read_the_few_listings_from_their_partial_index(app, make, client, auth, tmp_path,
                                                                               state, index):
-    from sqlalchemy import event
-
     store = make.store(name="楽天店")
     for number in range(3):
         make.listing(store, make.product(code=f"P-{number}"), reflected=number != 0)
     with app.app_context():
         engine = db.engine
-    statements = []
-
-    def keep(conn, cursor, statement, parameters, context, executemany):
-        if "FROM listings" in statement:
-            statements.append((statement, parameters))
-
     auth.login()
-    event.listen(engine, "before_cursor_execute", keep)
-    try:
+    with statements_run(engine, "FROM listings") as statements:
         for page in (f"/listings?state={state}", f"/listings?state={state}&store={store.id}"):
             assert client.get(page).status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", keep)
     assert len(statements) == 4  # the capped count and the page, twice
     # The plans on the schema as the tests build it and as the migrations build it (SQLite, without
     # statistics, may settle a tie by the order the indexes were created in).
     migrated = "sqlite:///" + str(tmp_path / "migrated.db")
     assert _flask("db", "upgrade", database_url=migrated, instance=tmp_path).returncode == 0
     for schema in (engine, create_engine(migrated)):
-        with schema.connect() as connection:
-            for statement, parameters in statements:
-                plan = " | ".join(
-                    row[3] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
-                assert f"USING INDEX {index}" in plan, plan
+        for statement, parameters in statements:
+            plan = sqlite_plan(schema, statement, parameters)
+            assert f"USING INDEX {index}" in plan, plan

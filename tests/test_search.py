@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, inspect, select, text
 from tatenpo.models import Listing, Product, search_key
 from tatenpo.platform.extensions import db
 from tatenpo.stock.search import matches
+from tests.sql_plans import sqlite_plan, statements_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -126,8 +127,6 @@ def test_a_common_word_is_tested_row_by_row_and_a_rare_one_looked_up(app, client
 
 
 def test_a_deep_page_of_a_common_word_shows_its_fifty_rows_in_code_order(app, client, auth):
-    from sqlalchemy import event
-
     from tatenpo.stock.search import FEW_ROWS, PRODUCTS_BY_CODE
 
     with app.app_context():
@@ -138,27 +137,16 @@ def test_a_deep_page_of_a_common_word_shows_its_fifty_rows_in_code_order(app, cl
              "search_text": search_key(f"C{i:05d}", name)} for i, name in names.items()])
         db.session.commit()
         engine = db.engine
-    statements = []
-
-    def keep(conn, cursor, statement, parameters, context, executemany):
-        if "sellable" in statement:
-            statements.append((statement, parameters))
-
     auth.login()
-    event.listen(engine, "before_cursor_execute", keep)
-    try:
+    with statements_run(engine, "sellable") as statements:  # the page's rows
         page = client.get("/products?q=ﾃｽﾄ&page=3").get_data(as_text=True)
-    finally:
-        event.remove(engine, "before_cursor_execute", keep)
     shown = [code for code in (f"C{i:05d}" for i in range(2 * FEW_ROWS + 2)) if f">{code}<" in page]
     assert shown == [f"C{i:05d}" for i in range(200, 300, 2)]
     assert "101–150件目" in page
     if engine.dialect.name == "sqlite":
         # The rows tested on the way to page 3 are read from the index of codes with their search texts alone.
         (statement, parameters), = statements
-        with engine.connect() as connection:
-            plan = " | ".join(row[3] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
-        assert f"SCAN products USING COVERING INDEX {PRODUCTS_BY_CODE}" in plan
+        assert f"SCAN products USING COVERING INDEX {PRODUCTS_BY_CODE}" in sqlite_plan(engine, statement, parameters)
 
 def test_the_index_follows_new_renamed_and_deleted_products(app, client, auth, make):
     kept = make.product(code="KEEP-1", name="古い名前")
