@@ -12,9 +12,14 @@ $(BIN)/.installed: requirements.txt
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
-# Compiled catalogs are build output (git-ignored); recompiled whenever a .po changes.
-translations: $(BIN)/.installed
-	$(BIN)/pybabel compile --use-fuzzy --statistics -d tatenpo/translations 2>&1 | grep -v '^$$' || true
+# Compiled catalogs are build output (git-ignored), compiled when missing or older than their .po: never
+# rewritten while another `make test` reads them (.ci/run runs two at once).
+CATALOGS := $(wildcard tatenpo/translations/*/LC_MESSAGES/messages.po)
+translations: $(CATALOGS:.po=.mo)
+
+%.mo: %.po $(BIN)/.installed
+	$(BIN)/pybabel compile --use-fuzzy --statistics -i $< -o $@.tmp 2>&1 | grep -v '^$$' || true
+	mv $@.tmp $@
 
 run: $(BIN)/.installed translations
 	$(BIN)/python -m tatenpo.platform.launcher
